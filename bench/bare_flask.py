@@ -1,0 +1,43 @@
+"""A bare Flask app answering one fixed JSON document: the ceiling of the SCIM benchmark.
+
+It runs under the same gunicorn settings as ``scimbridge serve``, so its throughput is what
+Flask plus gunicorn plus the benchmark client can reach with no SCIM work at all.
+
+Run it with ``gunicorn -k gthread -w 2 --threads 4 --keep-alive 5 bare_flask:app``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Flask
+from flask import Response
+
+# Shaped and sized like a SCIM User, so the bytes on the wire match the GET phase. It is
+# serialised once: the ceiling must measure the framework and the server, not JSON encoding.
+DOCUMENT = json.dumps(
+    {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "id": "2819c223-7f76-453a-919d-413861904646",
+        "userName": "bench.user.0",
+        "name": {"givenName": "Bench", "familyName": "User 0", "formatted": "Bench User 0"},
+        "emails": [{"value": "bench.user.0@example.org", "type": "work", "primary": True}],
+        "active": True,
+        "meta": {
+            "resourceType": "User",
+            "created": "2025-01-01T00:00:00Z",
+            "lastModified": "2025-01-01T00:00:00Z",
+            "version": 'W/"1"',
+            "location": "http://127.0.0.1:8080/scim/v2/Users/2819c223-7f76-453a-919d-413861904646",
+        },
+    }
+).encode()
+
+app = Flask(__name__)
+
+
+@app.get("/", defaults={"path": ""})
+@app.get("/<path:path>")
+def document(path: str) -> Response:
+    """Answer the fixed document, whatever the path."""
+    return Response(DOCUMENT, mimetype="application/scim+json")

@@ -1,0 +1,941 @@
+"""Benchmark scimbridge's SCIM endpoint against the reference server and a bare Flask ceiling.
+
+Three servers run as subprocesses on free local ports, each in its own temporary directory:
+
+* scimbridge (``scimbridge serve``, gunicorn gthread) on a fresh SQLite database;
+* the reference, scim2-server's application under waitress (``bench/reference_server.py``);
+* the ceiling, ``bench/bare_flask.py`` under the same gunicorn settings as scimbridge.
+
+A light keep-alive client (``http.client``, a few threads, one persistent connection each)
+runs the phases of an identity provider's life cycle on both SCIM servers, which take turns
+phase by phase so that machine noise hits both alike, then prints requests per second, the
+ratio scimbridge/reference and the target check of each phase. Every response status is
+checked: a phase with failed requests is reported as INVALID.
+
+``--scale`` instead measures how scimbridge's latency grows with its data: filter latency
+with 1,000 vs 100,000 users, and one-member PATCH latency on a 10- vs a 50,000-member group.
+
+Run ``python bench/scim_bench.py --help`` for the options; ``bench/README.md`` explains more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+BENCH_DIR = Path(__file__).resolve().parent
+BIN_DIR = Path(sys.executable).parent
+HOST = "127.0.0.1"
+
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+BULK_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+SCIM_JSON = "application/scim+json"
+
+# Entra ID's deactivation PATCH: capitalised op and the boolean sent as a string.
+ENTRA_DEACTIVATE = {
+    "schemas": [PATCH_SCHEMA],
+    "Operations": [{"op": "Replace", "path": "active", "value": "False"}],
+}
+RFC_DEACTIVATE = {
+    "schemas": [PATCH_SCHEMA],
+    "Operations": [{"op": "replace", "path": "active", "value": False}],
+}
+
+REFERENCE = "reference"
+SCIMBRIDGE = "scimbridge"
+
+
+# --------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class Options:
+    """The command line, typed."""
+
+    users: int
+    clients: int
+    workers: int
+    threads: int
+    ref_threads: int
+    chunk: int
+    repeat: int
+    walks: int
+    ceiling_requests: int
+    only: str
+    out: Path | None
+    scale: bool
+    scale_small: int
+    scale_users: int
+    big_group: int
+    samples: int
+    load_clients: int
+
+
+def parse_options(argv: list[str] | None = None) -> Options:
+    """Parse the command line."""
+    p = argparse.ArgumentParser(
+        description="Benchmark scimbridge against scim2-server and a bare Flask ceiling."
+    )
+    p.add_argument("--users", type=int, default=2000, help="users per SCIM server (2000)")
+    p.add_argument("--clients", type=int, default=4, help="client threads/connections (4)")
+    p.add_argument("--workers", type=int, default=2, help="gunicorn workers, both apps (2)")
+    p.add_argument("--threads", type=int, default=4, help="gunicorn threads, both apps (4)")
+    p.add_argument("--ref-threads", type=int, default=4, help="waitress threads (4)")
+    p.add_argument("--chunk", type=int, default=100, help="members per group PATCH (100)")
+    p.add_argument("--repeat", type=int, default=50, help="GETs of the big group (50)")
+    p.add_argument("--walks", type=int, default=8, help="full paging walks of /Users (8)")
+    p.add_argument("--ceiling-requests", type=int, default=4000, help="bare Flask GETs (4000)")
+    p.add_argument("--only", choices=[REFERENCE, SCIMBRIDGE, "both"], default="both")
+    p.add_argument("--out", type=Path, help="also write the results as JSON to this file")
+    p.add_argument("--scale", action="store_true", help="run the scale measurements instead")
+    p.add_argument("--scale-small", type=int, default=1000, help="small user count (1000)")
+    p.add_argument("--scale-users", type=int, default=100_000, help="large user count (100000)")
+    p.add_argument("--big-group", type=int, default=50_000, help="big group size (50000)")
+    p.add_argument("--samples", type=int, default=200, help="latency samples (200)")
+    p.add_argument("--load-clients", type=int, default=8, help="threads loading users (8)")
+    a = p.parse_args(argv)
+    return Options(**{k: v for k, v in vars(a).items()})
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@dataclass
+class Server:
+    """A server subprocess listening on a local port."""
+
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_tail(self, lines: int = 30) -> str:
+        """Return the end of the server's output, to explain a failure."""
+        text = self.log.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+def free_port() -> int:
+    """Return a TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def make_workdir(stack: contextlib.ExitStack, name: str) -> Path:
+    """Create a temporary directory removed when the benchmark ends."""
+    path = Path(tempfile.mkdtemp(prefix=f"scim-bench-{name}-"))
+    stack.callback(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def start_server(
+    stack: contextlib.ExitStack,
+    name: str,
+    argv: list[str],
+    workdir: Path,
+    port: int,
+    ready_path: str,
+    env: dict[str, str] | None = None,
+) -> Server:
+    """Start a server, register its stop with ``stack`` and wait until it answers."""
+    log = workdir / "server.log"
+    with log.open("wb") as out:
+        # A session of its own, so that stopping it reaches the workers a master forked.
+        process = subprocess.Popen(
+            argv,
+            cwd=workdir,
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server(name, port, process, log)
+    stack.callback(stop_server, server)
+    wait_ready(server, ready_path)
+    return server
+
+
+def wait_ready(server: Server, path: str, timeout: float = 60.0) -> None:
+    """Poll the server with a GET until it answers anything over HTTP."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited at start:\n{server.log_tail()}")
+        conn = http.client.HTTPConnection(HOST, server.port, timeout=5)
+        try:
+            conn.request("GET", path)
+            conn.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.2)
+        finally:
+            conn.close()
+    raise RuntimeError(f"{server.name} not ready after {timeout:.0f} s:\n{server.log_tail()}")
+
+
+def stop_server(server: Server) -> None:
+    """Terminate a server's process group, and kill it if it lingers."""
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        if server.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.process.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.process.wait(wait)
+
+
+def start_bare_flask(stack: contextlib.ExitStack, o: Options) -> Server:
+    """Start the ceiling: the bare Flask app under scimbridge's gunicorn settings."""
+    port = free_port()
+    argv = [str(BIN_DIR / "gunicorn"), *gunicorn_args(o, port), "bare_flask:app"]
+    workdir = make_workdir(stack, "flask")
+    return start_server(
+        stack, "bare-flask", argv, workdir, port, "/", {"PYTHONPATH": str(BENCH_DIR)}
+    )
+
+
+def gunicorn_args(o: Options, port: int) -> list[str]:
+    """Return the gunicorn settings ``scimbridge serve`` uses."""
+    return [
+        "-k", "gthread", "-w", str(o.workers), "--threads", str(o.threads),
+        "--keep-alive", "5", "-b", f"{HOST}:{port}",
+    ]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- client
+
+
+class Client:
+    """One persistent keep-alive HTTP connection to a server.
+
+    ``http.client`` rather than ``requests``: the latter's per-request overhead caps a
+    client thread near 600 requests/s, below what the servers reach.
+    """
+
+    def __init__(self, port: int, prefix: str = "", token: str | None = None) -> None:
+        self.port = port
+        self.prefix = prefix
+        self.headers = {"Accept": SCIM_JSON}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
+        self.conn: http.client.HTTPConnection | None = None
+        self.requests = 0
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        """Send a request and return its status and body; status 0 when it got no answer."""
+        payload = None if body is None else json.dumps(body).encode()
+        headers = self.headers if payload is None else {**self.headers, "Content-Type": SCIM_JSON}
+        self.requests += 1
+        for attempt in range(2):
+            try:
+                if self.conn is None:
+                    self.conn = http.client.HTTPConnection(HOST, self.port, timeout=300)
+                self.conn.request(method, self.prefix + path, body=payload, headers=headers)
+                response = self.conn.getresponse()
+                data = response.read()
+                if response.will_close:
+                    self.close()
+                return response.status, data
+            except (ConnectionError, http.client.HTTPException) as exc:
+                # The server may close an idle keep-alive connection: reconnect once.
+                self.close()
+                if attempt:
+                    return 0, repr(exc).encode()
+            except OSError as exc:
+                self.close()
+                return 0, repr(exc).encode()
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close the connection; the next call opens a new one."""
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def failure(what: str, status: int, data: bytes) -> str:
+    """Describe a failed request in one line."""
+    return f"{what} -> {status} {data[:200].decode(errors='replace')}"
+
+
+@dataclass
+class Measure:
+    """The outcome of one timed phase on one server."""
+
+    requests: int
+    seconds: float
+    errors: int = 0
+    samples: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """Requests per second."""
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the JSON form, with the rate."""
+        return {**asdict(self), "rate": round(self.rate, 1)}
+
+
+# A unit of work: do item ``i`` with a client, return None or what went wrong.
+Work = Callable[[Client, int], str | None]
+
+
+def run_parallel(
+    make_client: Callable[[], Client], count: int, work: Work, clients: int
+) -> Measure:
+    """Do ``count`` items of work over ``clients`` threads, each with its own connection."""
+    lock = threading.Lock()
+    items = iter(range(count))
+    errors: list[str] = []
+    pool = [make_client() for _ in range(max(1, min(clients, count)))]
+
+    def next_item() -> int | None:
+        # Shared rather than pre-split, so a connection served faster takes more items.
+        with lock:
+            return next(items, None)
+
+    def loop(client: Client) -> None:
+        while (i := next_item()) is not None:
+            error = work(client, i)
+            if error is not None:
+                with lock:
+                    errors.append(error)
+
+    threads = [threading.Thread(target=loop, args=(c,)) for c in pool]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - start
+    for c in pool:
+        c.close()
+    return Measure(sum(c.requests for c in pool), seconds, len(errors), errors[:5])
+
+
+# --------------------------------------------------------------------------- SCIM targets
+
+
+@dataclass
+class Target:
+    """A SCIM server under test and what the phases left on it."""
+
+    name: str
+    server: Server
+    prefix: str
+    token: str
+    users: dict[int, str] = field(default_factory=dict)
+    group_id: str | None = None
+    entra_patch: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    def client(self) -> Client:
+        """Open a client to this server."""
+        return Client(self.server.port, self.prefix, self.token)
+
+    def note(self, text: str) -> None:
+        """Record and print a remark on this server's behaviour."""
+        self.notes.append(text)
+        print(f"  ! {self.name}: {text}", flush=True)
+
+
+def start_reference(stack: contextlib.ExitStack, o: Options) -> Target:
+    """Start scim2-server's application under waitress."""
+    port, token = free_port(), secrets.token_urlsafe(16)
+    argv = [
+        sys.executable, str(BENCH_DIR / "reference_server.py"), "--port", str(port),
+        "--threads", str(o.ref_threads), "--token", token,
+    ]  # fmt: skip
+    workdir = make_workdir(stack, REFERENCE)
+    server = start_server(stack, REFERENCE, argv, workdir, port, "/ServiceProviderConfig")
+    return Target(REFERENCE, server, "", token)
+
+
+def start_scimbridge(stack: contextlib.ExitStack, o: Options) -> Target:
+    """Create a fresh scimbridge database and token, then start ``scimbridge serve``."""
+    exe = str(BIN_DIR / "scimbridge")
+    port, workdir = free_port(), make_workdir(stack, SCIMBRIDGE)
+    env = {
+        "SCIMBRIDGE_DATABASE_URL": f"sqlite:///{workdir}/scimbridge.db",
+        "SCIMBRIDGE_PUBLIC_URL": f"http://{HOST}:{port}",
+        # Point at a missing file so a config/scimbridge.toml nearby cannot change the setup.
+        "SCIMBRIDGE_CONFIG": str(workdir / "absent.toml"),
+    }
+    full_env = {**os.environ, **env}
+    run = subprocess.run
+    run([exe, "db", "upgrade"], cwd=workdir, env=full_env, check=True, capture_output=True)
+    created = run(
+        [exe, "token", "create", "bench"], cwd=workdir, env=full_env, check=True,
+        capture_output=True, text=True,
+    )  # fmt: skip
+    token = created.stdout.strip().splitlines()[-1].strip()
+    argv = [
+        exe, "serve", "--host", HOST, "--port", str(port),
+        "--workers", str(o.workers), "--threads", str(o.threads),
+    ]  # fmt: skip
+    server = start_server(
+        stack, SCIMBRIDGE, argv, workdir, port, "/scim/v2/ServiceProviderConfig", env
+    )
+    return Target(SCIMBRIDGE, server, "/scim/v2", token)
+
+
+def user_body(i: int) -> dict[str, Any]:
+    """Return the SCIM User created for index ``i``."""
+    return {
+        "schemas": [USER_SCHEMA],
+        "userName": f"bench.user.{i}",
+        "name": {"givenName": "Bench", "familyName": f"User {i}", "formatted": f"Bench User {i}"},
+        "emails": [{"value": f"bench.user.{i}@example.org", "type": "work", "primary": True}],
+        "active": True,
+    }
+
+
+def filter_path(i: int) -> str:
+    """Return the URL searching user ``i`` by userName."""
+    return "/Users?filter=" + quote(f'userName eq "bench.user.{i}"', safe="")
+
+
+def members_patch(ids: list[str], op: str = "add") -> dict[str, Any]:
+    """Return a PATCH adding (or removing) ``ids`` to a group's members."""
+    value = [{"value": i} for i in ids]
+    return {
+        "schemas": [PATCH_SCHEMA],
+        "Operations": [{"op": op, "path": "members", "value": value}],
+    }
+
+
+def create_group(t: Target, name: str) -> str:
+    """Create an empty group and return its id."""
+    body = {"schemas": [GROUP_SCHEMA], "displayName": name}
+    status, data = t.client().call("POST", "/Groups", body)
+    if status != 201:
+        raise RuntimeError(failure(f"{t.name} POST /Groups", status, data))
+    group_id: str = json.loads(data)["id"]
+    return group_id
+
+
+# --------------------------------------------------------------------------- phases
+
+
+def phase_create(t: Target, o: Options) -> Measure:
+    """POST the users; remember their ids for the next phases."""
+
+    def work(c: Client, i: int) -> str | None:
+        status, data = c.call("POST", "/Users", user_body(i))
+        if status != 201:
+            return failure("POST /Users", status, data)
+        t.users[i] = json.loads(data)["id"]
+        return None
+
+    return run_parallel(t.client, o.users, work, o.clients)
+
+
+def phase_get(t: Target, o: Options) -> Measure:
+    """GET each user by id."""
+    ids = list(t.users.values())
+
+    def work(c: Client, i: int) -> str | None:
+        status, data = c.call("GET", f"/Users/{ids[i]}")
+        return None if status == 200 else failure("GET /Users/id", status, data)
+
+    return run_parallel(t.client, len(ids), work, o.clients)
+
+
+def phase_filter(t: Target, o: Options) -> Measure:
+    """Search each user by userName, as an identity provider does before creating."""
+    items = list(t.users.items())
+
+    def work(c: Client, k: int) -> str | None:
+        i, user_id = items[k]
+        status, data = c.call("GET", filter_path(i))
+        if status != 200:
+            return failure("GET /Users?filter", status, data)
+        found = json.loads(data)
+        if found.get("totalResults") != 1 or found["Resources"][0]["id"] != user_id:
+            return f"filter bench.user.{i}: wrong result {data[:200]!r}"
+        return None
+
+    return run_parallel(t.client, len(items), work, o.clients)
+
+
+def choose_deactivation(t: Target) -> dict[str, Any]:
+    """Probe whether the server takes Entra's PATCH; fall back to the RFC form if not."""
+    user_id = next(iter(t.users.values()))
+    status, data = t.client().call("PATCH", f"/Users/{user_id}", ENTRA_DEACTIVATE)
+    if status < 400:
+        return ENTRA_DEACTIVATE
+    t.entra_patch = False
+    t.note(f"rejects Entra's PATCH ({failure('', status, data)}); RFC form used instead")
+    return RFC_DEACTIVATE
+
+
+def phase_patch(t: Target, o: Options) -> Measure:
+    """PATCH each user to active=false, Entra style unless the server rejects it."""
+    ids = list(t.users.values())
+    body = choose_deactivation(t)
+
+    def work(c: Client, i: int) -> str | None:
+        status, data = c.call("PATCH", f"/Users/{ids[i]}", body)
+        return None if status in (200, 204) else failure("PATCH /Users/id", status, data)
+
+    measure = run_parallel(t.client, len(ids), work, o.clients)
+    status, data = t.client().call("GET", f"/Users/{ids[-1]}")
+    if status != 200 or json.loads(data).get("active") is not False:
+        t.note(f"user still active after the PATCH: {data[:200]!r}")
+    return measure
+
+
+def phase_members(t: Target, o: Options) -> Measure:
+    """Create a group, then add every user to it, ``--chunk`` members per PATCH."""
+    group_id = t.group_id = create_group(t, "bench-group")
+    ids = list(t.users.values())
+    chunks = [ids[k : k + o.chunk] for k in range(0, len(ids), o.chunk)]
+
+    def work(c: Client, k: int) -> str | None:
+        status, data = c.call("PATCH", f"/Groups/{group_id}", members_patch(chunks[k]))
+        return None if status in (200, 204) else failure("PATCH /Groups/id", status, data)
+
+    # One connection: an identity provider sends a group's PATCHes one after another, and
+    # concurrent PATCHes of one group would measure lock contention, not throughput.
+    measure = run_parallel(t.client, len(chunks), work, 1)
+    check_members(t, len(ids))
+    return measure
+
+
+def check_members(t: Target, expected: int) -> None:
+    """Note it when the group does not hold the expected number of members."""
+    status, data = t.client().call("GET", f"/Groups/{t.group_id}")
+    members = json.loads(data).get("members") or [] if status == 200 else []
+    if len(members) != expected:
+        t.note(f"group has {len(members)} members, expected {expected} (GET -> {status})")
+
+
+def group_get(t: Target, o: Options, query: str) -> Measure:
+    """GET the big group ``--repeat`` times with a query string."""
+    path = f"/Groups/{t.group_id}{query}"
+
+    def work(c: Client, i: int) -> str | None:
+        status, data = c.call("GET", path)
+        return None if status == 200 else failure(f"GET /Groups/id{query}", status, data)
+
+    return run_parallel(t.client, o.repeat if t.group_id else 0, work, o.clients)
+
+
+def phase_group_get(t: Target, o: Options) -> Measure:
+    """GET the group with all its members."""
+    return group_get(t, o, "")
+
+
+def phase_group_get_bare(t: Target, o: Options) -> Measure:
+    """GET the group without its members."""
+    measure = group_get(t, o, "?excludedAttributes=members")
+    _, data = t.client().call("GET", f"/Groups/{t.group_id}?excludedAttributes=members")
+    if b'"members"' in data:
+        t.note("excludedAttributes=members still returns the members")
+    return measure
+
+
+def walk_users(c: Client, expected: set[str], page: int = 100) -> str | None:
+    """Page through /Users; check every user is seen exactly once."""
+    seen: Counter[str] = Counter()
+    start, total = 1, len(expected)
+    while start <= total:
+        status, data = c.call("GET", f"/Users?startIndex={start}&count={page}")
+        if status != 200:
+            return failure("GET /Users?startIndex", status, data)
+        listing = json.loads(data)
+        resources = listing.get("Resources") or []
+        seen.update(r["id"] for r in resources)
+        total = listing["totalResults"]
+        if not resources:
+            break
+        start += len(resources)
+    twice = sum(1 for n in seen.values() if n > 1)
+    missing = len(expected - seen.keys())
+    if twice or missing or len(seen) != len(expected):
+        return f"paging: {missing} users missing, {twice} seen twice, {len(seen)} distinct"
+    return None
+
+
+def phase_list(t: Target, o: Options) -> Measure:
+    """Walk all users in pages of 100, ``--walks`` times; the rate counts pages."""
+    expected = set(t.users.values())
+    return run_parallel(t.client, o.walks, lambda c, _: walk_users(c, expected), o.clients)
+
+
+def phase_delete(t: Target, o: Options) -> Measure:
+    """DELETE each user."""
+    ids = list(t.users.values())
+
+    def work(c: Client, i: int) -> str | None:
+        status, data = c.call("DELETE", f"/Users/{ids[i]}")
+        return None if status in (200, 204) else failure("DELETE /Users/id", status, data)
+
+    return run_parallel(t.client, len(ids), work, o.clients)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A benchmark phase; its ``kind`` (``single`` or ``group``) decides its target."""
+
+    key: str
+    label: str
+    kind: str
+    run: Callable[[Target, Options], Measure]
+
+
+PHASES = [
+    Phase("create", "create user", "single", phase_create),
+    Phase("get", "get user", "single", phase_get),
+    Phase("filter", "filter userName", "single", phase_filter),
+    Phase("patch", "patch active", "single", phase_patch),
+    Phase("members", "add members (PATCH)", "group", phase_members),
+    Phase("group_get", "get group+members", "group", phase_group_get),
+    Phase("group_get_bare", "get group -members", "group", phase_group_get_bare),
+    Phase("list", "list users (pages)", "group", phase_list),
+    Phase("delete", "delete user", "single", phase_delete),
+]
+
+
+def measure_ceiling(server: Server, o: Options) -> Measure:
+    """GET the bare Flask app: the most this client and gunicorn setup can do."""
+
+    def work(c: Client, i: int) -> str | None:
+        status, data = c.call("GET", f"/Users/{i}")
+        return None if status == 200 else failure("GET bare flask", status, data)
+
+    return run_parallel(lambda: Client(server.port), o.ceiling_requests, work, o.clients)
+
+
+def show(phase: str, name: str, m: Measure) -> None:
+    """Print one measurement as it completes; shout when requests failed."""
+    print(
+        f"  {phase:22} {name:11} {m.requests:6} req {m.seconds:7.2f} s {m.rate:9.1f}/s", flush=True
+    )
+    if m.errors:
+        print(f"  !!! {m.errors} FAILED requests in {phase} on {name}; first ones:", flush=True)
+        for sample in m.samples:
+            print(f"  !!!   {sample}", flush=True)
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def target_rate(kind: str, reference: float, ceiling: float) -> float:
+    """Return the rate scimbridge must reach in a phase of this kind."""
+    if kind == "single":
+        return min(2 * reference, 0.9 * ceiling)
+    return 10 * reference
+
+
+def run_comparison(o: Options) -> dict[str, Any]:
+    """Start the servers, run every phase on each in turn and return the results."""
+    names = [REFERENCE, SCIMBRIDGE] if o.only == "both" else [o.only]
+    results: dict[str, Any] = {"phases": {}, "notes": {}}
+    with contextlib.ExitStack() as stack:
+        ceiling_server = start_bare_flask(stack, o)
+        starters = {REFERENCE: start_reference, SCIMBRIDGE: start_scimbridge}
+        targets = [starters[n](stack, o) for n in names]
+        print(f"servers up: {', '.join(f'{t.name}:{t.server.port}' for t in targets)}", flush=True)
+        ceiling = measure_ceiling(ceiling_server, o)
+        show("ceiling (bare flask)", "flask", ceiling)
+        results["ceiling"] = ceiling.as_dict()
+        for n, phase in enumerate(PHASES):
+            # Alternate who goes first, so drift in machine load does not favour one server.
+            for t in targets if n % 2 == 0 else targets[::-1]:
+                m = phase.run(t, o)
+                show(phase.label, t.name, m)
+                results["phases"].setdefault(phase.key, {})[t.name] = m.as_dict()
+        for t in targets:
+            results["notes"][t.name] = t.notes
+            results.setdefault("entra_patch", {})[t.name] = t.entra_patch
+    return results
+
+
+def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Compute ratio, target and verdict of each phase."""
+    ceiling = results["ceiling"]["rate"]
+    rows = []
+    for phase in PHASES:
+        by_server = results["phases"][phase.key]
+        ref, ours = by_server.get(REFERENCE), by_server.get(SCIMBRIDGE)
+        row: dict[str, Any] = {"phase": phase.key, "label": phase.label, "kind": phase.kind}
+        row["reference"] = ref["rate"] if ref else None
+        row["scimbridge"] = ours["rate"] if ours else None
+        row["target"] = target_rate(phase.kind, ref["rate"], ceiling) if ref else None
+        row["ratio"] = ours["rate"] / ref["rate"] if ref and ours and ref["rate"] else None
+        if any(m and m["errors"] for m in (ref, ours)):
+            row["result"] = "INVALID"
+        elif ours is None or row["target"] is None:
+            row["result"] = "-"
+        else:
+            row["result"] = "PASS" if ours["rate"] >= row["target"] else "FAIL"
+        rows.append(row)
+    return rows
+
+
+def fmt(value: float | None, suffix: str = "") -> str:
+    """Format a number for the table, or a dash."""
+    return "-" if value is None else f"{value:.1f}{suffix}"
+
+
+def print_table(results: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """Print the comparison table."""
+    print(f"\nceiling (bare Flask, same gunicorn): {results['ceiling']['rate']:.1f} req/s")
+    print("single-resource target = min(2 x reference, 0.9 x ceiling); group/paging = 10 x ref")
+    head = f"{'phase':22} {'reference/s':>12} {'scimbridge/s':>13} {'ratio':>7} {'target/s':>9}"
+    print(f"\n{head}  result\n{'-' * (len(head) + 9)}")
+    for r in rows:
+        print(
+            f"{r['label']:22} {fmt(r['reference']):>12} {fmt(r['scimbridge']):>13} "
+            f"{fmt(r['ratio'], 'x'):>7} {fmt(r['target']):>9}  {r['result']}"
+        )
+    for name, notes in results["notes"].items():
+        for note in notes:
+            print(f"note: {name}: {note}")
+    if any(r["result"] == "INVALID" for r in rows):
+        print("\n!!! INVALID: some requests failed; the figures above do not count. !!!")
+
+
+# --------------------------------------------------------------------------- scale
+
+
+def median_ms(latencies: list[float]) -> float:
+    """Return the median of latencies in seconds, in milliseconds."""
+    return statistics.median(latencies) * 1000 if latencies else float("nan")
+
+
+def bulk_limits(t: Target) -> int:
+    """Return how many users one /Bulk request may create; 0 if bulk is unsupported."""
+    status, data = t.client().call("GET", "/ServiceProviderConfig")
+    bulk = json.loads(data).get("bulk") or {} if status == 200 else {}
+    if not bulk.get("supported"):
+        return 0
+    # A user is ~300 bytes as a bulk operation; stay well under the payload limit.
+    by_size = int(bulk.get("maxPayloadSize") or 1_048_576) // 600
+    return max(0, min(int(bulk.get("maxOperations") or 0), by_size, 1000))
+
+
+def bulk_work(t: Target, start: int, per_request: int, stop: int) -> Work:
+    """Return work creating users ``start + k*per_request`` onwards through /Bulk."""
+
+    def work(c: Client, k: int) -> str | None:
+        first = start + k * per_request
+        indices = range(first, min(first + per_request, stop))
+        ops = [
+            {"method": "POST", "path": "/Users", "bulkId": f"u{i}", "data": user_body(i)}
+            for i in indices
+        ]
+        status, data = c.call("POST", "/Bulk", {"schemas": [BULK_SCHEMA], "Operations": ops})
+        if status != 200:
+            return failure("POST /Bulk", status, data)
+        for i, op in zip(indices, json.loads(data).get("Operations") or [], strict=False):
+            if str(op.get("status")) != "201":
+                return f"bulk operation for bench.user.{i} -> {op}"
+            t.users[int(op["bulkId"][1:])] = op["location"].rstrip("/").rsplit("/", 1)[-1]
+        return None
+
+    return work
+
+
+def load_users(t: Target, start: int, stop: int, o: Options) -> None:
+    """Create users ``start``..``stop`` as fast as the server allows: /Bulk, else POSTs."""
+    per_request = bulk_limits(t)
+    if per_request:
+        count = -(-(stop - start) // per_request)
+        m = run_parallel(t.client, count, bulk_work(t, start, per_request, stop), o.load_clients)
+    else:
+
+        def post(c: Client, k: int) -> str | None:
+            status, data = c.call("POST", "/Users", user_body(start + k))
+            if status != 201:
+                return failure("POST /Users", status, data)
+            t.users[start + k] = json.loads(data)["id"]
+            return None
+
+        m = run_parallel(t.client, stop - start, post, o.load_clients)
+    how = f"/Bulk x{per_request}" if per_request else "POST"
+    print(f"  loaded users {start}..{stop - 1} by {how} in {m.seconds:.1f} s", flush=True)
+    if m.errors or len(t.users) < stop:
+        raise RuntimeError(f"loading users failed: {m.samples}")
+
+
+def filter_latency(t: Target, population: int, o: Options) -> dict[str, Any]:
+    """Return the median latency of ``--samples`` sequential filters on random userNames."""
+    rng, c, latencies, errors = random.Random(population), t.client(), [], 0
+    for _ in range(o.samples):
+        path = filter_path(rng.randrange(population))
+        begin = time.perf_counter()
+        status, data = c.call("GET", path)
+        latencies.append(time.perf_counter() - begin)
+        if status != 200 or json.loads(data).get("totalResults") != 1:
+            errors += 1
+    c.close()
+    return {"users": population, "median_ms": median_ms(latencies), "errors": errors}
+
+
+def fill_group(t: Target, name: str, ids: list[str]) -> str:
+    """Create a group holding ``ids``, added in PATCHes of up to 1,000 members."""
+    group_id, c = create_group(t, name), t.client()
+    for k in range(0, len(ids), 1000):
+        status, data = c.call("PATCH", f"/Groups/{group_id}", members_patch(ids[k : k + 1000]))
+        if status not in (200, 204):
+            raise RuntimeError(failure(f"filling {name}", status, data))
+    c.close()
+    return group_id
+
+
+def membership_patches(user_id: str, entra: bool) -> list[dict[str, Any]]:
+    """Return the add then remove PATCHes of one member, Entra's form or the RFC's."""
+    if entra:
+        return [members_patch([user_id], "Add"), members_patch([user_id], "Remove")]
+    remove = {"op": "remove", "path": f'members[value eq "{user_id}"]'}
+    return [members_patch([user_id]), {"schemas": [PATCH_SCHEMA], "Operations": [remove]}]
+
+
+def entra_member_form(t: Target, group_id: str, user_id: str) -> bool:
+    """Probe whether the server takes Entra's member add and remove; note it if not."""
+    c = t.client()
+    for entra in (True, False):
+        statuses = [
+            c.call("PATCH", f"/Groups/{group_id}", body)[0]
+            for body in membership_patches(user_id, entra)
+        ]
+        if all(s in (200, 204) for s in statuses):
+            break
+        # A rejected Entra remove may have left the member in: the RFC pass removes it.
+        t.note(f"rejects Entra's member PATCH (add, remove -> {statuses}); RFC form used")
+    c.close()
+    return entra
+
+
+def patch_latency(
+    t: Target, groups: dict[str, str], spare: list[str], o: Options
+) -> dict[str, Any]:
+    """Time one-member add+remove on each group, interleaved, and return the medians."""
+    entra = entra_member_form(t, groups["small"], spare[0])
+    c, errors = t.client(), []
+    latencies: dict[str, list[float]] = {name: [] for name in groups}
+    for k in range(o.samples):
+        for name in groups if k % 2 == 0 else list(groups)[::-1]:
+            begin = time.perf_counter()
+            for body in membership_patches(spare[k % len(spare)], entra):
+                status, data = c.call("PATCH", f"/Groups/{groups[name]}", body)
+                if status not in (200, 204):
+                    errors.append(failure(f"PATCH {name} group", status, data))
+            latencies[name].append(time.perf_counter() - begin)
+    c.close()
+    for sample in errors[:5]:
+        print(f"  !!! {sample}", flush=True)
+    return {name: median_ms(v) for name, v in latencies.items()} | {"errors": len(errors)}
+
+
+def run_scale(o: Options) -> dict[str, Any]:
+    """Measure how scimbridge's filter and member PATCH latencies grow with its data."""
+    with contextlib.ExitStack() as stack:
+        # ``--only reference`` points the scale run at the reference, to try the script out.
+        t = (start_reference if o.only == REFERENCE else start_scimbridge)(stack, o)
+        print(f"{t.name} up on port {t.server.port}", flush=True)
+        load_users(t, 0, o.scale_small, o)
+        small = filter_latency(t, o.scale_small, o)
+        load_users(t, o.scale_small, o.scale_users, o)
+        large = filter_latency(t, o.scale_users, o)
+        ids = [t.users[i] for i in sorted(t.users)]
+        groups = {
+            "small": fill_group(t, "scale-small", ids[:10]),
+            "big": fill_group(t, "scale-big", ids[10 : 10 + o.big_group]),
+        }
+        spare = ids[10 + o.big_group :] or ids[:1]
+        patch = patch_latency(t, groups, spare, o)
+        return {
+            "filter": {
+                "small": small,
+                "large": large,
+                "ratio": large["median_ms"] / small["median_ms"],
+            },
+            "member_patch": {"median_ms": patch, "ratio": patch["big"] / patch["small"]},
+            "server": t.name,
+            "notes": t.notes,
+        }
+
+
+def print_scale(s: dict[str, Any], o: Options) -> None:
+    """Print the scale results against their target (ratio <= 1.5)."""
+    f, p = s["filter"], s["member_patch"]
+    verdict = {True: "PASS", False: "FAIL"}
+    print(f"\nscale of {s['server']} (target ratio <= 1.5)")
+    print(
+        f"filter userName median: {f['small']['median_ms']:.2f} ms at {o.scale_small} users, "
+        f"{f['large']['median_ms']:.2f} ms at {o.scale_users} -> {f['ratio']:.2f}x "
+        f"{verdict[f['ratio'] <= 1.5]}"
+    )
+    ms = p["median_ms"]
+    print(
+        f"member add+remove median: {ms['small']:.2f} ms on 10 members, {ms['big']:.2f} ms on "
+        f"{o.big_group} -> {p['ratio']:.2f}x {verdict[p['ratio'] <= 1.5]}"
+    )
+    if f["small"]["errors"] or f["large"]["errors"] or ms["errors"]:
+        print("!!! INVALID: some scale requests failed !!!")
+
+
+def scale_status(s: dict[str, Any]) -> int:
+    """Return 2 if scale requests failed, 1 if a ratio misses its target, else 0."""
+    f, p = s["filter"], s["member_patch"]
+    if f["small"]["errors"] or f["large"]["errors"] or p["median_ms"]["errors"]:
+        return 2
+    return 1 if max(f["ratio"], p["ratio"]) > 1.5 else 0
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; exit 2 if requests failed, 1 if a target is missed, else 0."""
+    o = parse_options(argv)
+    results: dict[str, Any]
+    if o.scale:
+        results = {"scale": run_scale(o)}
+        print_scale(results["scale"], o)
+        status = scale_status(results["scale"])
+    else:
+        results = run_comparison(o)
+        rows = judge(results)
+        results["table"] = rows
+        print_table(results, rows)
+        verdicts = {r["result"] for r in rows}
+        status = 2 if "INVALID" in verdicts else 1 if "FAIL" in verdicts else 0
+    results["options"] = {k: str(v) for k, v in asdict(o).items()}
+    if o.out:
+        o.out.write_text(json.dumps(results, indent=2) + "\n")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

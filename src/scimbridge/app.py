@@ -1,0 +1,48 @@
+"""``create_app``: the one place where scimbridge is wired together."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Flask
+from flask import Response
+from flask import jsonify
+
+from . import scim
+from .service.provisioning import ProvisioningService
+from .service.tokens import TokenService
+from .settings import Settings
+from .store.database import Database
+
+
+@dataclass
+class Services:
+    """What the web layer reaches through ``app.extensions["scimbridge"]``."""
+
+    settings: Settings
+    database: Database
+    provisioning: ProvisioningService
+    tokens: TokenService
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> Flask:
+    """Build the WSGI application."""
+    settings = settings or Settings()
+    database = database or Database(settings.database_url)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.scim.max_payload_bytes
+    app.extensions["scimbridge"] = Services(
+        settings=settings,
+        database=database,
+        provisioning=ProvisioningService(database, settings.scim.max_patch_members),
+        tokens=TokenService(database),
+    )
+    scim.init_app(app)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok")
+
+    logging.getLogger(__name__).debug("scimbridge app created for %s", settings.public_url)
+    return app

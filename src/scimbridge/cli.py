@@ -1,0 +1,133 @@
+"""The ``scimbridge`` command: serve, migrate, manage tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from gunicorn.app.base import BaseApplication
+
+from .settings import Settings
+from .store.database import Database
+from .store.migrations import upgrade
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+@click.group()
+def main() -> None:
+    """Scimbridge: SCIM 2.0 provisioning and user lifecycle."""
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    """Gunicorn running ``create_app`` in each worker (no preloading: one engine per process)."""
+
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from .app import create_app
+
+        return create_app(self.settings)
+
+
+@main.command()
+@click.option("--host", help="Address to bind (default: settings server.host).")
+@click.option("--port", type=int, help="Port to bind (default: settings server.port).")
+@click.option("--workers", type=int, help="Worker processes (default: settings).")
+@click.option("--threads", type=int, help="Threads per worker (default: settings).")
+def serve(host: str | None, port: int | None, workers: int | None, threads: int | None) -> None:
+    """Apply migrations, then serve the app under gunicorn."""
+    settings = _settings()
+    upgrade(Database(settings.database_url))
+    bind = f"{host or settings.server.host}:{port or settings.server.port}"
+    click.echo(f"scimbridge: SCIM endpoint at {settings.scim_base_url} (listening on {bind})")
+    _Gunicorn(
+        settings,
+        {
+            "bind": bind,
+            "workers": workers or settings.server.workers,
+            "threads": threads or settings.server.threads,
+            "worker_class": "gthread",
+            "keepalive": 5,
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": "warning",
+        },
+    ).run()
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    settings = _settings()
+    upgrade(Database(settings.database_url))
+    click.echo("database is up to date")
+
+
+@main.group()
+def token() -> None:
+    """Bearer tokens for SCIM clients."""
+
+
+def _tokens() -> Any:
+    from .service.tokens import TokenService
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    upgrade(database)
+    return TokenService(database)
+
+
+@token.command("create")
+@click.argument("name")
+@click.option(
+    "--profile",
+    type=click.Choice(["strict", "entra", "okta", "generic"]),
+    default="strict",
+    show_default=True,
+    help="Which known deviations of an identity provider this client may send.",
+)
+def token_create(name: str, profile: str) -> None:
+    """Create a token; it is printed once, as the last line."""
+    from .service.tokens import TokenNameTaken
+
+    try:
+        value = _tokens().create(name, profile)
+    except TokenNameTaken:
+        raise click.ClickException(f"a token named {name!r} already exists") from None
+    click.echo(f"token {name!r} created (profile {profile}); it is shown only once:")
+    click.echo(value)
+
+
+@token.command("list")
+def token_list() -> None:
+    """List tokens (never their values)."""
+    for info in _tokens().list():
+        last_used = info.last_used.isoformat(timespec="seconds") if info.last_used else "never"
+        click.echo(
+            f"{info.name}\t{info.profile}\tcreated {info.created.isoformat(timespec='seconds')}"
+            f"\tlast used {last_used}"
+        )
+
+
+@token.command("revoke")
+@click.argument("name")
+def token_revoke(name: str) -> None:
+    """Revoke a token by name."""
+    if not _tokens().revoke(name):
+        raise click.ClickException(f"no token named {name!r}")
+    click.echo(f"token {name!r} revoked")

@@ -1,0 +1,1 @@
+"""Plain models and rules, shared by every layer above."""

@@ -1,0 +1,51 @@
+"""The SCIM resource models scimbridge serves, and the record a stored resource comes back as."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from typing import Any
+
+from scim2_models import EnterpriseUser
+from scim2_models import Group
+from scim2_models import User
+
+UserResource = User[EnterpriseUser]
+"""Core User with the Enterprise User extension."""
+
+GroupResource = Group
+
+
+@dataclass
+class Membership:
+    """A direct membership, as seen from either side."""
+
+    id: str
+    """The other side: the member's id, or the group's id."""
+
+    type: str
+    """``User`` or ``Group``."""
+
+    display: str | None = None
+
+
+@dataclass
+class StoredResource:
+    """A resource as the store holds it: its document plus what the store manages itself."""
+
+    pk: int
+    id: str
+    resource_type: str
+    doc: dict[str, Any]
+    """The SCIM representation without ``id``, ``meta``, ``groups`` and ``members``."""
+    created: datetime
+    last_modified: datetime
+    version: int
+    memberships: list[Membership] | None = field(default=None)
+    """``groups`` of a user or ``members`` of a group; None when not loaded."""
+
+    @property
+    def etag(self) -> str:
+        """The weak entity tag of this version (RFC 7644 §3.14)."""
+        return f'W/"{self.version}"'

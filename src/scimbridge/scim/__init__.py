@@ -1,0 +1,109 @@
+"""The SCIM 2.0 endpoint at ``/scim/v2`` (RFC 7643 / RFC 7644)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+from flask import Flask
+from flask import Response
+from flask import current_app
+from flask import g
+from flask import request
+from scim2_models import Context
+from scim2_models import Group
+from scim2_models import NotFoundException
+from scim2_models import NotImplementedException
+from scim2_models import SearchRequest
+from scim2_models import UnauthorizedException
+
+from ..domain.resources import UserResource
+from .discovery import register_discovery_views
+from .errors import register_error_handlers
+from .requests import check_accept
+from .requests import json_body
+from .responses import scim_response
+from .views import list_resources
+from .views import register_resource_views
+
+bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
+
+# Discovery documents hold nothing secret, and IdPs read them before a token is configured.
+_PUBLIC_ENDPOINTS = {"ServiceProviderConfig", "ResourceTypes", "Schemas"}
+
+
+@bp.before_request
+def _authenticate() -> None:
+    check_accept()
+    path = request.path.removeprefix(bp.url_prefix or "").lstrip("/")
+    first_segment = path.split("/", 1)[0]
+    if first_segment in _PUBLIC_ENDPOINTS and request.method == "GET":
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnauthorizedException(detail="a bearer token is required")
+    info = current_app.extensions["scimbridge"].tokens.authenticate(token.strip())
+    if info is None:
+        raise UnauthorizedException(detail="the bearer token is not valid")
+    g.scim_token = info
+
+
+@bp.post("/.search")
+def root_search() -> Response:
+    """Search users and groups at once (RFC 7644 §3.4.3); results list users first."""
+    body = json_body()
+    query: SearchRequest[Any] = SearchRequest[UserResource | Group].model_validate(
+        body, scim_ctx=Context.SEARCH_REQUEST
+    )
+    settings = current_app.extensions["scimbridge"].settings
+    start = max(query.start_index or 1, 1)
+    count = min(
+        query.count if query.count is not None else settings.scim.default_page_size,
+        settings.scim.max_page_size,
+    )
+    resources: list[dict[str, Any]] = []
+    total = 0
+    for resource_type, model in (("User", UserResource), ("Group", Group)):
+        typed = SearchRequest[model].model_validate(
+            {
+                **query.model_dump(scim_ctx=Context.SEARCH_REQUEST),
+                "startIndex": max(start - total, 1),
+                "count": max(count - len(resources), 0),
+            },
+            scim_ctx=Context.SEARCH_REQUEST,
+        )
+        page = list_resources(resource_type, typed, strict=False)
+        resources.extend(page["Resources"])
+        total += page["totalResults"]
+    return scim_response(
+        {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": total,
+            "startIndex": start,
+            "itemsPerPage": len(resources),
+            "Resources": resources,
+        }
+    )
+
+
+@bp.route("/Me", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def me() -> Response:
+    """``/Me`` needs user-bound tokens, which scimbridge does not issue (yet)."""
+    raise NotImplementedException(detail="/Me is not supported: tokens belong to clients")
+
+
+@bp.route("/<path:unknown>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def not_found(unknown: str) -> Response:
+    """Answer unknown SCIM paths with a SCIM 404."""
+    raise NotFoundException(detail=f"no endpoint /{unknown}")
+
+
+register_resource_views(bp)
+register_discovery_views(bp)
+register_error_handlers(bp)
+
+
+def init_app(app: Flask) -> None:
+    """Mount the SCIM endpoint."""
+    app.register_blueprint(bp)

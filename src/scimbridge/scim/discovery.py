@@ -1,0 +1,126 @@
+"""Discovery endpoints (RFC 7644 §4): what scimbridge supports, described by scim2-models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+from flask import Response
+from flask import current_app
+from scim2_models import AuthenticationScheme
+from scim2_models import Bulk
+from scim2_models import ChangePassword
+from scim2_models import Context
+from scim2_models import EnterpriseUser
+from scim2_models import ETag
+from scim2_models import Filter
+from scim2_models import Group
+from scim2_models import NotFoundException
+from scim2_models import Pagination
+from scim2_models import Patch
+from scim2_models import ResourceType
+from scim2_models import ServiceProviderConfig
+from scim2_models import Sort
+from scim2_models import User
+
+from ..domain.resources import GroupResource
+from ..domain.resources import UserResource
+from ..settings import Settings
+from .responses import list_body
+from .responses import scim_response
+
+
+def service_provider_config(settings: Settings) -> dict[str, Any]:
+    """Return the ``ServiceProviderConfig`` document."""
+    config = ServiceProviderConfig(
+        documentation_uri=None,
+        patch=Patch(supported=True),
+        bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
+        filter=Filter(supported=True, max_results=settings.scim.max_page_size),
+        change_password=ChangePassword(supported=True),
+        sort=Sort(supported=True),
+        etag=ETag(supported=True),
+        pagination=Pagination(
+            cursor=False,
+            index=True,
+            default_pagination_method="index",
+            default_page_size=settings.scim.default_page_size,
+            max_page_size=settings.scim.max_page_size,
+        ),
+        authentication_schemes=[
+            AuthenticationScheme(
+                type="oauthbearertoken",
+                name="Bearer token",
+                description="A token created with `scimbridge token create NAME`.",
+                primary=True,
+            )
+        ],
+    )
+    body = config.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+    body["meta"] = {
+        "resourceType": "ServiceProviderConfig",
+        "location": f"{settings.scim_base_url}/ServiceProviderConfig",
+    }
+    return body
+
+
+def _schemas(settings: Settings) -> list[dict[str, Any]]:
+    bodies = []
+    for model in (User, EnterpriseUser, Group):
+        body = model.to_schema().model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+        body["meta"] = {
+            "resourceType": "Schema",
+            "location": f"{settings.scim_base_url}/Schemas/{body['id']}",
+        }
+        bodies.append(body)
+    return bodies
+
+
+def _resource_types(settings: Settings) -> list[dict[str, Any]]:
+    bodies = []
+    for model in (UserResource, GroupResource):
+        body = ResourceType.from_resource(model).model_dump(
+            scim_ctx=Context.RESOURCE_QUERY_RESPONSE
+        )
+        body["meta"] = {
+            "resourceType": "ResourceType",
+            "location": f"{settings.scim_base_url}/ResourceTypes/{body['id']}",
+        }
+        bodies.append(body)
+    return bodies
+
+
+def register_discovery_views(bp: Blueprint) -> None:
+    """Add ``/ServiceProviderConfig``, ``/ResourceTypes`` and ``/Schemas``."""
+
+    def settings() -> Settings:
+        value: Settings = current_app.extensions["scimbridge"].settings
+        return value
+
+    def _one(items: list[dict[str, Any]], item_id: str, kind: str) -> Response:
+        for item in items:
+            if item["id"] == item_id:
+                return scim_response(item)
+        raise NotFoundException(detail=f"no {kind} {item_id!r}")
+
+    @bp.get("/ServiceProviderConfig")
+    def get_service_provider_config() -> Response:
+        return scim_response(service_provider_config(settings()))
+
+    @bp.get("/Schemas")
+    def list_schemas() -> Response:
+        items = _schemas(settings())
+        return scim_response(list_body(len(items), 1, items))
+
+    @bp.get("/Schemas/<path:schema_id>")
+    def get_schema(schema_id: str) -> Response:
+        return _one(_schemas(settings()), schema_id, "schema")
+
+    @bp.get("/ResourceTypes")
+    def list_resource_types() -> Response:
+        items = _resource_types(settings())
+        return scim_response(list_body(len(items), 1, items))
+
+    @bp.get("/ResourceTypes/<type_id>")
+    def get_resource_type(type_id: str) -> Response:
+        return _one(_resource_types(settings()), type_id, "resource type")

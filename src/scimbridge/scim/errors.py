@@ -1,0 +1,80 @@
+"""The one place where every failure of a SCIM request becomes a SCIM ``Error``."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint
+from flask import Response
+from pydantic import ValidationError
+from scim2_models import Error
+from scim2_models import SCIMException
+from werkzeug.exceptions import HTTPException
+
+from .responses import error_response
+
+log = logging.getLogger(__name__)
+
+# scimType values RFC 7644 §3.12 defines; other pydantic-derived keywords are dropped.
+_SCIM_TYPES = {
+    "invalidFilter",
+    "tooMany",
+    "uniqueness",
+    "mutability",
+    "invalidSyntax",
+    "invalidPath",
+    "noTarget",
+    "invalidValue",
+    "invalidVers",
+    "sensitive",
+}
+
+
+class UnsupportedMediaType(SCIMException):
+    """The request body is not JSON (415)."""
+
+    status = 415
+    _default_detail = "request bodies must be application/scim+json or application/json"
+
+
+class NotAcceptable(SCIMException):
+    """The client accepts no media type SCIM responses come in (406)."""
+
+    status = 406
+    _default_detail = "responses are application/scim+json"
+
+
+def scim_error_from_validation(exc: ValidationError) -> Error:
+    """Turn a pydantic validation failure of a SCIM payload into one SCIM Error."""
+    errors = Error.from_validation_errors(exc)
+    error = errors[0]
+    if error.scim_type and error.scim_type not in _SCIM_TYPES:
+        error.scim_type = "invalidValue"
+    if len(errors) > 1:
+        error.detail = "; ".join(each.detail or "" for each in errors)
+    return error
+
+
+def register_error_handlers(bp: Blueprint) -> None:
+    """Make every error raised under the blueprint answer with a SCIM ``Error``."""
+
+    @bp.errorhandler(SCIMException)
+    def _scim_exception(exc: SCIMException) -> Response:
+        headers = {"WWW-Authenticate": 'Bearer realm="scim"'} if exc.status == 401 else None
+        return error_response(exc.to_error(), headers)
+
+    @bp.errorhandler(ValidationError)
+    def _validation_error(exc: ValidationError) -> Response:
+        return error_response(scim_error_from_validation(exc))
+
+    @bp.errorhandler(HTTPException)
+    def _http_exception(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        headers = dict(exc.get_headers())
+        headers.pop("Content-Type", None)
+        return error_response(Error(status=status, detail=exc.description), headers)
+
+    @bp.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error in a SCIM request")
+        return error_response(Error(status=500, detail="internal error; see the server log"))

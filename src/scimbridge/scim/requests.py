@@ -1,0 +1,92 @@
+"""Reading SCIM requests: media types, JSON bodies, query parameters, preconditions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import request
+from scim2_models import InvalidSyntaxException
+from scim2_models import InvalidValueException
+from scim2_models import ResponseParameters
+from scim2_models import SearchRequest
+
+from .errors import NotAcceptable
+from .errors import UnsupportedMediaType
+
+_JSON_TYPES = ("application/scim+json", "application/json")
+
+
+def check_accept() -> None:
+    """Refuse a request whose Accept header rules out JSON (406)."""
+    accept = request.accept_mimetypes
+    if not accept.provided:
+        return
+    if not any(accept[media] for media in _JSON_TYPES):
+        raise NotAcceptable()
+
+
+def json_body() -> Any:
+    """Return the parsed JSON body of a write request."""
+    mimetype = request.mimetype
+    if mimetype and mimetype not in _JSON_TYPES and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType()
+    data = request.get_data(cache=False)
+    if not data:
+        raise InvalidSyntaxException(detail="the request has no body")
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidSyntaxException(detail=f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidSyntaxException(detail="the body must be a JSON object")
+    return body
+
+
+def _query_arg(name: str) -> str | None:
+    # SCIM parameter names are case-insensitive for some clients (Entra sends excludedAttributes
+    # as sent, others lower-case), so look them up without regard to case.
+    for key, value in request.args.items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+def response_parameters(model: Any) -> ResponseParameters[Any] | None:
+    """Return the ``attributes``/``excludedAttributes`` of the query string, if any."""
+    attributes = _query_arg("attributes")
+    excluded = _query_arg("excludedAttributes")
+    if not attributes and not excluded:
+        return None
+    return ResponseParameters[model].model_validate(
+        {"attributes": attributes or None, "excludedAttributes": excluded or None}
+    )
+
+
+def _integer(name: str) -> int | None:
+    raw = _query_arg(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidValueException(detail=f"{name} must be an integer, got {raw!r}") from None
+
+
+def search_from_query(model: Any) -> SearchRequest[Any]:
+    """Build a search request from the query string of a list GET."""
+    payload: dict[str, Any] = {}
+    for name in ("filter", "sortBy", "sortOrder", "attributes", "excludedAttributes"):
+        value = _query_arg(name)
+        if value:
+            payload[name] = value
+    for name in ("startIndex", "count"):
+        number = _integer(name)
+        if number is not None:
+            payload[name] = number
+    return SearchRequest[model].model_validate(payload)
+
+
+def if_match() -> str | None:
+    """Return the If-Match header, if any."""
+    return request.headers.get("If-Match")

@@ -1,0 +1,107 @@
+"""SCIM wire format of responses: resource bodies, list responses and errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import Response
+from scim2_models import Context
+from scim2_models import Error
+from scim2_models import ResponseParameters
+
+from ..domain.resources import StoredResource
+from ..service.mapping import meta
+from ..service.mapping import to_model
+
+SCIM_MEDIA_TYPE = "application/scim+json"
+LIST_RESPONSE_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+
+ENDPOINTS = {"User": "Users", "Group": "Groups"}
+
+
+def scim_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Serialize a SCIM body (already a JSON-ready dict) into a response."""
+    payload = orjson.dumps(body) if body is not None else b""
+    response = Response(payload, status=status, headers=headers)
+    response.mimetype = SCIM_MEDIA_TYPE
+    return response
+
+
+def error_response(error: Error, headers: dict[str, str] | None = None) -> Response:
+    """Serialize a SCIM ``Error`` message."""
+    status = error.status or 500
+    body = error.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+    body["status"] = str(status)
+    return scim_response(body, status, headers)
+
+
+def location(base_url: str, resource_type: str, resource_id: str) -> str:
+    """Return the absolute URL of a resource."""
+    return f"{base_url}/{ENDPOINTS[resource_type]}/{resource_id}"
+
+
+def wants_attribute(params: ResponseParameters[Any] | None, name: str) -> bool:
+    """Whether a response under these parameters may carry attribute ``name``.
+
+    Used to skip loading ``members`` or ``groups`` that the client will not see.
+    """
+    if params is None:
+        return True
+    lowered = name.lower()
+    if params.excluded_attributes and any(
+        str(attr).lower().split(":")[-1].split(".")[0] == lowered
+        for attr in params.excluded_attributes
+    ):
+        return False
+    if params.attributes:
+        return any(
+            str(attr).lower().split(":")[-1].split(".")[0] == lowered
+            for attr in params.attributes
+        )
+    return True
+
+
+def resource_body(
+    record: StoredResource,
+    base_url: str,
+    params: ResponseParameters[Any] | None = None,
+) -> dict[str, Any]:
+    """Return the SCIM representation of a stored resource.
+
+    Without ``attributes``/``excludedAttributes`` the stored document already is the
+    query-response form, so it is completed with the store-managed fields and sent as it is;
+    otherwise scim2-models selects the attributes.
+    """
+    url = location(base_url, record.resource_type, record.id)
+    body: dict[str, Any] = {**record.doc, "id": record.id, "meta": meta(record, url)}
+    if record.memberships:
+        key = "groups" if record.resource_type == "User" else "members"
+        body[key] = [
+            {
+                "value": membership.id,
+                "$ref": location(base_url, membership.type, membership.id),
+                "type": "direct" if key == "groups" else membership.type,
+                **({"display": membership.display} if membership.display else {}),
+            }
+            for membership in record.memberships
+        ]
+    if params is None or not (params.attributes or params.excluded_attributes):
+        return body
+    model = to_model(record, url)
+    if record.memberships:
+        model = type(model).model_validate(body)
+    return model.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=params)
+
+
+def list_body(
+    total: int, start_index: int, resources: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Return a ``ListResponse`` message."""
+    return {
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": total,
+        "startIndex": start_index,
+        "itemsPerPage": len(resources),
+        "Resources": resources,
+    }

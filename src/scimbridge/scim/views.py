@@ -1,0 +1,147 @@
+"""The SCIM endpoints for users and groups: thin views over the provisioning service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+from flask import Response
+from flask import current_app
+from flask import request
+from scim2_models import Context
+from scim2_models import Group
+from scim2_models import PatchOp
+from scim2_models import SearchRequest
+
+from ..domain.resources import GroupResource
+from ..domain.resources import StoredResource
+from ..domain.resources import UserResource
+from ..service.provisioning import ProvisioningService
+from .requests import if_match
+from .requests import json_body
+from .requests import response_parameters
+from .requests import search_from_query
+from .responses import list_body
+from .responses import location
+from .responses import resource_body
+from .responses import scim_response
+from .responses import wants_attribute
+
+MODELS: dict[str, Any] = {"User": UserResource, "Group": GroupResource}
+_MEMBERSHIP_ATTRIBUTE = {"User": "groups", "Group": "members"}
+
+
+def _service() -> ProvisioningService:
+    service: ProvisioningService = current_app.extensions["scimbridge"].provisioning
+    return service
+
+
+def _base_url() -> str:
+    return str(current_app.extensions["scimbridge"].settings.scim_base_url)
+
+
+def _single(record: StoredResource, status: int = 200, *, created: bool = False) -> Response:
+    params = response_parameters(MODELS[record.resource_type])
+    headers = {"ETag": record.etag}
+    if created:
+        headers["Location"] = location(_base_url(), record.resource_type, record.id)
+    return scim_response(resource_body(record, _base_url(), params), status, headers)
+
+
+def list_resources(resource_type: str, search: SearchRequest[Any], *, strict: bool = True) -> dict[str, Any]:
+    """Run a search on one resource type and return its ListResponse body."""
+    settings = current_app.extensions["scimbridge"].settings
+    memberships = wants_attribute(search, _MEMBERSHIP_ATTRIBUTE[resource_type])
+    page = _service().search(
+        resource_type,
+        search,
+        default_count=settings.scim.default_page_size,
+        max_count=settings.scim.max_page_size,
+        memberships=memberships,
+        strict=strict,
+    )
+    params = search if (search.attributes or search.excluded_attributes) else None
+    base = _base_url()
+    return list_body(
+        page.total,
+        page.start_index,
+        [resource_body(record, base, params) for record in page.resources],
+    )
+
+
+def register_resource_views(bp: Blueprint) -> None:
+    """Add ``/Users`` and ``/Groups`` with every method RFC 7644 §3 defines."""
+    for resource_type, endpoint in (("User", "Users"), ("Group", "Groups")):
+        _register(bp, resource_type, endpoint)
+
+
+def _register(bp: Blueprint, resource_type: str, endpoint: str) -> None:
+    model = MODELS[resource_type]
+
+    def create() -> Response:
+        resource = model.model_validate(json_body(), scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+        if resource_type == "User":
+            record = _service().create_user(resource)
+        else:
+            record = _service().create_group(resource)
+        return _single(record, 201, created=True)
+
+    def list_() -> Response:
+        return scim_response(list_resources(resource_type, search_from_query(model)))
+
+    def search() -> Response:
+        body = json_body()
+        query = SearchRequest[model].model_validate(body, scim_ctx=Context.SEARCH_REQUEST)
+        return scim_response(list_resources(resource_type, query))
+
+    def get(resource_id: str) -> Response:
+        params = response_parameters(model)
+        memberships = wants_attribute(params, _MEMBERSHIP_ATTRIBUTE[resource_type])
+        record = _service().get(resource_type, resource_id, memberships=memberships)
+        if_none_match = request.headers.get("If-None-Match")
+        if if_none_match and record.etag.removeprefix("W/") in {
+            tag.strip().removeprefix("W/") for tag in if_none_match.split(",")
+        }:
+            return scim_response(None, 304, {"ETag": record.etag})
+        return _single(record)
+
+    def replace(resource_id: str) -> Response:
+        resource = model.model_validate(
+            json_body(), scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST
+        )
+        if resource_type == "User":
+            record = _service().replace_user(resource_id, resource, if_match())
+        else:
+            record = _service().replace_group(resource_id, resource, if_match())
+        return _single(record)
+
+    def patch(resource_id: str) -> Response:
+        patch_model = PatchOp[UserResource] if resource_type == "User" else PatchOp[Group]
+        operations = patch_model.model_validate(json_body(), scim_ctx=Context.RESOURCE_PATCH_REQUEST)
+        if resource_type == "User":
+            record = _service().patch_user(resource_id, operations, if_match())
+            return _single(record)
+        params = response_parameters(model)
+        wanted = params is not None and wants_attribute(params, "members")
+        record = _service().patch_group(
+            resource_id, operations, if_match(), memberships=wanted
+        )
+        if params is None:
+            # RFC 7644 §3.5.2 allows 204; it spares sending every member back after a
+            # member change, which would make a PATCH cost the size of the group.
+            return scim_response(None, 204, {"ETag": record.etag})
+        return _single(record)
+
+    def delete(resource_id: str) -> Response:
+        _service().delete(resource_type, resource_id, if_match())
+        return scim_response(None, 204)
+
+    prefix = f"/{endpoint}"
+    name = endpoint.lower()
+    bp.add_url_rule(prefix, f"{name}_create", create, methods=["POST"])
+    bp.add_url_rule(prefix, f"{name}_list", list_, methods=["GET"])
+    bp.add_url_rule(f"{prefix}/.search", f"{name}_search", search, methods=["POST"])
+    bp.add_url_rule(f"{prefix}/<resource_id>", f"{name}_get", get, methods=["GET"])
+    bp.add_url_rule(f"{prefix}/<resource_id>", f"{name}_replace", replace, methods=["PUT"])
+    bp.add_url_rule(f"{prefix}/<resource_id>", f"{name}_patch", patch, methods=["PATCH"])
+    bp.add_url_rule(f"{prefix}/<resource_id>", f"{name}_delete", delete, methods=["DELETE"])

@@ -1,0 +1,414 @@
+"""SCIM provisioning use cases: create, read, replace, patch, delete and search resources.
+
+Each method is one transaction. Group membership is changed row by row, so a member PATCH
+costs what it names, never what the group holds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+from scim2_models import Group
+from scim2_models import GroupMember
+from scim2_models import InvalidValueException
+from scim2_models import NotFoundException
+from scim2_models import PatchOp
+from scim2_models import PatchOperation
+from scim2_models import PreconditionFailedException
+from scim2_models import ScimFilter
+from scim2_models import SearchRequest
+from scim2_models import TooManyException
+from scim2_models import UniquenessException
+from scim2_models.path import ValuePath
+from sqlalchemy import Connection
+
+from ..domain.resources import GroupResource
+from ..domain.resources import StoredResource
+from ..domain.resources import UserResource
+from ..store import resources as store
+from ..store.database import Database
+from ..store.filters import compile_filter
+from ..store.filters import compile_sort_key
+from ..store.filters import compile_value_filter
+from ..store.resources import ConcurrentUpdate
+from ..store.resources import DuplicateKey
+from .mapping import document
+from .mapping import group_columns
+from .mapping import group_name_key
+from .mapping import to_model
+from .mapping import user_columns
+from .mapping import user_name_key
+from .passwords import hash_password
+
+
+@dataclass
+class Page:
+    """One page of search results."""
+
+    total: int
+    start_index: int
+    resources: list[StoredResource]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def check_if_match(record: StoredResource, if_match: str | None) -> None:
+    """Refuse a write whose ``If-Match`` names another version (RFC 7644 §3.14)."""
+    if if_match is None:
+        return
+    tags = [tag.strip() for tag in if_match.split(",")]
+    if "*" in tags:
+        return
+    # Weak comparison: a client may send the tag with or without the W/ prefix.
+    current = record.etag.removeprefix("W/")
+    if not any(tag.removeprefix("W/") == current for tag in tags):
+        raise PreconditionFailedException(
+            detail=f"resource version is {record.etag}, not {if_match}"
+        )
+
+
+class ProvisioningService:
+    """Users and groups as SCIM clients see them."""
+
+    def __init__(self, database: Database, max_patch_members: int = 10_000) -> None:
+        self.database = database
+        self.max_patch_members = max_patch_members
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, resource_type: str, resource_id: str, *, memberships: bool = True) -> StoredResource:
+        """Return one resource; ``memberships`` loads a user's groups or a group's members."""
+        with self.database.read() as conn:
+            record = self._require(conn, resource_type, resource_id)
+            if memberships:
+                self._load_memberships(conn, [record])
+            return record
+
+    def search(
+        self,
+        resource_type: str,
+        request: SearchRequest[Any],
+        *,
+        default_count: int,
+        max_count: int,
+        memberships: bool = True,
+        strict: bool = True,
+    ) -> Page:
+        """Return one page of the resources a search request selects, in a stable order."""
+        dialect = self.database.dialect
+        where = (
+            compile_filter(request.filter, resource_type, dialect, strict=strict)
+            if request.filter is not None
+            else None
+        )
+        model = UserResource if resource_type == "User" else GroupResource
+        order_by = []
+        binding = request.sort_binding(model)
+        if binding is not None:
+            key = compile_sort_key(binding, resource_type, dialect)
+            if key is not None:
+                descending = str(request.sort_order or "ascending") == "descending"
+                order_by.append(key.desc().nulls_last() if descending else key.asc().nulls_last())
+        start_index = max(request.start_index or 1, 1)
+        count = min(request.count if request.count is not None else default_count, max_count)
+        with self.database.read() as conn:
+            total, records = store.search(
+                conn, resource_type, where, order_by, start_index - 1, max(count, 0)
+            )
+            if memberships:
+                self._load_memberships(conn, records)
+        return Page(total, start_index, records)
+
+    # -- users ------------------------------------------------------------------------------
+
+    def create_user(self, user: UserResource) -> StoredResource:
+        """Create a user; 409 uniqueness when the userName is taken."""
+        password_hash = hash_password(user.password) if user.password else None
+        user.password = None
+        now = _now()
+        with self.database.write() as conn:
+            columns = user_columns(user)
+            try:
+                record = store.insert_user(
+                    conn, str(uuid.uuid4()), columns, document(user), password_hash, now
+                )
+            except DuplicateKey:
+                raise UniquenessException(
+                    detail=f"userName {user.user_name!r} is already taken"
+                ) from None
+            record.memberships = []
+            return record
+
+    def replace_user(
+        self, resource_id: str, user: UserResource, if_match: str | None = None
+    ) -> StoredResource:
+        """Replace a user's attributes (PUT)."""
+        with self.database.write() as conn:
+            record = self._require(conn, "User", resource_id, for_update=True)
+            check_if_match(record, if_match)
+            current = to_model(record)
+            assert isinstance(current, UserResource)
+            user.replace(current)
+            return self._write_user(conn, record, user)
+
+    def patch_user(
+        self, resource_id: str, patch: PatchOp[Any], if_match: str | None = None
+    ) -> StoredResource:
+        """Apply a PATCH to a user; a PATCH that changes nothing keeps the version."""
+        with self.database.write() as conn:
+            record = self._require(conn, "User", resource_id, for_update=True)
+            check_if_match(record, if_match)
+            user = to_model(record)
+            assert isinstance(user, UserResource)
+            if patch.patch(user):
+                record = self._write_user(conn, record, user)
+            self._load_memberships(conn, [record])
+            return record
+
+    def _write_user(
+        self, conn: Connection, record: StoredResource, user: UserResource
+    ) -> StoredResource:
+        password_hash = hash_password(user.password) if user.password else None
+        user.password = None
+        assert user.user_name is not None
+        try:
+            record = store.update_user(
+                conn, record, user_columns(user), document(user), password_hash, _now()
+            )
+        except DuplicateKey:
+            raise UniquenessException(
+                detail=f"userName {user.user_name!r} is already taken"
+            ) from None
+        except ConcurrentUpdate:
+            raise PreconditionFailedException(detail="the user changed meanwhile") from None
+        self._load_memberships(conn, [record])
+        return record
+
+    # -- groups -----------------------------------------------------------------------------
+
+    def create_group(self, group: GroupResource) -> StoredResource:
+        """Create a group with its initial members; 409 when the displayName is taken."""
+        now = _now()
+        members = list(group.members or [])
+        group.members = None
+        with self.database.write() as conn:
+            wanted = self._resolve_members(conn, members)
+            try:
+                record = store.insert_group(
+                    conn, str(uuid.uuid4()), group_columns(group), document(group), now
+                )
+            except DuplicateKey:
+                raise UniquenessException(
+                    detail=f"group {group.display_name!r} already exists"
+                ) from None
+            store.add_members(conn, record.pk, wanted)
+            self._load_memberships(conn, [record])
+            return record
+
+    def replace_group(
+        self, resource_id: str, group: GroupResource, if_match: str | None = None
+    ) -> StoredResource:
+        """Replace a group (PUT): its attributes and its whole member list."""
+        members = list(group.members or [])
+        group.members = None
+        with self.database.write() as conn:
+            record = self._require(conn, "Group", resource_id, for_update=True)
+            check_if_match(record, if_match)
+            current = to_model(record)
+            assert isinstance(current, GroupResource)
+            group.replace(current)
+            wanted = self._resolve_members(conn, members)
+            store.remove_members(conn, record.pk, None)
+            store.add_members(conn, record.pk, wanted)
+            record = self._write_group(conn, record, group)
+            self._load_memberships(conn, [record])
+            return record
+
+    def patch_group(
+        self,
+        resource_id: str,
+        patch: PatchOp[Any],
+        if_match: str | None = None,
+        *,
+        memberships: bool = True,
+    ) -> StoredResource:
+        """Apply a PATCH to a group; member operations touch only the members they name."""
+        with self.database.write() as conn:
+            record = self._require(conn, "Group", resource_id, for_update=True)
+            check_if_match(record, if_match)
+            attribute_operations: list[PatchOperation[Any]] = []
+            changed = False
+            for operation in patch.operations or []:
+                member_change, rest = self._split_member_operation(operation)
+                if member_change is not None:
+                    changed |= member_change(conn, record)
+                if rest is not None:
+                    attribute_operations.append(rest)
+            group: GroupResource | None = None
+            if attribute_operations:
+                model = to_model(record)
+                assert isinstance(model, GroupResource)
+                if PatchOp[Group](operations=attribute_operations).patch(model):
+                    group = model
+            if group is not None:
+                record = self._write_group(conn, record, group)
+            elif changed:
+                record = self._bump_group(conn, record)
+            if memberships:
+                self._load_memberships(conn, [record])
+            return record
+
+    def _write_group(
+        self, conn: Connection, record: StoredResource, group: GroupResource
+    ) -> StoredResource:
+        group.members = None
+        try:
+            return store.update_group(conn, record, group_columns(group), document(group), _now())
+        except DuplicateKey:
+            raise UniquenessException(
+                detail=f"group {group.display_name!r} already exists"
+            ) from None
+        except ConcurrentUpdate:
+            raise PreconditionFailedException(detail="the group changed meanwhile") from None
+
+    def _bump_group(self, conn: Connection, record: StoredResource) -> StoredResource:
+        try:
+            return store.update_group(conn, record, None, None, _now())
+        except ConcurrentUpdate:
+            raise PreconditionFailedException(detail="the group changed meanwhile") from None
+
+    _MemberChange = Callable[[Connection, StoredResource], bool]
+
+    def _split_member_operation(
+        self, operation: PatchOperation[Any]
+    ) -> tuple[_MemberChange | None, PatchOperation[Any] | None]:
+        """Separate what an operation does to ``members`` from what it does to the rest."""
+        op = operation.op.value
+        path = operation.path
+        if path is None:
+            value = operation.value
+            if not isinstance(value, dict):
+                return None, operation
+            member_key = next((key for key in value if key.lower() == "members"), None)
+            if member_key is None:
+                return None, operation
+            rest = {key: item for key, item in value.items() if key != member_key}
+            change = self._member_values_change(op, None, value[member_key])
+            remaining = (
+                PatchOperation[Group](op=operation.op, value=rest) if rest else None
+            )
+            return change, remaining
+        if path.attr.lower() != "members":
+            return None, operation
+        node = path.ast
+        if isinstance(node, ValuePath):
+            return self._member_selection_change(op, path, node, operation.value), None
+        return self._member_values_change(op, path, operation.value), None
+
+    def _member_values_change(
+        self, op: str, path: Any, value: Any
+    ) -> _MemberChange:
+        """Add, replace or remove the members listed in ``value``."""
+        if op == "remove" and value is None:
+            return lambda conn, record: store.remove_members(conn, record.pk, None) > 0
+        entries = value if isinstance(value, list) else [value]
+        if len(entries) > self.max_patch_members:
+            raise TooManyException(
+                detail=f"at most {self.max_patch_members} members per operation"
+            )
+        ids = [_member_id(entry) for entry in entries]
+        if op == "remove":
+            return lambda conn, record: store.remove_members(conn, record.pk, ids) > 0
+
+        def add(conn: Connection, record: StoredResource) -> bool:
+            wanted = self._resolve_ids(conn, ids)
+            removed = store.remove_members(conn, record.pk, None) if op == "replace" else 0
+            return store.add_members(conn, record.pk, wanted) > 0 or removed > 0
+
+        return add
+
+    def _member_selection_change(
+        self, op: str, path: Any, node: ValuePath, value: Any
+    ) -> _MemberChange:
+        """Apply an operation on ``members[<filter>]``: remove, or replace the selection."""
+        selection = ScimFilter[Group](f"{node.attr_path}[{node.val_filter}]")
+        predicate = compile_value_filter(selection, node, "Group", self.database.dialect)
+
+        def change(conn: Connection, record: StoredResource) -> bool:
+            matched = store.members_matching(conn, record.pk, predicate)
+            if op == "remove":
+                return store.remove_members(conn, record.pk, matched) > 0
+            if op == "add" and not matched:
+                raise InvalidValueException(detail=f"{path} matches no member")
+            entries = value if isinstance(value, list) else [value]
+            ids = [_member_id(entry) for entry in entries if entry is not None]
+            wanted = self._resolve_ids(conn, ids)
+            removed = store.remove_members(conn, record.pk, matched)
+            return store.add_members(conn, record.pk, wanted) > 0 or removed > 0
+
+        return change
+
+    def _resolve_members(self, conn: Connection, members: list[GroupMember]) -> dict[str, str]:
+        ids = [member.value for member in members if member.value]
+        return self._resolve_ids(conn, ids)
+
+    def _resolve_ids(self, conn: Connection, ids: list[str]) -> dict[str, str]:
+        """Map member ids to their resource type; refuse an id that names nothing."""
+        found = store.resource_types_of(conn, ids)
+        unknown = [member_id for member_id in ids if member_id not in found]
+        if unknown:
+            raise InvalidValueException(
+                detail=f"members name unknown resources: {', '.join(sorted(set(unknown))[:5])}"
+            )
+        return {member_id: found[member_id] for member_id in ids}
+
+    # -- both ---------------------------------------------------------------------------------
+
+    def delete(self, resource_type: str, resource_id: str, if_match: str | None = None) -> None:
+        """Delete a user or group and the memberships naming it."""
+        with self.database.write() as conn:
+            record = self._require(conn, resource_type, resource_id, for_update=True)
+            check_if_match(record, if_match)
+            store.delete_resource(conn, record)
+
+    def user_name_exists(self, user_name: str) -> bool:
+        """Whether a userName is taken (case-insensitive)."""
+        with self.database.read() as conn:
+            return store.user_name_taken(conn, user_name_key(user_name))
+
+    def group_name_exists(self, display_name: str) -> bool:
+        """Whether a group displayName is taken (case-insensitive)."""
+        with self.database.read() as conn:
+            return store.group_name_taken(conn, group_name_key(display_name))
+
+    def _require(
+        self, conn: Connection, resource_type: str, resource_id: str, *, for_update: bool = False
+    ) -> StoredResource:
+        record = store.get(conn, resource_type, resource_id, for_update=for_update)
+        if record is None:
+            raise NotFoundException(detail=f"{resource_type} {resource_id} not found")
+        return record
+
+    def _load_memberships(self, conn: Connection, records: list[StoredResource]) -> None:
+        if not records:
+            return
+        if records[0].resource_type == "User":
+            store.load_groups_of(conn, records)
+        else:
+            store.load_members(conn, records)
+
+
+def _member_id(entry: Any) -> str:
+    """Return the id a member value names; refuse anything else."""
+    if isinstance(entry, dict):
+        value = next((item for key, item in entry.items() if key.lower() == "value"), None)
+        if isinstance(value, str) and value:
+            return value
+    raise InvalidValueException(detail=f"member entries need a 'value' id, got {entry!r}")

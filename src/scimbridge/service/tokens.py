@@ -1,0 +1,77 @@
+"""Bearer tokens for SCIM clients: created once, shown once, stored hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from datetime import UTC
+from datetime import datetime
+
+from ..store import tokens as token_store
+from ..store.database import Database
+from ..store.resources import DuplicateKey
+from ..store.tokens import TokenInfo
+
+PROFILES = ("strict", "entra", "okta", "generic")
+"""Client profiles: which known deviations of an identity provider a token's client may send."""
+
+# last_used is advisory: writing it on every request would turn every read into a write.
+_TOUCH_INTERVAL_SECONDS = 60.0
+
+
+class TokenNameTaken(Exception):
+    """A token with this name already exists."""
+
+
+def hash_token(token: str) -> str:
+    """Return the stored digest of a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenService:
+    """Create, list, revoke and check bearer tokens."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._last_touch: dict[str, float] = {}
+
+    def create(self, name: str, profile: str = "strict", kind: str = "scim") -> str:
+        """Create a token and return it; it cannot be read back later."""
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}, expected one of {PROFILES}")
+        token = secrets.token_urlsafe(32)
+        with self.database.write() as conn:
+            try:
+                token_store.insert_token(
+                    conn, name, hash_token(token), kind, profile, datetime.now(UTC)
+                )
+            except DuplicateKey as exc:
+                raise TokenNameTaken(name) from exc
+        return token
+
+    def list(self) -> list[TokenInfo]:
+        """Return every token's name, kind, profile and dates."""
+        with self.database.read() as conn:
+            return token_store.list_tokens(conn)
+
+    def revoke(self, name: str) -> bool:
+        """Delete a token; return whether it existed."""
+        with self.database.write() as conn:
+            return token_store.delete_token(conn, name)
+
+    def authenticate(self, token: str, kind: str = "scim") -> TokenInfo | None:
+        """Return the token's information when it is valid for ``kind``, else None."""
+        digest = hash_token(token)
+        with self.database.read() as conn:
+            info = token_store.find_token(conn, digest)
+        if info is None or info.kind != kind:
+            return None
+        now = time.monotonic()
+        if now - self._last_touch.get(info.name, -_TOUCH_INTERVAL_SECONDS) >= (
+            _TOUCH_INTERVAL_SECONDS
+        ):
+            self._last_touch[info.name] = now
+            with self.database.write() as conn:
+                token_store.touch_token(conn, info.name, datetime.now(UTC))
+        return info

@@ -1,0 +1,4 @@
+"""The SQL store: tables, queries, SCIM filter compilation and migrations.
+
+Only this package imports SQLAlchemy.
+"""

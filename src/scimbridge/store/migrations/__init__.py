@@ -1,0 +1,25 @@
+"""Alembic migrations of the store, applied by ``scimbridge db upgrade`` and on start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from ..database import Database
+
+_HERE = Path(__file__).parent
+
+
+def alembic_config(database: Database) -> Config:
+    """Return an Alembic configuration pointing at this package's scripts."""
+    config = Config()
+    config.set_main_option("script_location", str(_HERE))
+    config.attributes["engine"] = database.engine
+    return config
+
+
+def upgrade(database: Database, revision: str = "head") -> None:
+    """Bring the database schema up to ``revision``."""
+    command.upgrade(alembic_config(database), revision)

@@ -1,0 +1,411 @@
+"""Queries on users, groups and memberships. Each function runs inside the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy import ColumnElement
+from sqlalchemy import Row
+from sqlalchemy import Table
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import insert
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import IntegrityError
+
+from ..domain.resources import Membership
+from ..domain.resources import StoredResource
+from .tables import group_members
+from .tables import groups
+from .tables import user_emails
+from .tables import users
+
+
+class DuplicateKey(Exception):
+    """A unique column already holds the value written."""
+
+
+@dataclass
+class UserColumns:
+    """The indexed columns of a user, extracted from its SCIM representation."""
+
+    user_name: str
+    user_name_key: str
+    external_id: str | None
+    display_name: str | None
+    display_name_key: str | None
+    active: bool
+    emails: list[dict[str, Any]]
+    """One dict per email: value, value_key, type, primary, display."""
+
+    @property
+    def primary_email_key(self) -> str | None:
+        """The primary email's key, or the first one's when none is marked primary."""
+        chosen = next((e for e in self.emails if e["primary"]), None)
+        chosen = chosen or (self.emails[0] if self.emails else None)
+        return chosen["value_key"] if chosen else None
+
+
+@dataclass
+class GroupColumns:
+    """The indexed columns of a group."""
+
+    display_name: str
+    display_name_key: str
+    external_id: str | None
+
+
+def _as_utc(value: datetime) -> datetime:
+    # SQLite hands timestamps back without their zone; they are always written in UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _to_db_time(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _record(row: Row[Any], resource_type: str) -> StoredResource:
+    return StoredResource(
+        pk=row.pk,
+        id=row.id,
+        resource_type=resource_type,
+        doc=row.doc,
+        created=_as_utc(row.created),
+        last_modified=_as_utc(row.last_modified),
+        version=row.version,
+    )
+
+
+def _table(resource_type: str) -> Table:
+    return users if resource_type == "User" else groups
+
+
+_RECORD_COLUMNS = ("pk", "id", "doc", "created", "last_modified", "version")
+
+
+# -- users ---------------------------------------------------------------------------------
+
+
+def insert_user(
+    conn: Connection,
+    resource_id: str,
+    columns: UserColumns,
+    doc: dict[str, Any],
+    password_hash: str | None,
+    now: datetime,
+) -> StoredResource:
+    """Insert a user; raise DuplicateKey when its userName is taken."""
+    try:
+        pk = conn.execute(
+            insert(users).returning(users.c.pk),
+            {
+                "id": resource_id,
+                "user_name": columns.user_name,
+                "user_name_key": columns.user_name_key,
+                "external_id": columns.external_id,
+                "display_name": columns.display_name,
+                "display_name_key": columns.display_name_key,
+                "primary_email_key": columns.primary_email_key,
+                "active": columns.active,
+                "password_hash": password_hash,
+                "created": _to_db_time(now),
+                "last_modified": _to_db_time(now),
+                "version": 1,
+                "doc": doc,
+            },
+        ).scalar_one()
+    except IntegrityError as exc:
+        raise DuplicateKey(str(exc.orig)) from exc
+    _write_emails(conn, pk, columns.emails)
+    return StoredResource(pk, resource_id, "User", doc, now, now, 1)
+
+
+def _write_emails(conn: Connection, user_pk: int, emails: list[dict[str, Any]]) -> None:
+    if emails:
+        conn.execute(
+            insert(user_emails),
+            [{"user_pk": user_pk, "position": i, **email} for i, email in enumerate(emails)],
+        )
+
+
+def update_user(
+    conn: Connection,
+    record: StoredResource,
+    columns: UserColumns,
+    doc: dict[str, Any],
+    password_hash: str | None,
+    now: datetime,
+) -> StoredResource:
+    """Write a new version of a user read in this transaction.
+
+    The version check in the WHERE clause makes a concurrent writer that read the same version
+    lose instead of overwriting silently.
+    """
+    values: dict[str, Any] = {
+        "user_name": columns.user_name,
+        "user_name_key": columns.user_name_key,
+        "external_id": columns.external_id,
+        "display_name": columns.display_name,
+        "display_name_key": columns.display_name_key,
+        "primary_email_key": columns.primary_email_key,
+        "active": columns.active,
+        "last_modified": _to_db_time(now),
+        "version": record.version + 1,
+        "doc": doc,
+    }
+    if password_hash is not None:
+        values["password_hash"] = password_hash
+    try:
+        result = conn.execute(
+            update(users)
+            .where(users.c.pk == record.pk, users.c.version == record.version)
+            .values(**values)
+        )
+    except IntegrityError as exc:
+        raise DuplicateKey(str(exc.orig)) from exc
+    if result.rowcount != 1:
+        raise ConcurrentUpdate(record.id)
+    conn.execute(delete(user_emails).where(user_emails.c.user_pk == record.pk))
+    _write_emails(conn, record.pk, columns.emails)
+    return StoredResource(
+        record.pk, record.id, "User", doc, record.created, now, record.version + 1
+    )
+
+
+class ConcurrentUpdate(Exception):
+    """The resource changed between the read and the write of one transaction."""
+
+
+def get(
+    conn: Connection, resource_type: str, resource_id: str, *, for_update: bool = False
+) -> StoredResource | None:
+    """Read one user or group by id."""
+    table = _table(resource_type)
+    query = select(*(table.c[name] for name in _RECORD_COLUMNS)).where(table.c.id == resource_id)
+    if for_update and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return _record(row, resource_type) if row else None
+
+
+def delete_resource(conn: Connection, record: StoredResource) -> None:
+    """Delete a user or group and every membership naming it."""
+    table = _table(record.resource_type)
+    conn.execute(delete(group_members).where(group_members.c.member_id == record.id))
+    conn.execute(delete(table).where(table.c.pk == record.pk))
+
+
+def search(
+    conn: Connection,
+    resource_type: str,
+    where: ColumnElement[bool] | None,
+    order_by: Sequence[ColumnElement[Any]],
+    offset: int,
+    limit: int,
+) -> tuple[int, list[StoredResource]]:
+    """Return the number of matches and one page of them."""
+    table = _table(resource_type)
+    count_query = select(func.count()).select_from(table)
+    page_query = select(*(table.c[name] for name in _RECORD_COLUMNS))
+    if where is not None:
+        count_query = count_query.where(where)
+        page_query = page_query.where(where)
+    total = conn.execute(count_query).scalar_one()
+    if limit == 0 or offset >= total:
+        return total, []
+    rows = conn.execute(
+        page_query.order_by(*order_by, table.c.pk).offset(offset).limit(limit)
+    ).all()
+    return total, [_record(row, resource_type) for row in rows]
+
+
+def user_name_taken(conn: Connection, user_name_key: str, except_id: str | None = None) -> bool:
+    """Whether another user holds this userName (compared by key)."""
+    query = select(users.c.id).where(users.c.user_name_key == user_name_key)
+    found = conn.execute(query).scalar()
+    return found is not None and found != except_id
+
+
+def group_name_taken(conn: Connection, name_key: str, except_id: str | None = None) -> bool:
+    """Whether another group holds this displayName (compared by key)."""
+    query = select(groups.c.id).where(groups.c.display_name_key == name_key)
+    found = conn.execute(query).scalar()
+    return found is not None and found != except_id
+
+
+# -- groups ----------------------------------------------------------------------------------
+
+
+def insert_group(
+    conn: Connection,
+    resource_id: str,
+    columns: GroupColumns,
+    doc: dict[str, Any],
+    now: datetime,
+) -> StoredResource:
+    """Insert a group; raise DuplicateKey when its displayName is taken."""
+    try:
+        pk = conn.execute(
+            insert(groups).returning(groups.c.pk),
+            {
+                "id": resource_id,
+                "display_name": columns.display_name,
+                "display_name_key": columns.display_name_key,
+                "external_id": columns.external_id,
+                "created": _to_db_time(now),
+                "last_modified": _to_db_time(now),
+                "version": 1,
+                "doc": doc,
+            },
+        ).scalar_one()
+    except IntegrityError as exc:
+        raise DuplicateKey(str(exc.orig)) from exc
+    return StoredResource(pk, resource_id, "Group", doc, now, now, 1)
+
+
+def update_group(
+    conn: Connection,
+    record: StoredResource,
+    columns: GroupColumns | None,
+    doc: dict[str, Any] | None,
+    now: datetime,
+) -> StoredResource:
+    """Write a new version of a group; ``columns``/``doc`` None keeps them (member change)."""
+    values: dict[str, Any] = {
+        "last_modified": _to_db_time(now),
+        "version": record.version + 1,
+    }
+    if columns is not None and doc is not None:
+        values.update(
+            display_name=columns.display_name,
+            display_name_key=columns.display_name_key,
+            external_id=columns.external_id,
+            doc=doc,
+        )
+    try:
+        result = conn.execute(
+            update(groups)
+            .where(groups.c.pk == record.pk, groups.c.version == record.version)
+            .values(**values)
+        )
+    except IntegrityError as exc:
+        raise DuplicateKey(str(exc.orig)) from exc
+    if result.rowcount != 1:
+        raise ConcurrentUpdate(record.id)
+    return StoredResource(
+        record.pk,
+        record.id,
+        "Group",
+        doc if doc is not None else record.doc,
+        record.created,
+        now,
+        record.version + 1,
+    )
+
+
+def resource_types_of(conn: Connection, ids: Iterable[str]) -> dict[str, str]:
+    """Map each id that names an existing user or group to ``User`` or ``Group``."""
+    wanted = list(set(ids))
+    found: dict[str, str] = {}
+    # Chunks keep the statement under the databases' bound-parameter limits.
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        for row in conn.execute(select(users.c.id).where(users.c.id.in_(chunk))):
+            found[row.id] = "User"
+        for row in conn.execute(select(groups.c.id).where(groups.c.id.in_(chunk))):
+            found[row.id] = "Group"
+    return found
+
+
+def add_members(conn: Connection, group_pk: int, members: dict[str, str]) -> int:
+    """Add members (id → type), ignoring those already there; return how many were new."""
+    if not members:
+        return 0
+    rows = [
+        {"group_pk": group_pk, "member_id": member_id, "member_type": member_type}
+        for member_id, member_type in members.items()
+    ]
+    if conn.dialect.name == "postgresql":
+        statement: Any = postgresql.insert(group_members).on_conflict_do_nothing()
+    else:
+        statement = sqlite.insert(group_members).on_conflict_do_nothing()
+    result = conn.execute(statement, rows)
+    return max(result.rowcount, 0)
+
+
+def remove_members(conn: Connection, group_pk: int, member_ids: Iterable[str] | None) -> int:
+    """Remove the named members, or every member when ``member_ids`` is None."""
+    query = delete(group_members).where(group_members.c.group_pk == group_pk)
+    if member_ids is None:
+        return conn.execute(query).rowcount
+    wanted = list(set(member_ids))
+    removed = 0
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        removed += conn.execute(query.where(group_members.c.member_id.in_(chunk))).rowcount
+    return removed
+
+
+def members_matching(
+    conn: Connection, group_pk: int, predicate: ColumnElement[bool]
+) -> list[str]:
+    """Return the ids of the members of a group that satisfy a compiled member filter."""
+    query = select(group_members.c.member_id).where(group_members.c.group_pk == group_pk, predicate)
+    return list(conn.execute(query).scalars())
+
+
+def load_members(conn: Connection, records: Sequence[StoredResource]) -> None:
+    """Fill ``memberships`` of groups with their members and display names."""
+    if not records:
+        return
+    by_pk = {record.pk: record for record in records}
+    for record in records:
+        record.memberships = []
+    member_user = users.alias("member_user")
+    member_group = groups.alias("member_group")
+    query = (
+        select(
+            group_members.c.group_pk,
+            group_members.c.member_id,
+            group_members.c.member_type,
+            func.coalesce(
+                member_user.c.display_name, member_user.c.user_name, member_group.c.display_name
+            ).label("display"),
+        )
+        .outerjoin(member_user, member_user.c.id == group_members.c.member_id)
+        .outerjoin(member_group, member_group.c.id == group_members.c.member_id)
+        .where(group_members.c.group_pk.in_(list(by_pk)))
+        .order_by(group_members.c.group_pk, group_members.c.member_id)
+    )
+    for row in conn.execute(query):
+        memberships = by_pk[row.group_pk].memberships
+        assert memberships is not None
+        memberships.append(Membership(row.member_id, row.member_type, row.display))
+
+
+def load_groups_of(conn: Connection, records: Sequence[StoredResource]) -> None:
+    """Fill ``memberships`` of users (or groups) with the groups they belong to directly."""
+    if not records:
+        return
+    by_id = {record.id: record for record in records}
+    for record in records:
+        record.memberships = []
+    query = (
+        select(group_members.c.member_id, groups.c.id, groups.c.display_name)
+        .join(groups, groups.c.pk == group_members.c.group_pk)
+        .where(group_members.c.member_id.in_(list(by_id)))
+        .order_by(group_members.c.member_id, groups.c.display_name_key)
+    )
+    for row in conn.execute(query):
+        memberships = by_id[row.member_id].memberships
+        assert memberships is not None
+        memberships.append(Membership(row.id, "Group", row.display_name))

@@ -1,0 +1,108 @@
+"""Table definitions: the schema Alembic migrates and every query uses.
+
+Filterable attributes live in indexed columns; the rest of a resource is one JSON document
+(its SCIM representation without ``id``, ``meta``, ``groups``, ``members`` and ``password``).
+Columns ending in ``_key`` hold the comparison form of a case-insensitive value (NFC,
+lower-cased), so equality filters and uniqueness use a plain index on every database.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON
+from sqlalchemy import Boolean
+from sqlalchemy import Column
+from sqlalchemy import DateTime
+from sqlalchemy import ForeignKey
+from sqlalchemy import Index
+from sqlalchemy import Integer
+from sqlalchemy import MetaData
+from sqlalchemy import String
+from sqlalchemy import Table
+from sqlalchemy import Text
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Document = JSON().with_variant(JSONB(), "postgresql")
+Timestamp = DateTime(timezone=True)
+
+users = Table(
+    "users",
+    metadata,
+    # A monotonic integer key gives list endpoints a cheap, stable default order.
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("user_name", String(255), nullable=False),
+    Column("user_name_key", String(255), nullable=False, unique=True),
+    Column("external_id", String(255)),
+    Column("display_name", String(255)),
+    Column("display_name_key", String(255), index=True),
+    Column("primary_email_key", String(320), index=True),
+    Column("active", Boolean, nullable=False, default=True, index=True),
+    Column("password_hash", String(255)),
+    Column("created", Timestamp, nullable=False, index=True),
+    Column("last_modified", Timestamp, nullable=False, index=True),
+    Column("version", Integer, nullable=False, default=1),
+    Column("doc", Document, nullable=False),
+    Index("ix_users_external_id", "external_id"),
+)
+
+user_emails = Table(
+    "user_emails",
+    metadata,
+    Column("user_pk", Integer, ForeignKey("users.pk", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("value", String(320)),
+    Column("value_key", String(320), index=True),
+    Column("type", String(64)),
+    Column("primary", Boolean, nullable=False, default=False),
+    Column("display", String(255)),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("display_name", String(255), nullable=False),
+    Column("display_name_key", String(255), nullable=False, unique=True),
+    Column("external_id", String(255)),
+    Column("created", Timestamp, nullable=False, index=True),
+    Column("last_modified", Timestamp, nullable=False, index=True),
+    Column("version", Integer, nullable=False, default=1),
+    Column("doc", Document, nullable=False),
+    Index("ix_groups_external_id", "external_id"),
+)
+
+# One row per direct membership. ``member_id`` names a user or a group (``member_type``), so a
+# member PATCH is one insert or delete per value, whatever the size of the group.
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_pk", Integer, ForeignKey("groups.pk", ondelete="CASCADE"), primary_key=True),
+    Column("member_id", String(36), primary_key=True),
+    Column("member_type", String(16), nullable=False),
+    Index("ix_group_members_member_id", "member_id"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    # SHA-256 of the token: tokens are 256-bit random strings, so a fast hash is enough and
+    # keeps the per-request check cheap.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False, default="scim"),
+    Column("profile", String(16), nullable=False, default="strict"),
+    Column("created", Timestamp, nullable=False),
+    Column("last_used", Timestamp),
+    Column("note", Text),
+)

@@ -1,0 +1,100 @@
+"""Bearer tokens, stored as SHA-256 digests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+
+from sqlalchemy import Connection
+from sqlalchemy import delete
+from sqlalchemy import insert
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from .resources import DuplicateKey
+from .tables import api_tokens
+
+
+@dataclass
+class TokenInfo:
+    """What is known of a token, never the token itself."""
+
+    name: str
+    kind: str
+    profile: str
+    created: datetime
+    last_used: datetime | None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def insert_token(
+    conn: Connection, name: str, token_hash: str, kind: str, profile: str, now: datetime
+) -> None:
+    """Store a new token; raise DuplicateKey when the name is taken."""
+    try:
+        conn.execute(
+            insert(api_tokens),
+            {
+                "name": name,
+                "token_hash": token_hash,
+                "kind": kind,
+                "profile": profile,
+                "created": now.astimezone(UTC).replace(tzinfo=None),
+            },
+        )
+    except IntegrityError as exc:
+        raise DuplicateKey(name) from exc
+
+
+def find_token(conn: Connection, token_hash: str) -> TokenInfo | None:
+    """Return the token with this digest, if any."""
+    row = conn.execute(
+        select(
+            api_tokens.c.name,
+            api_tokens.c.kind,
+            api_tokens.c.profile,
+            api_tokens.c.created,
+            api_tokens.c.last_used,
+        ).where(api_tokens.c.token_hash == token_hash)
+    ).first()
+    if row is None:
+        return None
+    return TokenInfo(row.name, row.kind, row.profile, _utc(row.created), _utc(row.last_used))  # type: ignore[arg-type]
+
+
+def touch_token(conn: Connection, name: str, now: datetime) -> None:
+    """Record that a token was used."""
+    conn.execute(
+        update(api_tokens)
+        .where(api_tokens.c.name == name)
+        .values(last_used=now.astimezone(UTC).replace(tzinfo=None))
+    )
+
+
+def list_tokens(conn: Connection) -> list[TokenInfo]:
+    """Return every token, oldest first."""
+    rows = conn.execute(
+        select(
+            api_tokens.c.name,
+            api_tokens.c.kind,
+            api_tokens.c.profile,
+            api_tokens.c.created,
+            api_tokens.c.last_used,
+        ).order_by(api_tokens.c.pk)
+    )
+    return [
+        TokenInfo(row.name, row.kind, row.profile, _utc(row.created), _utc(row.last_used))  # type: ignore[arg-type]
+        for row in rows
+    ]
+
+
+def delete_token(conn: Connection, name: str) -> bool:
+    """Delete a token by name; return whether it existed."""
+    return conn.execute(delete(api_tokens).where(api_tokens.c.name == name)).rowcount == 1
