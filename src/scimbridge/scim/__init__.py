@@ -16,6 +16,8 @@ from scim2_models import NotFoundException
 from scim2_models import NotImplementedException
 from scim2_models import SearchRequest
 from scim2_models import UnauthorizedException
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed
 
 from ..domain.resources import UserResource
 from .discovery import register_discovery_views
@@ -95,7 +97,18 @@ def me() -> Response:
 
 @bp.route("/<path:unknown>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def not_found(unknown: str) -> Response:
-    """Answer unknown SCIM paths with a SCIM 404."""
+    """Answer unknown paths with 404, and known paths with an unsupported method with 405."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = set()
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        try:
+            endpoint, _ = adapter.match(method=method)
+        except HTTPException:
+            continue
+        if endpoint != "scim.not_found":
+            allowed.add(method)
+    if allowed:
+        raise MethodNotAllowed(valid_methods=sorted(allowed))
     raise NotFoundException(detail=f"no endpoint /{unknown}")
 
 

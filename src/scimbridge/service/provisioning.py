@@ -132,6 +132,8 @@ class ProvisioningService:
         """Create a user; 409 uniqueness when the userName is taken."""
         password_hash = hash_password(user.password) if user.password else None
         user.password = None
+        if user.active is None:
+            user.active = True
         now = _now()
         with self.database.write() as conn:
             columns = user_columns(user)
@@ -208,7 +210,7 @@ class ProvisioningService:
                 raise UniquenessException(
                     detail=f"group {group.display_name!r} already exists"
                 ) from None
-            store.add_members(conn, record.pk, wanted)
+            store.add_members(conn, record.pk, wanted, _displays(members))
             self._load_memberships(conn, [record])
             return record
 
@@ -226,7 +228,7 @@ class ProvisioningService:
             group.replace(current)
             wanted = self._resolve_members(conn, members)
             store.remove_members(conn, record.pk, None)
-            store.add_members(conn, record.pk, wanted)
+            store.add_members(conn, record.pk, wanted, _displays(members))
             record = self._write_group(conn, record, group)
             self._load_memberships(conn, [record])
             return record
@@ -326,11 +328,12 @@ class ProvisioningService:
         ids = [_member_id(entry) for entry in entries]
         if op == "remove":
             return lambda conn, record: store.remove_members(conn, record.pk, ids) > 0
+        displays = _entry_displays(entries)
 
         def add(conn: Connection, record: StoredResource) -> bool:
             wanted = self._resolve_ids(conn, ids)
             removed = store.remove_members(conn, record.pk, None) if op == "replace" else 0
-            return store.add_members(conn, record.pk, wanted) > 0 or removed > 0
+            return store.add_members(conn, record.pk, wanted, displays) > 0 or removed > 0
 
         return add
 
@@ -348,10 +351,11 @@ class ProvisioningService:
             if op == "add" and not matched:
                 raise InvalidValueException(detail=f"{path} matches no member")
             entries = value if isinstance(value, list) else [value]
-            ids = [_member_id(entry) for entry in entries if entry is not None]
-            wanted = self._resolve_ids(conn, ids)
+            entries = [entry for entry in entries if entry is not None]
+            wanted = self._resolve_ids(conn, [_member_id(entry) for entry in entries])
             removed = store.remove_members(conn, record.pk, matched)
-            return store.add_members(conn, record.pk, wanted) > 0 or removed > 0
+            added = store.add_members(conn, record.pk, wanted, _entry_displays(entries))
+            return added > 0 or removed > 0
 
         return change
 
@@ -412,3 +416,18 @@ def _member_id(entry: Any) -> str:
         if isinstance(value, str) and value:
             return value
     raise InvalidValueException(detail=f"member entries need a 'value' id, got {entry!r}")
+
+
+def _displays(members: list[GroupMember]) -> dict[str, str]:
+    return {member.value: member.display for member in members if member.value and member.display}
+
+
+def _entry_displays(entries: list[Any]) -> dict[str, str]:
+    """Return the display names that raw member entries carry, by member id."""
+    displays = {}
+    for entry in entries:
+        if isinstance(entry, dict):
+            lowered = {str(key).lower(): item for key, item in entry.items()}
+            if isinstance(lowered.get("display"), str) and isinstance(lowered.get("value"), str):
+                displays[lowered["value"]] = lowered["display"]
+    return displays

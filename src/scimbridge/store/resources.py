@@ -326,12 +326,23 @@ def resource_types_of(conn: Connection, ids: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def add_members(conn: Connection, group_pk: int, members: dict[str, str]) -> int:
+def add_members(
+    conn: Connection,
+    group_pk: int,
+    members: dict[str, str],
+    displays: dict[str, str] | None = None,
+) -> int:
     """Add members (id → type), ignoring those already there; return how many were new."""
     if not members:
         return 0
+    displays = displays or {}
     rows = [
-        {"group_pk": group_pk, "member_id": member_id, "member_type": member_type}
+        {
+            "group_pk": group_pk,
+            "member_id": member_id,
+            "member_type": member_type,
+            "display": displays.get(member_id),
+        }
         for member_id, member_type in members.items()
     ]
     if conn.dialect.name == "postgresql":
@@ -378,7 +389,10 @@ def load_members(conn: Connection, records: Sequence[StoredResource]) -> None:
             group_members.c.member_id,
             group_members.c.member_type,
             func.coalesce(
-                member_user.c.display_name, member_user.c.user_name, member_group.c.display_name
+                group_members.c.display,
+                member_user.c.display_name,
+                member_user.c.user_name,
+                member_group.c.display_name,
             ).label("display"),
         )
         .outerjoin(member_user, member_user.c.id == group_members.c.member_id)

@@ -89,6 +89,8 @@ group_members = Table(
     Column("group_pk", Integer, ForeignKey("groups.pk", ondelete="CASCADE"), primary_key=True),
     Column("member_id", String(36), primary_key=True),
     Column("member_type", String(16), nullable=False),
+    # The display name the client sent with the member, if any; shown back as it was given.
+    Column("display", String(255)),
     Index("ix_group_members_member_id", "member_id"),
 )
 

@@ -98,6 +98,7 @@ def upgrade() -> None:
         sa.Column("group_pk", sa.Integer(), nullable=False),
         sa.Column("member_id", sa.String(length=36), nullable=False),
         sa.Column("member_type", sa.String(length=16), nullable=False),
+        sa.Column("display", sa.String(length=255), nullable=True),
         sa.ForeignKeyConstraint(
             ["group_pk"],
             ["groups.pk"],
