@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
 from typing import Any
+from typing import Protocol
 
 from scim2_models import EnterpriseUser
 from scim2_models import Group
+from scim2_models import ScimPolicy
 from scim2_models import User
 
 UserResource = User[EnterpriseUser]
@@ -49,3 +51,18 @@ class StoredResource:
     def etag(self) -> str:
         """The weak entity tag of this version (RFC 7644 §3.14)."""
         return f'W/"{self.version}"'
+
+
+class PatchTolerance(Protocol):
+    """How far a client's PATCH requests may depart from RFC 7644 (its token's profile)."""
+
+    @property
+    def policy(self) -> ScimPolicy:
+        """The scim2-models policy operations are applied under."""
+
+    @property
+    def unmatched_filter_policy(self) -> ScimPolicy | None:
+        """The policy to retry with when a path filter matched nothing, or None to refuse."""
+
+    def note_unmatched_filter(self, detail: str) -> None:
+        """Record that the retry policy was needed."""

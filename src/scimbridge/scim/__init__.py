@@ -22,6 +22,8 @@ from werkzeug.exceptions import MethodNotAllowed
 from ..domain.resources import UserResource
 from .discovery import register_discovery_views
 from .errors import register_error_handlers
+from .quirks import ClientProfile
+from .quirks import normalize_filter
 from .requests import check_accept
 from .requests import json_body
 from .responses import scim_response
@@ -49,12 +51,15 @@ def _authenticate() -> None:
     if info is None:
         raise UnauthorizedException(detail="the bearer token is not valid")
     g.scim_token = info
+    g.client_profile = ClientProfile(info.name, info.profile)
 
 
 @bp.post("/.search")
 def root_search() -> Response:
     """Search users and groups at once (RFC 7644 §3.4.3); results list users first."""
     body = json_body()
+    if isinstance(body.get("filter"), str):
+        body["filter"] = normalize_filter(body["filter"], UserResource, g.client_profile)
     query: SearchRequest[Any] = SearchRequest[UserResource | Group].model_validate(
         body, scim_ctx=Context.SEARCH_REQUEST
     )
@@ -66,8 +71,12 @@ def root_search() -> Response:
     )
     resources: list[dict[str, Any]] = []
     total = 0
-    for resource_type, model in (("User", UserResource), ("Group", Group)):
-        typed = SearchRequest[model].model_validate(
+    typed_requests: tuple[tuple[str, Any], ...] = (
+        ("User", SearchRequest[UserResource]),
+        ("Group", SearchRequest[Group]),
+    )
+    for resource_type, request_class in typed_requests:
+        typed = request_class.model_validate(
             {
                 **query.model_dump(scim_ctx=Context.SEARCH_REQUEST),
                 "startIndex": max(start - total, 1),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -73,13 +74,20 @@ def _integer(name: str) -> int | None:
         raise InvalidValueException(detail=f"{name} must be an integer, got {raw!r}") from None
 
 
-def search_from_query(model: Any) -> SearchRequest[Any]:
-    """Build a search request from the query string of a list GET."""
+def search_from_query(
+    model: Any, repair_filter: Callable[[str], str] | None = None
+) -> SearchRequest[Any]:
+    """Build a search request from the query string of a list GET.
+
+    ``repair_filter`` rewrites the filter text first (the client profile's tolerances).
+    """
     payload: dict[str, Any] = {}
     for name in ("filter", "sortBy", "sortOrder", "attributes", "excludedAttributes"):
         value = _query_arg(name)
         if value:
             payload[name] = value
+    if "filter" in payload and repair_filter is not None:
+        payload["filter"] = repair_filter(payload["filter"])
     for name in ("startIndex", "count"):
         number = _integer(name)
         if number is not None:

@@ -56,8 +56,7 @@ def wants_attribute(params: ResponseParameters[Any] | None, name: str) -> bool:
         return False
     if params.attributes:
         return any(
-            str(attr).lower().split(":")[-1].split(".")[0] == lowered
-            for attr in params.attributes
+            str(attr).lower().split(":")[-1].split(".")[0] == lowered for attr in params.attributes
         )
     return True
 
@@ -94,9 +93,7 @@ def resource_body(
     return model.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=params)
 
 
-def list_body(
-    total: int, start_index: int, resources: list[dict[str, Any]]
-) -> dict[str, Any]:
+def list_body(total: int, start_index: int, resources: list[dict[str, Any]]) -> dict[str, Any]:
     """Return a ``ListResponse`` message."""
     return {
         "schemas": [LIST_RESPONSE_SCHEMA],

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint
 from flask import Response
 from flask import current_app
+from flask import g
 from flask import request
 from scim2_models import Context
 from scim2_models import Group
@@ -17,6 +18,10 @@ from ..domain.resources import GroupResource
 from ..domain.resources import StoredResource
 from ..domain.resources import UserResource
 from ..service.provisioning import ProvisioningService
+from .quirks import ClientProfile
+from .quirks import normalize_filter
+from .quirks import normalize_patch
+from .quirks import normalize_resource
 from .requests import if_match
 from .requests import json_body
 from .requests import response_parameters
@@ -29,6 +34,18 @@ from .responses import wants_attribute
 
 MODELS: dict[str, Any] = {"User": UserResource, "Group": GroupResource}
 _MEMBERSHIP_ATTRIBUTE = {"User": "groups", "Group": "members"}
+
+
+def _profile() -> ClientProfile:
+    profile: ClientProfile = g.client_profile
+    return profile
+
+
+def _search_body(model: Any) -> SearchRequest[Any]:
+    body = json_body()
+    if isinstance(body.get("filter"), str):
+        body["filter"] = normalize_filter(body["filter"], model, _profile())
+    return SearchRequest[model].model_validate(body, scim_ctx=Context.SEARCH_REQUEST)
 
 
 def _service() -> ProvisioningService:
@@ -48,7 +65,9 @@ def _single(record: StoredResource, status: int = 200, *, created: bool = False)
     return scim_response(resource_body(record, _base_url(), params), status, headers)
 
 
-def list_resources(resource_type: str, search: SearchRequest[Any], *, strict: bool = True) -> dict[str, Any]:
+def list_resources(
+    resource_type: str, search: SearchRequest[Any], *, strict: bool = True
+) -> dict[str, Any]:
     """Run a search on one resource type and return its ListResponse body."""
     settings = current_app.extensions["scimbridge"].settings
     memberships = wants_attribute(search, _MEMBERSHIP_ATTRIBUTE[resource_type])
@@ -79,7 +98,8 @@ def _register(bp: Blueprint, resource_type: str, endpoint: str) -> None:
     model = MODELS[resource_type]
 
     def create() -> Response:
-        resource = model.model_validate(json_body(), scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+        body = normalize_resource(json_body(), model, _profile())
+        resource = model.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
         if resource_type == "User":
             record = _service().create_user(resource)
         else:
@@ -87,12 +107,11 @@ def _register(bp: Blueprint, resource_type: str, endpoint: str) -> None:
         return _single(record, 201, created=True)
 
     def list_() -> Response:
-        return scim_response(list_resources(resource_type, search_from_query(model)))
+        query = search_from_query(model, lambda text: normalize_filter(text, model, _profile()))
+        return scim_response(list_resources(resource_type, query))
 
     def search() -> Response:
-        body = json_body()
-        query = SearchRequest[model].model_validate(body, scim_ctx=Context.SEARCH_REQUEST)
-        return scim_response(list_resources(resource_type, query))
+        return scim_response(list_resources(resource_type, _search_body(model)))
 
     def get(resource_id: str) -> Response:
         params = response_parameters(model)
@@ -106,9 +125,8 @@ def _register(bp: Blueprint, resource_type: str, endpoint: str) -> None:
         return _single(record)
 
     def replace(resource_id: str) -> Response:
-        resource = model.model_validate(
-            json_body(), scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST
-        )
+        body = normalize_resource(json_body(), model, _profile())
+        resource = model.model_validate(body, scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
         if resource_type == "User":
             record = _service().replace_user(resource_id, resource, if_match())
         else:
@@ -116,15 +134,20 @@ def _register(bp: Blueprint, resource_type: str, endpoint: str) -> None:
         return _single(record)
 
     def patch(resource_id: str) -> Response:
-        patch_model = PatchOp[UserResource] if resource_type == "User" else PatchOp[Group]
-        operations = patch_model.model_validate(json_body(), scim_ctx=Context.RESOURCE_PATCH_REQUEST)
+        patched_model: Any = UserResource if resource_type == "User" else Group
+        patch_class: Any = PatchOp[UserResource] if resource_type == "User" else PatchOp[Group]
+        profile = _profile()
+        body = normalize_patch(json_body(), patched_model, profile)
+        operations = patch_class.model_validate(
+            body, scim_ctx=Context.RESOURCE_PATCH_REQUEST, scim_policy=profile.policy
+        )
         if resource_type == "User":
-            record = _service().patch_user(resource_id, operations, if_match())
+            record = _service().patch_user(resource_id, operations, if_match(), profile)
             return _single(record)
         params = response_parameters(model)
         wanted = params is not None and wants_attribute(params, "members")
         record = _service().patch_group(
-            resource_id, operations, if_match(), memberships=wanted
+            resource_id, operations, if_match(), profile, memberships=wanted
         )
         if params is None:
             # RFC 7644 §3.5.2 allows 204; it spares sending every member back after a

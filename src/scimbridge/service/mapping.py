@@ -100,9 +100,22 @@ def _timestamp(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
+def _payload(record: StoredResource, location: str) -> dict[str, Any]:
+    return {**record.doc, "id": record.id, "meta": meta(record, location or record.id)}
+
+
+def user_model(record: StoredResource, location: str = "") -> UserResource:
+    """Rebuild the model of a stored user (without its groups)."""
+    return UserResource.model_validate(_payload(record, location))
+
+
+def group_model(record: StoredResource, location: str = "") -> GroupResource:
+    """Rebuild the model of a stored group (without its members)."""
+    return GroupResource.model_validate(_payload(record, location))
+
+
 def to_model(record: StoredResource, location: str = "") -> UserResource | GroupResource:
-    """Rebuild the model of a stored resource (without its memberships)."""
-    payload = {**record.doc, "id": record.id, "meta": meta(record, location or record.id)}
+    """Rebuild the model of a stored user or group (without its memberships)."""
     if record.resource_type == "User":
-        return UserResource.model_validate(payload)
-    return GroupResource.model_validate(payload)
+        return user_model(record, location)
+    return group_model(record, location)

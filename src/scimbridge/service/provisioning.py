@@ -16,6 +16,7 @@ from typing import Any
 from scim2_models import Group
 from scim2_models import GroupMember
 from scim2_models import InvalidValueException
+from scim2_models import NoTargetException
 from scim2_models import NotFoundException
 from scim2_models import PatchOp
 from scim2_models import PatchOperation
@@ -28,6 +29,7 @@ from scim2_models.path import ValuePath
 from sqlalchemy import Connection
 
 from ..domain.resources import GroupResource
+from ..domain.resources import PatchTolerance
 from ..domain.resources import StoredResource
 from ..domain.resources import UserResource
 from ..store import resources as store
@@ -40,8 +42,9 @@ from ..store.resources import DuplicateKey
 from .mapping import document
 from .mapping import group_columns
 from .mapping import group_name_key
-from .mapping import to_model
+from .mapping import group_model
 from .mapping import user_columns
+from .mapping import user_model
 from .mapping import user_name_key
 from .passwords import hash_password
 
@@ -83,7 +86,9 @@ class ProvisioningService:
 
     # -- reads ------------------------------------------------------------------------------
 
-    def get(self, resource_type: str, resource_id: str, *, memberships: bool = True) -> StoredResource:
+    def get(
+        self, resource_type: str, resource_id: str, *, memberships: bool = True
+    ) -> StoredResource:
         """Return one resource; ``memberships`` loads a user's groups or a group's members."""
         with self.database.read() as conn:
             record = self._require(conn, resource_type, resource_id)
@@ -155,21 +160,22 @@ class ProvisioningService:
         with self.database.write() as conn:
             record = self._require(conn, "User", resource_id, for_update=True)
             check_if_match(record, if_match)
-            current = to_model(record)
-            assert isinstance(current, UserResource)
-            user.replace(current)
+            user.replace(user_model(record))
             return self._write_user(conn, record, user)
 
     def patch_user(
-        self, resource_id: str, patch: PatchOp[Any], if_match: str | None = None
+        self,
+        resource_id: str,
+        patch: PatchOp[Any],
+        if_match: str | None = None,
+        tolerance: PatchTolerance | None = None,
     ) -> StoredResource:
         """Apply a PATCH to a user; a PATCH that changes nothing keeps the version."""
         with self.database.write() as conn:
             record = self._require(conn, "User", resource_id, for_update=True)
             check_if_match(record, if_match)
-            user = to_model(record)
-            assert isinstance(user, UserResource)
-            if patch.patch(user):
+            user = user_model(record)
+            if _apply_patch(patch, user, tolerance):
                 record = self._write_user(conn, record, user)
             self._load_memberships(conn, [record])
             return record
@@ -223,9 +229,7 @@ class ProvisioningService:
         with self.database.write() as conn:
             record = self._require(conn, "Group", resource_id, for_update=True)
             check_if_match(record, if_match)
-            current = to_model(record)
-            assert isinstance(current, GroupResource)
-            group.replace(current)
+            group.replace(group_model(record))
             wanted = self._resolve_members(conn, members)
             store.remove_members(conn, record.pk, None)
             store.add_members(conn, record.pk, wanted, _displays(members))
@@ -238,6 +242,7 @@ class ProvisioningService:
         resource_id: str,
         patch: PatchOp[Any],
         if_match: str | None = None,
+        tolerance: PatchTolerance | None = None,
         *,
         memberships: bool = True,
     ) -> StoredResource:
@@ -255,9 +260,9 @@ class ProvisioningService:
                     attribute_operations.append(rest)
             group: GroupResource | None = None
             if attribute_operations:
-                model = to_model(record)
-                assert isinstance(model, GroupResource)
-                if PatchOp[Group](operations=attribute_operations).patch(model):
+                model = group_model(record)
+                attribute_patch = PatchOp[Group](operations=attribute_operations)
+                if _apply_patch(attribute_patch, model, tolerance):
                     group = model
             if group is not None:
                 record = self._write_group(conn, record, group)
@@ -303,9 +308,7 @@ class ProvisioningService:
                 return None, operation
             rest = {key: item for key, item in value.items() if key != member_key}
             change = self._member_values_change(op, None, value[member_key])
-            remaining = (
-                PatchOperation[Group](op=operation.op, value=rest) if rest else None
-            )
+            remaining = PatchOperation[Group](op=operation.op, value=rest) if rest else None
             return change, remaining
         if path.attr.lower() != "members":
             return None, operation
@@ -314,17 +317,13 @@ class ProvisioningService:
             return self._member_selection_change(op, path, node, operation.value), None
         return self._member_values_change(op, path, operation.value), None
 
-    def _member_values_change(
-        self, op: str, path: Any, value: Any
-    ) -> _MemberChange:
+    def _member_values_change(self, op: str, path: Any, value: Any) -> _MemberChange:
         """Add, replace or remove the members listed in ``value``."""
         if op == "remove" and value is None:
             return lambda conn, record: store.remove_members(conn, record.pk, None) > 0
         entries = value if isinstance(value, list) else [value]
         if len(entries) > self.max_patch_members:
-            raise TooManyException(
-                detail=f"at most {self.max_patch_members} members per operation"
-            )
+            raise TooManyException(detail=f"at most {self.max_patch_members} members per operation")
         ids = [_member_id(entry) for entry in entries]
         if op == "remove":
             return lambda conn, record: store.remove_members(conn, record.pk, ids) > 0
@@ -348,8 +347,9 @@ class ProvisioningService:
             matched = store.members_matching(conn, record.pk, predicate)
             if op == "remove":
                 return store.remove_members(conn, record.pk, matched) > 0
-            if op == "add" and not matched:
-                raise InvalidValueException(detail=f"{path} matches no member")
+            if not matched:
+                # RFC 7644 §3.5.2.3 and §3.12: a filter that yields no match is noTarget.
+                raise NoTargetException(detail=f"{path} matches no member")
             entries = value if isinstance(value, list) else [value]
             entries = [entry for entry in entries if entry is not None]
             wanted = self._resolve_ids(conn, [_member_id(entry) for entry in entries])
@@ -407,6 +407,19 @@ class ProvisioningService:
             store.load_groups_of(conn, records)
         else:
             store.load_members(conn, records)
+
+
+def _apply_patch(patch: PatchOp[Any], resource: Any, tolerance: PatchTolerance | None) -> bool:
+    """Apply a PATCH under the client's policy; retry a filter that matched nothing if allowed."""
+    policy = tolerance.policy if tolerance else None
+    try:
+        return patch.patch(resource, policy)
+    except NoTargetException as exc:
+        retry = tolerance.unmatched_filter_policy if tolerance else None
+        if retry is None:
+            raise
+        tolerance.note_unmatched_filter(exc.detail)  # type: ignore[union-attr]
+        return patch.patch(resource, retry)
 
 
 def _member_id(entry: Any) -> str:

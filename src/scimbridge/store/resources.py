@@ -9,8 +9,8 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
 from sqlalchemy import ColumnElement
+from sqlalchemy import Connection
 from sqlalchemy import Row
 from sqlalchemy import Table
 from sqlalchemy import delete
@@ -366,9 +366,7 @@ def remove_members(conn: Connection, group_pk: int, member_ids: Iterable[str] | 
     return removed
 
 
-def members_matching(
-    conn: Connection, group_pk: int, predicate: ColumnElement[bool]
-) -> list[str]:
+def members_matching(conn: Connection, group_pk: int, predicate: ColumnElement[bool]) -> list[str]:
     """Return the ids of the members of a group that satisfy a compiled member filter."""
     query = select(group_members.c.member_id).where(group_members.c.group_pk == group_pk, predicate)
     return list(conn.execute(query).scalars())

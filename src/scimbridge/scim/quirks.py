@@ -1,0 +1,323 @@
+"""Client profiles: the known deviations of identity providers from RFC 7644, in one place.
+
+Each bearer token carries a profile. Before a request reaches scim2-models, its raw JSON (or
+filter) is read here: a deviation the profile tolerates is rewritten into its RFC form and
+logged with the token name and the deviation kind; a deviation it does not tolerate is
+refused with the SCIM error the RFC reading gives. Deviations scim2-models knows how to
+tolerate itself are switched on through its ``ScimPolicy`` instead of being rewritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from dataclasses import field
+from enum import StrEnum
+from typing import Any
+from typing import get_args
+
+from scim2_models import InvalidFilterException
+from scim2_models import InvalidPathException
+from scim2_models import InvalidValueException
+from scim2_models import Path
+from scim2_models import SCIMException
+from scim2_models import ScimFilter
+from scim2_models import ScimPolicy
+
+log = logging.getLogger(__name__)
+
+ENTERPRISE_URN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+class Deviation(StrEnum):
+    """A known way an identity provider departs from RFC 7644."""
+
+    OP_CASE = "op-case"
+    """PATCH ``op`` written ``Add``/``Replace``/``Remove`` (Entra)."""
+
+    STRING_BOOLEAN = "string-boolean"
+    """A boolean sent as the string ``"True"``/``"False"`` (Entra, legacy behaviour)."""
+
+    ATTRIBUTE_PATH_KEYS = "attribute-path-keys"
+    """A path-less PATCH value whose keys are attribute paths (``name.givenName``,
+    ``urn:…:enterprise:2.0:User:employeeNumber``) rather than attribute names (Entra)."""
+
+    REMOVE_WITH_VALUE = "remove-with-value"
+    """A ``remove`` naming what to remove in ``value`` (``path: members``) (Entra)."""
+
+    UNMATCHED_FILTER_CREATES = "unmatched-filter-creates"
+    """``emails[type eq "work"].value`` on a user with no work email, expected to create it
+    (Entra)."""
+
+    UNQUOTED_FILTER_VALUE = "unquoted-filter-value"
+    """A filter comparing with an unquoted string: ``externalId eq jyoung`` (Entra)."""
+
+    MANAGER_AS_STRING = "manager-as-string"
+    """The enterprise ``manager`` set to the manager's id instead of ``{"value": id}``
+    (Entra)."""
+
+    EXTRA_OPERATION_KEYS = "extra-operation-keys"
+    """PATCH operations carrying members other than ``op``, ``path`` and ``value``."""
+
+
+_ENTRA = frozenset(Deviation)
+PROFILE_TOLERANCES: dict[str, frozenset[Deviation]] = {
+    "strict": frozenset(),
+    "entra": _ENTRA,
+    # Okta follows the RFC for what scimbridge reads (its rename-with-id and path-less
+    # active=false are valid RFC 7644); the extra keys are the one slip seen in its traffic.
+    "okta": frozenset({Deviation.EXTRA_OPERATION_KEYS}),
+    "generic": frozenset(Deviation),
+}
+
+_REFUSALS: dict[Deviation, type[SCIMException]] = {
+    Deviation.OP_CASE: InvalidValueException,
+    Deviation.STRING_BOOLEAN: InvalidValueException,
+    Deviation.ATTRIBUTE_PATH_KEYS: InvalidPathException,
+    Deviation.REMOVE_WITH_VALUE: InvalidValueException,
+    Deviation.UNQUOTED_FILTER_VALUE: InvalidFilterException,
+    Deviation.MANAGER_AS_STRING: InvalidValueException,
+    Deviation.EXTRA_OPERATION_KEYS: InvalidValueException,
+}
+
+_OPERATION_KEYS = {"op", "path", "value"}
+_BOOLEAN_STRINGS = {"true": True, "false": False}
+
+
+@dataclass
+class ClientProfile:
+    """The profile of the token a request came with, and the deviations it has met."""
+
+    token_name: str
+    name: str = "strict"
+    seen: list[Deviation] = field(default_factory=list)
+
+    @property
+    def tolerances(self) -> frozenset[Deviation]:
+        """The deviations this profile accepts."""
+        return PROFILE_TOLERANCES.get(self.name, frozenset())
+
+    def tolerates(self, deviation: Deviation) -> bool:
+        """Whether this profile accepts ``deviation``."""
+        return deviation in self.tolerances
+
+    def meet(self, deviation: Deviation, detail: str) -> None:
+        """Accept a tolerated deviation (logged), or refuse the request with a SCIM error."""
+        if not self.tolerates(deviation):
+            raise _REFUSALS.get(deviation, InvalidValueException)(
+                detail=f"{detail} (not RFC 7644: {deviation.value})"
+            )
+        if deviation not in self.seen:
+            self.seen.append(deviation)
+            log.info(
+                "tolerated SCIM deviation %s from token %r (profile %s): %s",
+                deviation.value,
+                self.token_name,
+                self.name,
+                detail,
+            )
+
+    @property
+    def policy(self) -> ScimPolicy:
+        """The scim2-models policy this profile validates and applies PATCH requests under."""
+        return ScimPolicy(
+            remove_value_as_filter=(
+                ScimPolicy.RemoveValue.apply
+                if self.tolerates(Deviation.REMOVE_WITH_VALUE)
+                else ScimPolicy.RemoveValue.forbid
+            ),
+        )
+
+    @property
+    def unmatched_filter_policy(self) -> ScimPolicy | None:
+        """The policy to retry a PATCH with when its path filter matched nothing, if any."""
+        if not self.tolerates(Deviation.UNMATCHED_FILTER_CREATES):
+            return None
+        return ScimPolicy(
+            remove_value_as_filter=self.policy.remove_value_as_filter,
+            unmatched_path_filter=ScimPolicy.UnmatchedPathFilter.create,
+        )
+
+    def note_unmatched_filter(self, detail: str) -> None:
+        """Record that a PATCH needed the filter-creates-entry tolerance."""
+        self.meet(Deviation.UNMATCHED_FILTER_CREATES, detail)
+
+
+# -- PATCH bodies ----------------------------------------------------------------------------
+
+
+def normalize_patch(body: dict[str, Any], model: Any, profile: ClientProfile) -> dict[str, Any]:
+    """Rewrite the tolerated deviations of a PATCH body into RFC form; refuse the others."""
+    operations = _get_case_insensitive(body, "Operations")
+    if not isinstance(operations, list):
+        return body
+    normalized = []
+    for operation in operations:
+        if not isinstance(operation, dict):
+            normalized.append(operation)
+            continue
+        normalized.append(_normalize_operation(dict(operation), model, profile))
+    return {
+        **{k: v for k, v in body.items() if k.lower() != "operations"},
+        "Operations": normalized,
+    }
+
+
+def _normalize_operation(
+    operation: dict[str, Any], model: Any, profile: ClientProfile
+) -> dict[str, Any]:
+    extra = [key for key in operation if key.lower() not in _OPERATION_KEYS]
+    if extra:
+        profile.meet(Deviation.EXTRA_OPERATION_KEYS, f"operation members {extra}")
+        operation = {key: value for key, value in operation.items() if key not in extra}
+    operation = {key.lower(): value for key, value in operation.items()}
+    op = operation.get("op")
+    if isinstance(op, str) and op != op.lower() and op.lower() in ("add", "replace", "remove"):
+        profile.meet(Deviation.OP_CASE, f"op {op!r}")
+        operation["op"] = op.lower()
+    path = operation.get("path")
+    value = operation.get("value")
+    if operation.get("op") == "remove" and value is not None:
+        profile.meet(Deviation.REMOVE_WITH_VALUE, f"remove on {path!r} with a value")
+    if isinstance(path, str):
+        operation["value"] = _normalize_value_at(path, value, model, profile)
+    elif isinstance(value, dict):
+        operation["value"] = _normalize_pathless_value(value, model, profile)
+    return operation
+
+
+def _normalize_pathless_value(
+    value: dict[str, Any], model: Any, profile: ClientProfile
+) -> dict[str, Any]:
+    normalized: dict[str, Any] = {}
+    for key, item in value.items():
+        if "." in key.rsplit(":", 1)[-1] or (
+            key.startswith("urn:") and _is_attribute_urn(key, model)
+        ):
+            profile.meet(Deviation.ATTRIBUTE_PATH_KEYS, f"value key {key!r}")
+        normalized[key] = _normalize_value_at(key, item, model, profile)
+    return normalized
+
+
+def _is_attribute_urn(key: str, model: Any) -> bool:
+    """Whether a key is a fully qualified attribute (``urn:…:User:employeeNumber``)."""
+    schemas = {str(model.__schema__).lower()}
+    schemas.update(urn.lower() for urn in getattr(model, "get_extension_models", dict)())
+    return key.lower() not in schemas
+
+
+def _normalize_value_at(path: str, value: Any, model: Any, profile: ClientProfile) -> Any:
+    """Fix the value written at ``path``: string booleans, manager by id."""
+    binding = _resolve(path, model)
+    if binding is None:
+        return value
+    if (
+        binding.field_name == "manager"
+        and binding.sub_field_name is None
+        and isinstance(value, str)
+    ):
+        profile.meet(Deviation.MANAGER_AS_STRING, f"{path} set to a plain string")
+        return {"value": value}
+    return _fix_booleans(value, binding.target_type, profile, path)
+
+
+def _fix_booleans(value: Any, target: Any, profile: ClientProfile, path: str) -> Any:
+    if target is bool:
+        return _as_boolean(value, profile, path)
+    model = target if isinstance(target, type) and hasattr(target, "model_fields") else None
+    if model is None:
+        return value
+    if isinstance(value, list):
+        return [_fix_model_booleans(item, model, profile, path) for item in value]
+    return _fix_model_booleans(value, model, profile, path)
+
+
+def _fix_model_booleans(value: Any, model: Any, profile: ClientProfile, path: str) -> Any:
+    if not isinstance(value, dict):
+        return value
+    fixed = dict(value)
+    for key, item in value.items():
+        if _is_boolean_field(model, key):
+            fixed[key] = _as_boolean(item, profile, f"{path}.{key}")
+    return fixed
+
+
+def _is_boolean_field(model: Any, key: str) -> bool:
+    """Whether a complex attribute's sub-attribute ``key`` (any case) is a boolean."""
+    for name, info in model.model_fields.items():
+        alias = info.serialization_alias or info.alias or name
+        if alias.lower() == key.lower():
+            return info.annotation is bool or bool in get_args(info.annotation)
+    return False
+
+
+def _as_boolean(value: Any, profile: ClientProfile, path: str) -> Any:
+    if isinstance(value, str) and value.lower() in _BOOLEAN_STRINGS:
+        profile.meet(Deviation.STRING_BOOLEAN, f"{path} = {value!r}")
+        return _BOOLEAN_STRINGS[value.lower()]
+    return value
+
+
+def _resolve(path: str, resource_model: Any) -> Any:
+    """Resolve a PATCH path or attribute key on the resource model; None when it names none."""
+    try:
+        return Path[resource_model](path).resolve()
+    except (SCIMException, ValueError, TypeError):
+        return None
+
+
+# -- resource bodies and filters ---------------------------------------------------------------
+
+
+def normalize_resource(body: dict[str, Any], model: Any, profile: ClientProfile) -> dict[str, Any]:
+    """Fix string booleans in a POST/PUT body (``"active": "True"``)."""
+    fixed = dict(body)
+    for key, value in body.items():
+        if key.startswith("urn:") and isinstance(value, dict):
+            continue
+        binding = _resolve(key, model)
+        if binding is None:
+            continue
+        fixed[key] = _fix_booleans(value, binding.target_type, profile, key)
+    return fixed
+
+
+# An unquoted comparison value: anything but a quoted string, a number, true/false/null.
+_UNQUOTED_VALUE = re.compile(
+    r"""(?P<lead>\b(?:eq|ne|co|sw|ew|gt|ge|lt|le)\s+)(?P<value>(?!true\b|false\b|null\b)"""
+    r"""[^\s"()\[\]]+)""",
+    re.IGNORECASE,
+)
+
+
+def normalize_filter(text: str, model: Any, profile: ClientProfile) -> str:
+    """Quote unquoted string values in a filter the RFC grammar would reject."""
+    try:
+        ScimFilter(text)
+        return text
+    except SCIMException:
+        pass
+
+    def quote(match: re.Match[str]) -> str:
+        value = match.group("value")
+        if re.fullmatch(r"-?\d+(\.\d+)?([eE][-+]?\d+)?", value):
+            return match.group(0)
+        return match.group("lead") + ScimFilter.quote(value)
+
+    repaired = _UNQUOTED_VALUE.sub(quote, text)
+    if repaired == text:
+        return text
+    try:
+        ScimFilter(repaired)
+    except SCIMException:
+        return text
+    profile.meet(Deviation.UNQUOTED_FILTER_VALUE, f"filter {text!r}")
+    return repaired
+
+
+def _get_case_insensitive(body: dict[str, Any], name: str) -> Any:
+    for key, value in body.items():
+        if key.lower() == name.lower():
+            return value
+    return None
