@@ -41,8 +41,8 @@ from ..store.resources import ConcurrentUpdate
 from ..store.resources import DuplicateKey
 from .mapping import document
 from .mapping import group_columns
-from .mapping import group_name_key
 from .mapping import group_model
+from .mapping import group_name_key
 from .mapping import user_columns
 from .mapping import user_model
 from .mapping import user_name_key
