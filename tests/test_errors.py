@@ -157,8 +157,14 @@ def test_group_without_display_name_gets_400_invalid_value(scim: ScimClient) -> 
         {"name": "Barbara Jensen"},
         {"emails": [{"value": "bjensen@example.com", "primary": "sometimes"}]},
     ],
-    ids=["userName-number", "userName-list", "active-object", "emails-string", "name-string",
-         "primary-string"],
+    ids=[
+        "userName-number",
+        "userName-list",
+        "active-object",
+        "emails-string",
+        "name-string",
+        "primary-string",
+    ],
 )
 def test_attribute_of_the_wrong_type_gets_400_invalid_value(
     scim: ScimClient, attributes: dict[str, Any]
@@ -204,7 +210,7 @@ def test_patch_with_wrong_message_schema_gets_400(scim: ScimClient) -> None:
 @pytest.mark.parametrize(
     "scim_filter",
     [
-        'userName eq',
+        "userName eq",
         'userName eq "bjensen',
         'userName zz "bjensen"',
         '(userName eq "bjensen"',
@@ -237,7 +243,7 @@ def test_bad_filter_on_search_gets_400_invalid_filter(scim: ScimClient, endpoint
 def test_start_index_or_count_not_an_integer_gets_400(
     scim: ScimClient, query: dict[str, str]
 ) -> None:
-    """startIndex and count must be integers; anything else gets 400 invalidValue."""
+    """A startIndex or count that is not an integer gets 400 invalidValue."""
     response = scim.get("/Users", query_string=query)
     assert_scim_error(response, 400, "invalidValue")
 
@@ -330,12 +336,41 @@ def test_group_patch_replace_with_member_filter_matching_nothing_gets_400_no_tar
     response = scim.patch(
         f"/Groups/{group['id']}",
         patch_payload(
-            {"op": "replace", "path": f'members[value eq "{bob["id"]}"]',
-             "value": [{"value": bob["id"]}]}
+            {
+                "op": "replace",
+                "path": f'members[value eq "{bob["id"]}"]',
+                "value": [{"value": bob["id"]}],
+            }
         ),
     )
     assert_scim_error(response, 400, "noTarget")
     assert member_ids(scim, group["id"]) == {alice["id"]}
+
+
+@pytest.mark.parametrize(
+    ("path", "scim_type"),
+    [
+        ("members.value", "mutability"),
+        ("members.type", "mutability"),
+        ("members.display", "invalidPath"),
+        ('members[value eq "{id}"].value', "mutability"),
+        ('members[value eq "{id}"].display', "invalidPath"),
+    ],
+)
+def test_group_patch_of_a_member_sub_attribute_gets_400_and_changes_nothing(
+    scim: ScimClient, path: str, scim_type: str
+) -> None:
+    """A PATCH on a sub-attribute of members is refused rather than silently doing nothing."""
+    alice = create_user(scim, "alice")
+    group = create_group(scim, members=[alice["id"]])
+    response = scim.patch(
+        f"/Groups/{group['id']}",
+        patch_payload({"op": "replace", "path": path.format(id=alice["id"]), "value": "x"}),
+    )
+    assert_scim_error(response, 400, scim_type)
+    after = fetch(scim, f"/Groups/{group['id']}")
+    assert after["members"] == group["members"]
+    assert after["meta"] == group["meta"]
 
 
 @pytest.mark.parametrize("op", ["frobnicate", "", "ADD-ALL", None])
@@ -374,8 +409,10 @@ def test_group_patch_with_more_member_values_than_allowed_gets_400_too_many(
 
 
 def test_patch_whose_last_operation_fails_applies_none_of_them(scim: ScimClient) -> None:
-    """A user PATCH is all or nothing: when its last operation fails, the earlier ones are undone."""
-    user = create_user(scim, displayName="Babs", emails=[{"value": "b@example.com", "type": "work"}])
+    """A user PATCH is all or nothing: when its last operation fails, none is applied."""
+    user = create_user(
+        scim, displayName="Babs", emails=[{"value": "b@example.com", "type": "work"}]
+    )
     response = scim.patch(
         f"/Users/{user['id']}",
         patch_payload(
@@ -392,7 +429,7 @@ def test_patch_whose_last_operation_fails_applies_none_of_them(scim: ScimClient)
 
 
 def test_group_patch_whose_last_operation_fails_applies_none_of_them(scim: ScimClient) -> None:
-    """A group PATCH is all or nothing: member and attribute changes before a failure are undone."""
+    """A group PATCH is all or nothing: member and attribute changes are undone on failure."""
     alice, bob = create_user(scim, "alice"), create_user(scim, "bob")
     group = create_group(scim, "Staff", [alice["id"]])
     response = scim.patch(
@@ -418,8 +455,14 @@ def test_group_patch_adding_an_unknown_id_adds_no_member(scim: ScimClient) -> No
     response = scim.patch(
         f"/Groups/{group['id']}",
         patch_payload(
-            {"op": "add", "path": "members",
-             "value": [{"value": alice["id"]}, {"value": "00000000-0000-0000-0000-000000000000"}]}
+            {
+                "op": "add",
+                "path": "members",
+                "value": [
+                    {"value": alice["id"]},
+                    {"value": "00000000-0000-0000-0000-000000000000"},
+                ],
+            }
         ),
     )
     assert_scim_error(response, 400, "invalidValue")
@@ -460,10 +503,19 @@ def test_request_without_a_valid_token_gets_401_with_www_authenticate(
     """A request without a valid bearer token gets 401, a WWW-Authenticate header, no data."""
     headers = {} if authorization is None else {"Authorization": authorization}
     client = app.test_client()
-    for method, path in (("GET", "/Users"), ("POST", "/Users"), ("GET", "/Users/x"),
-                         ("DELETE", "/Groups/x"), ("GET", "/NoSuchEndpoint")):
-        response = client.open(f"/scim/v2{path}", method=method, headers=headers,
-                               json=user_payload("mallory") if method == "POST" else None)
+    for method, path in (
+        ("GET", "/Users"),
+        ("POST", "/Users"),
+        ("GET", "/Users/x"),
+        ("DELETE", "/Groups/x"),
+        ("GET", "/NoSuchEndpoint"),
+    ):
+        response = client.open(
+            f"/scim/v2{path}",
+            method=method,
+            headers=headers,
+            json=user_payload("mallory") if method == "POST" else None,
+        )
         assert_scim_error(response, 401)
         assert response.headers["WWW-Authenticate"].lower().startswith("bearer")
 
@@ -514,8 +566,14 @@ def test_user_id_on_groups_endpoint_gets_404(scim: ScimClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/NoSuchEndpoint", "/users2", "/Users/x/extra", "/Schemas/urn:no:such:schema",
-             "/ResourceTypes/Nothing"]
+    "path",
+    [
+        "/NoSuchEndpoint",
+        "/users2",
+        "/Users/x/extra",
+        "/Schemas/urn:no:such:schema",
+        "/ResourceTypes/Nothing",
+    ],
 )
 def test_unknown_endpoint_gets_404(scim: ScimClient, path: str) -> None:
     """A path that names no endpoint gets a 404 SCIM Error."""
@@ -562,9 +620,7 @@ def test_put_renaming_to_a_taken_user_name_gets_409_and_changes_nothing(scim: Sc
     """A PUT taking another user's userName gets 409 uniqueness; the user is unchanged."""
     create_user(scim, "bjensen")
     other = create_user(scim, "jsmith", displayName="John")
-    response = scim.put(
-        f"/Users/{other['id']}", user_payload("BJensen", displayName="Changed")
-    )
+    response = scim.put(f"/Users/{other['id']}", user_payload("BJensen", displayName="Changed"))
     assert_scim_error(response, 409, "uniqueness")
     after = fetch(scim, f"/Users/{other['id']}")
     assert (after["userName"], after["displayName"]) == ("jsmith", "John")
@@ -702,7 +758,9 @@ def test_body_larger_than_max_payload_gets_413_scim_error(scim_with: ScimFactory
     assert scim.post("/Users", user_payload("bjensen", nickName="x" * 100)).status_code == 201
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "application/x-www-form-urlencoded"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/xml", "application/x-www-form-urlencoded"]
+)
 def test_body_that_is_not_json_media_type_gets_415(scim: ScimClient, content_type: str) -> None:
     """A write whose body is not application/scim+json or application/json gets 415."""
     import json
@@ -714,9 +772,11 @@ def test_body_that_is_not_json_media_type_gets_415(scim: ScimClient, content_typ
     assert total(scim, "Users") == 0
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "application/scim+json; charset=utf-8"])
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/scim+json; charset=utf-8"]
+)
 def test_json_media_types_are_accepted(scim: ScimClient, content_type: str) -> None:
-    """application/json and application/scim+json (with parameters) are both accepted."""
+    """Both application/json and application/scim+json (with parameters) are accepted."""
     import json
 
     response = scim.post(

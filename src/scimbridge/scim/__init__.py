@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed
 
 from ..domain.resources import UserResource
+from .bulk import register_bulk_view
 from .discovery import register_discovery_views
 from .errors import register_error_handlers
 from .quirks import ClientProfile
@@ -122,6 +123,7 @@ def not_found(unknown: str) -> Response:
 
 
 register_resource_views(bp)
+register_bulk_view(bp)
 register_discovery_views(bp)
 register_error_handlers(bp)
 

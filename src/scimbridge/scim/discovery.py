@@ -35,7 +35,11 @@ def service_provider_config(settings: Settings) -> dict[str, Any]:
     config = ServiceProviderConfig(
         documentation_uri=None,
         patch=Patch(supported=True),
-        bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
+        bulk=Bulk(
+            supported=True,
+            max_operations=settings.scim.max_bulk_operations,
+            max_payload_size=settings.scim.max_payload_bytes,
+        ),
         filter=Filter(supported=True, max_results=settings.scim.max_page_size),
         change_password=ChangePassword(supported=True),
         sort=Sort(supported=True),

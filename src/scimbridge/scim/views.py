@@ -10,18 +10,17 @@ from flask import current_app
 from flask import g
 from flask import request
 from scim2_models import Context
-from scim2_models import Group
-from scim2_models import PatchOp
 from scim2_models import SearchRequest
 
-from ..domain.resources import GroupResource
 from ..domain.resources import StoredResource
-from ..domain.resources import UserResource
 from ..service.provisioning import ProvisioningService
+from .operations import MODELS
+from .operations import create_resource
+from .operations import delete_resource
+from .operations import patch_resource
+from .operations import replace_resource
 from .quirks import ClientProfile
 from .quirks import normalize_filter
-from .quirks import normalize_patch
-from .quirks import normalize_resource
 from .requests import if_match
 from .requests import json_body
 from .requests import response_parameters
@@ -32,7 +31,6 @@ from .responses import resource_body
 from .responses import scim_response
 from .responses import wants_attribute
 
-MODELS: dict[str, Any] = {"User": UserResource, "Group": GroupResource}
 _MEMBERSHIP_ATTRIBUTE = {"User": "groups", "Group": "members"}
 
 
@@ -98,12 +96,7 @@ def _register(bp: Blueprint, resource_type: str, endpoint: str) -> None:
     model = MODELS[resource_type]
 
     def create() -> Response:
-        body = normalize_resource(json_body(), model, _profile())
-        resource = model.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
-        if resource_type == "User":
-            record = _service().create_user(resource)
-        else:
-            record = _service().create_group(resource)
+        record = create_resource(resource_type, json_body(), _profile())
         return _single(record, 201, created=True)
 
     def list_() -> Response:
@@ -125,30 +118,20 @@ def _register(bp: Blueprint, resource_type: str, endpoint: str) -> None:
         return _single(record)
 
     def replace(resource_id: str) -> Response:
-        body = normalize_resource(json_body(), model, _profile())
-        resource = model.model_validate(body, scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
-        if resource_type == "User":
-            record = _service().replace_user(resource_id, resource, if_match())
-        else:
-            record = _service().replace_group(resource_id, resource, if_match())
+        record = replace_resource(resource_type, resource_id, json_body(), if_match(), _profile())
         return _single(record)
 
     def patch(resource_id: str) -> Response:
-        patched_model: Any = UserResource if resource_type == "User" else Group
-        patch_class: Any = PatchOp[UserResource] if resource_type == "User" else PatchOp[Group]
-        profile = _profile()
-        body = normalize_patch(json_body(), patched_model, profile)
-        operations = patch_class.model_validate(
-            body, scim_ctx=Context.RESOURCE_PATCH_REQUEST, scim_policy=profile.policy
+        params = response_parameters(model)
+        # Only a group response may leave members out; a user always comes back whole.
+        wanted = resource_type == "User" or (
+            params is not None and wants_attribute(params, "members")
+        )
+        record = patch_resource(
+            resource_type, resource_id, json_body(), if_match(), _profile(), memberships=wanted
         )
         if resource_type == "User":
-            record = _service().patch_user(resource_id, operations, if_match(), profile)
             return _single(record)
-        params = response_parameters(model)
-        wanted = params is not None and wants_attribute(params, "members")
-        record = _service().patch_group(
-            resource_id, operations, if_match(), profile, memberships=wanted
-        )
         if params is None:
             # RFC 7644 §3.5.2 allows 204; it spares sending every member back after a
             # member change, which would make a PATCH cost the size of the group.
@@ -156,7 +139,7 @@ def _register(bp: Blueprint, resource_type: str, endpoint: str) -> None:
         return _single(record)
 
     def delete(resource_id: str) -> Response:
-        _service().delete(resource_type, resource_id, if_match())
+        delete_resource(resource_type, resource_id, if_match())
         return scim_response(None, 204)
 
     prefix = f"/{endpoint}"

@@ -15,7 +15,9 @@ from typing import Any
 
 from scim2_models import Group
 from scim2_models import GroupMember
+from scim2_models import InvalidPathException
 from scim2_models import InvalidValueException
+from scim2_models import MutabilityException
 from scim2_models import NoTargetException
 from scim2_models import NotFoundException
 from scim2_models import PatchOp
@@ -310,7 +312,16 @@ class ProvisioningService:
             change = self._member_values_change(op, None, value[member_key])
             remaining = PatchOperation[Group](op=operation.op, value=rest) if rest else None
             return change, remaining
-        if path.attr.lower() != "members":
+        attr, _, sub = path.attr.lower().partition(".")
+        if attr == "members" and sub:
+            # Members live in their own rows, outside the document the attribute operations
+            # patch: a sub-attribute path would otherwise succeed without changing anything.
+            if sub in {"value", "$ref", "type"}:
+                raise MutabilityException(detail=f"members.{sub} is immutable")
+            raise InvalidPathException(
+                detail=f"{path} cannot be patched; remove the member and add it again"
+            )
+        if attr != "members":
             return None, operation
         node = path.ast
         if isinstance(node, ValuePath):

@@ -1,0 +1,85 @@
+"""The write operations of the SCIM endpoint, from a raw JSON body to a stored resource.
+
+Shared by the single-resource views and by ``/Bulk``, so a bulk operation behaves exactly
+as the same request sent alone: same client-profile tolerances, same validation, same errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from scim2_models import Context
+from scim2_models import Group
+from scim2_models import PatchOp
+
+from ..domain.resources import GroupResource
+from ..domain.resources import StoredResource
+from ..domain.resources import UserResource
+from ..service.provisioning import ProvisioningService
+from .quirks import ClientProfile
+from .quirks import normalize_patch
+from .quirks import normalize_resource
+
+MODELS: dict[str, Any] = {"User": UserResource, "Group": GroupResource}
+_PATCH_MODELS: dict[str, Any] = {"User": PatchOp[UserResource], "Group": PatchOp[Group]}
+
+
+def _service() -> ProvisioningService:
+    service: ProvisioningService = current_app.extensions["scimbridge"].provisioning
+    return service
+
+
+def create_resource(
+    resource_type: str, body: dict[str, Any], profile: ClientProfile
+) -> StoredResource:
+    """POST: validate a creation request and store the new resource."""
+    model = MODELS[resource_type]
+    body = normalize_resource(body, model, profile)
+    resource = model.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+    if resource_type == "User":
+        return _service().create_user(resource)
+    return _service().create_group(resource)
+
+
+def replace_resource(
+    resource_type: str,
+    resource_id: str,
+    body: dict[str, Any],
+    if_match: str | None,
+    profile: ClientProfile,
+) -> StoredResource:
+    """PUT: validate a replacement request and store it over the resource."""
+    model = MODELS[resource_type]
+    body = normalize_resource(body, model, profile)
+    resource = model.model_validate(body, scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
+    if resource_type == "User":
+        return _service().replace_user(resource_id, resource, if_match)
+    return _service().replace_group(resource_id, resource, if_match)
+
+
+def patch_resource(
+    resource_type: str,
+    resource_id: str,
+    body: dict[str, Any],
+    if_match: str | None,
+    profile: ClientProfile,
+    *,
+    memberships: bool = True,
+) -> StoredResource:
+    """PATCH: validate the operations under the client's profile and apply them."""
+    patched_model: Any = UserResource if resource_type == "User" else Group
+    body = normalize_patch(body, patched_model, profile)
+    operations = _PATCH_MODELS[resource_type].model_validate(
+        body, scim_ctx=Context.RESOURCE_PATCH_REQUEST, scim_policy=profile.policy
+    )
+    if resource_type == "User":
+        return _service().patch_user(resource_id, operations, if_match, profile)
+    return _service().patch_group(
+        resource_id, operations, if_match, profile, memberships=memberships
+    )
+
+
+def delete_resource(resource_type: str, resource_id: str, if_match: str | None) -> None:
+    """DELETE: remove the resource and its memberships."""
+    _service().delete(resource_type, resource_id, if_match)
