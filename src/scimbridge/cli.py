@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import click
@@ -36,6 +37,10 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from .app import create_app
 
+        logging.basicConfig(
+            level=self.settings.log_level.upper(),
+            format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
+        )
         return create_app(self.settings)
 
 

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     """Base URL users and identity providers see; used in ``Location`` headers,
     ``meta.location`` and links."""
 
+    log_level: str = "INFO"
+    """Level of scimbridge's own log (tolerated client deviations are logged at INFO)."""
+
     server: ServerSettings = ServerSettings()
     scim: ScimSettings = ScimSettings()
 

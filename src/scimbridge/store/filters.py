@@ -128,7 +128,7 @@ class _Target:
 
     def _document_scalar(self, binding: AttributeBinding) -> _Scalar:
         path = self._document_path(binding)
-        return _Scalar(_typed_json(self.table.c.doc[tuple(path)], binding), not binding.case_exact)
+        return _document_value(self.table.c.doc[tuple(path)], binding)
 
     # -- multi-valued attributes ----------------------------------------------------------
 
@@ -154,6 +154,21 @@ def _typed_json(element: Any, binding: AttributeBinding) -> Expr:
     if target is float:
         return element.as_float()  # type: ignore[no-any-return]
     return element.as_string()  # type: ignore[no-any-return]
+
+
+def _document_value(element: Any, binding: AttributeBinding) -> _Scalar:
+    """Read a JSON value for comparison, lower-cased unless its attribute is caseExact.
+
+    The document keeps values as the client sent them, so unlike the ``_key`` columns it does
+    not hold the comparison form: the database lower-cases case-insensitive strings itself.
+    Its ``lower()`` does not normalise to NFC, and on SQLite (and a PostgreSQL cluster with the
+    C locale) it only folds ASCII letters; attributes filtered on non-ASCII text in practice
+    (userName, displayName, emails) have indexed key columns instead.
+    """
+    expr = _typed_json(element, binding)
+    if binding.target_type is str and not binding.case_exact:
+        return _Scalar(func.lower(expr), True)
+    return _Scalar(expr, False)
 
 
 class _Elements:
@@ -250,7 +265,7 @@ class _JsonElements(_Elements):
         if binding.sub_field_name is None or binding.field_type is None:
             return None
         key = json_key(binding.field_type, binding.sub_field_name)
-        return _Scalar(_typed_json(self.value[key], binding), not binding.case_exact)
+        return _document_value(self.value[key], binding)
 
     def exists(self, predicate: Clause) -> Clause:
         return exists(select(literal(1)).select_from(self.rows).where(predicate))
