@@ -93,6 +93,7 @@ class Options:
     big_group: int
     samples: int
     load_clients: int
+    token_profile: str | None
 
 
 def parse_options(argv: list[str] | None = None) -> Options:
@@ -117,6 +118,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
     p.add_argument("--big-group", type=int, default=50_000, help="big group size (50000)")
     p.add_argument("--samples", type=int, default=200, help="latency samples (200)")
     p.add_argument("--load-clients", type=int, default=8, help="threads loading users (8)")
+    p.add_argument("--token-profile", help="scimbridge token profile (its default: strict)")
     a = p.parse_args(argv)
     return Options(**{k: v for k, v in vars(a).items()})
 
@@ -391,8 +393,9 @@ def start_scimbridge(stack: contextlib.ExitStack, o: Options) -> Target:
     full_env = {**os.environ, **env}
     run = subprocess.run
     run([exe, "db", "upgrade"], cwd=workdir, env=full_env, check=True, capture_output=True)
+    profile = ["--profile", o.token_profile] if o.token_profile else []
     created = run(
-        [exe, "token", "create", "bench"], cwd=workdir, env=full_env, check=True,
+        [exe, "token", "create", *profile, "bench"], cwd=workdir, env=full_env, check=True,
         capture_output=True, text=True,
     )  # fmt: skip
     token = created.stdout.strip().splitlines()[-1].strip()
@@ -492,7 +495,7 @@ def choose_deactivation(t: Target) -> dict[str, Any]:
     if status < 400:
         return ENTRA_DEACTIVATE
     t.entra_patch = False
-    t.note(f"rejects Entra's PATCH ({failure('', status, data)}); RFC form used instead")
+    t.note(f"rejects Entra's PATCH ({status} {data[:200]!r}); RFC form used instead")
     return RFC_DEACTIVATE
 
 

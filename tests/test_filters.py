@@ -60,11 +60,11 @@ def people(scim: ScimClient) -> dict[str, dict[str, Any]]:
     ========  =============  ========  ========================================================
     bob       Bob.Smith      true      externalId "abc", work email @corp, work phone, Lyon
     alice     alice          true      externalId "ABC", work email @x, mobile phone, Paris,
-                                       manager bob, employeeNumber 1001
+                                       manager bob, employeeNumber 1001, title "engineer"
     carol     carol          false     work email @corp (listed first), primary home email @x,
                                        mobile phone, no title
     dave      dave           true      nothing but a userName
-    erin      50%off         true      title "R_D"
+    erin      50%off         true      title "R_D" (bob's title is "Manager")
     frank     under_score    true      nothing else
     ========  =============  ========  ========================================================
     """
@@ -99,7 +99,7 @@ def people(scim: ScimClient) -> dict[str, dict[str, Any]]:
             externalId="ABC",
             displayName="Alice Zephyr",
             name={"givenName": "Alice", "familyName": "Zephyr"},
-            title="Engineer",
+            title="engineer",
             emails=[
                 {"value": "alice@x.example", "type": "work", "primary": True},
                 {"value": "alice@home.example", "type": "home"},
@@ -309,6 +309,10 @@ class TestLogic:
     def test_filter_not_of_a_value_path(self, scim: ScimClient) -> None:
         """Not over a value path selects users with no such entry, including users with none."""
         assert users(scim, 'not (emails[type eq "work"])') == {"dave", "50%off", "under_score"}
+        assert users(scim, 'not (phoneNumbers[type eq "mobile"])') == EVERYONE - {
+            "alice",
+            "carol",
+        }
 
     def test_filter_nested_logic(self, scim: ScimClient) -> None:
         """Nested groups, not and mixed operators combine as written."""
@@ -363,6 +367,10 @@ class TestAttributes:
         assert users(scim, 'name.familyName co "A"') == {"carol"}
         assert users(scim, "name.givenName pr") == {"alice", "bob.smith"}
 
+    def test_filter_pr_on_a_complex_attribute(self, scim: ScimClient) -> None:
+        """Name pr selects users having a name."""
+        assert users(scim, "name pr") == {"alice", "bob.smith", "carol"}
+
     def test_filter_document_strings_are_case_insensitive(self, scim: ScimClient) -> None:
         """Attributes kept in the JSON document compare regardless of case, too."""
         assert users(scim, 'title eq "ENGINEER"') == {"alice"}
@@ -407,6 +415,15 @@ class TestAttributes:
         assert users(scim, 'userName eq "Bob.Smith"') == {"bob.smith"}
         assert users(scim, 'userName eq "BOB.SMITH"') == {"bob.smith"}
         assert users(scim, 'userName eq "bob.smith"') == {"bob.smith"}
+
+    def test_filter_username_compares_non_ascii_letters_case_insensitively(
+        self, scim: ScimClient
+    ) -> None:
+        """Accented letters fold too, and a decomposed accent equals the composed one."""
+        create(scim, "/Users", user_payload("Émile"))
+        assert users(scim, 'userName eq "ÉMILE"') == {"émile"}
+        assert users(scim, 'userName sw "é"') == {"émile"}
+        assert users(scim, 'userName eq "e\u0301mile"') == {"émile"}
 
 
 # -- LIKE metacharacters -------------------------------------------------------------------------
@@ -533,6 +550,20 @@ class TestGroups:
         assert groups(scim, f'members[value eq "{people["dave"]["id"]}"]') == {"All Staff"}
         assert groups(scim, 'members[type eq "Group"]') == {"All Staff"}
 
+    def test_filter_group_members_display_is_the_display_shown(
+        self, scim: ScimClient, people: dict[str, dict[str, Any]]
+    ) -> None:
+        """members.display compares the display a group lists: the one sent, else the name."""
+        body = group_payload("Managers")
+        body["members"] = [{"value": people["bob"]["id"], "display": "The Boss"}]
+        managers = create(scim, "/Groups", body)
+        assert managers["members"][0]["display"] == "The Boss"
+        assert groups(scim, 'members.display eq "the boss"') == {"Managers"}
+        assert groups(scim, 'members.display eq "bob smith"') == set()
+        assert groups(scim, 'members.display eq "Alice Zephyr"') == {"Engineering"}
+        assert groups(scim, 'members[display eq "dave"]') == {"All Staff"}
+        assert groups(scim, 'members.display eq "engineering"') == {"All Staff"}
+
     def test_filter_group_members_pr(self, scim: ScimClient) -> None:
         """members pr selects non-empty groups; not (members pr) the empty one."""
         assert groups(scim, "members pr") == {"Engineering", "Sales", "All Staff"}
@@ -654,6 +685,18 @@ class TestSorting:
         """sortBy=emails orders by the primary email, not the first one listed."""
         order = user_order(scim, sortBy="emails")
         assert order[:3] == ["alice", "bob.smith", "carol"]
+        assert set(order[3:]) == {"dave", "50%off", "under_score"}
+
+    def test_sort_by_a_document_attribute_ignores_case(self, scim: ScimClient) -> None:
+        """sortBy=title orders "engineer" before "Manager", as case-insensitive values do."""
+        order = user_order(scim, sortBy="title")
+        assert order[:3] == ["alice", "bob.smith", "50%off"]
+        assert set(order[3:]) == {"carol", "dave", "under_score"}
+
+    def test_sort_by_a_sub_attribute_of_a_multi_valued_attribute(self, scim: ScimClient) -> None:
+        """sortBy=addresses.locality orders by the users' addresses."""
+        order = user_order(scim, sortBy="addresses.locality")
+        assert order[:3] == ["carol", "bob.smith", "alice"]
         assert set(order[3:]) == {"dave", "50%off", "under_score"}
 
     def test_sort_by_meta_created_descending(self, scim: ScimClient) -> None:

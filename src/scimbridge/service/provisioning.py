@@ -163,7 +163,9 @@ class ProvisioningService:
             record = self._require(conn, "User", resource_id, for_update=True)
             check_if_match(record, if_match)
             user.replace(user_model(record))
-            return self._write_user(conn, record, user)
+            record = self._write_user(conn, record, user)
+            self._load_memberships(conn, [record])
+            return record
 
     def patch_user(
         self,
@@ -198,7 +200,6 @@ class ProvisioningService:
             ) from None
         except ConcurrentUpdate:
             raise PreconditionFailedException(detail="the user changed meanwhile") from None
-        self._load_memberships(conn, [record])
         return record
 
     # -- groups -----------------------------------------------------------------------------

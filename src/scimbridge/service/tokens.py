@@ -19,6 +19,10 @@ PROFILES = ("strict", "entra", "okta", "generic")
 # last_used is advisory: writing it on every request would turn every read into a write.
 _TOUCH_INTERVAL_SECONDS = 60.0
 
+# A checked token is trusted for this long without a database read, so a revocation takes
+# effect in every worker within this delay.
+_CACHE_SECONDS = 5.0
+
 
 class TokenNameTaken(Exception):
     """A token with this name already exists."""
@@ -35,6 +39,7 @@ class TokenService:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._last_touch: dict[str, float] = {}
+        self._cache: dict[str, tuple[float, TokenInfo]] = {}
 
     def create(self, name: str, profile: str = "strict", kind: str = "scim") -> str:
         """Create a token and return it; it cannot be read back later."""
@@ -58,16 +63,26 @@ class TokenService:
     def revoke(self, name: str) -> bool:
         """Delete a token; return whether it existed."""
         with self.database.write() as conn:
-            return token_store.delete_token(conn, name)
+            deleted = token_store.delete_token(conn, name)
+        self._cache = {key: value for key, value in self._cache.items() if value[1].name != name}
+        return deleted
 
     def authenticate(self, token: str, kind: str = "scim") -> TokenInfo | None:
         """Return the token's information when it is valid for ``kind``, else None."""
         digest = hash_token(token)
-        with self.database.read() as conn:
-            info = token_store.find_token(conn, digest)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and now - cached[0] < _CACHE_SECONDS:
+            info: TokenInfo | None = cached[1]
+        else:
+            with self.database.read() as conn:
+                info = token_store.find_token(conn, digest)
+            if info is None:
+                self._cache.pop(digest, None)
+            else:
+                self._cache[digest] = (now, info)
         if info is None or info.kind != kind:
             return None
-        now = time.monotonic()
         if now - self._last_touch.get(info.name, -_TOUCH_INTERVAL_SECONDS) >= (
             _TOUCH_INTERVAL_SECONDS
         ):

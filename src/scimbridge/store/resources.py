@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement
 from sqlalchemy import Connection
 from sqlalchemy import Row
 from sqlalchemy import Table
+from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import insert
@@ -106,7 +107,7 @@ def insert_user(
     """Insert a user; raise DuplicateKey when its userName is taken."""
     try:
         pk = conn.execute(
-            insert(users).returning(users.c.pk),
+            _INSERT_USER,
             {
                 "id": resource_id,
                 "user_name": columns.user_name,
@@ -132,9 +133,32 @@ def insert_user(
 def _write_emails(conn: Connection, user_pk: int, emails: list[dict[str, Any]]) -> None:
     if emails:
         conn.execute(
-            insert(user_emails),
+            _INSERT_EMAIL,
             [{"user_pk": user_pk, "position": i, **email} for i, email in enumerate(emails)],
         )
+
+
+_USER_UPDATE_COLUMNS = (
+    "user_name",
+    "user_name_key",
+    "external_id",
+    "display_name",
+    "display_name_key",
+    "primary_email_key",
+    "active",
+    "last_modified",
+    "version",
+    "doc",
+)
+_UPDATE_USER = (
+    update(users)
+    .where(users.c.pk == bindparam("at_pk"), users.c.version == bindparam("at_version"))
+    .values({name: bindparam(name) for name in _USER_UPDATE_COLUMNS})
+)
+_UPDATE_USER_WITH_PASSWORD = _UPDATE_USER.values(password_hash=bindparam("password_hash"))
+_DELETE_EMAILS = delete(user_emails).where(user_emails.c.user_pk == bindparam("user_pk"))
+_INSERT_USER = insert(users).returning(users.c.pk)
+_INSERT_EMAIL = insert(user_emails)
 
 
 def update_user(
@@ -164,17 +188,16 @@ def update_user(
     }
     if password_hash is not None:
         values["password_hash"] = password_hash
+    statement = _UPDATE_USER_WITH_PASSWORD if password_hash is not None else _UPDATE_USER
     try:
         result = conn.execute(
-            update(users)
-            .where(users.c.pk == record.pk, users.c.version == record.version)
-            .values(**values)
+            statement, {**values, "at_pk": record.pk, "at_version": record.version}
         )
     except IntegrityError as exc:
         raise DuplicateKey(str(exc.orig)) from exc
     if result.rowcount != 1:
         raise ConcurrentUpdate(record.id)
-    conn.execute(delete(user_emails).where(user_emails.c.user_pk == record.pk))
+    conn.execute(_DELETE_EMAILS, {"user_pk": record.pk})
     _write_emails(conn, record.pk, columns.emails)
     return StoredResource(
         record.pk, record.id, "User", doc, record.created, now, record.version + 1
@@ -185,23 +208,38 @@ class ConcurrentUpdate(Exception):
     """The resource changed between the read and the write of one transaction."""
 
 
+# The statements of the hot paths are built once: SQLAlchemy then reuses their compiled form,
+# which saves most of the per-request cost of building a query.
+_GET = {
+    resource_type: select(*(table.c[name] for name in _RECORD_COLUMNS)).where(
+        table.c.id == bindparam("resource_id")
+    )
+    for resource_type, table in (("User", users), ("Group", groups))
+}
+_GET_FOR_UPDATE = {resource_type: query.with_for_update() for resource_type, query in _GET.items()}
+_DELETE = {
+    resource_type: delete(table).where(table.c.pk == bindparam("pk"))
+    for resource_type, table in (("User", users), ("Group", groups))
+}
+_DELETE_MEMBERSHIPS_OF = delete(group_members).where(
+    group_members.c.member_id == bindparam("member_id")
+)
+
+
 def get(
     conn: Connection, resource_type: str, resource_id: str, *, for_update: bool = False
 ) -> StoredResource | None:
-    """Read one user or group by id."""
-    table = _table(resource_type)
-    query = select(*(table.c[name] for name in _RECORD_COLUMNS)).where(table.c.id == resource_id)
-    if for_update and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    """Read one user or group by id (locking its row on PostgreSQL when ``for_update``)."""
+    locking = for_update and conn.dialect.name == "postgresql"
+    query = (_GET_FOR_UPDATE if locking else _GET)[resource_type]
+    row = conn.execute(query, {"resource_id": resource_id}).first()
     return _record(row, resource_type) if row else None
 
 
 def delete_resource(conn: Connection, record: StoredResource) -> None:
     """Delete a user or group and every membership naming it."""
-    table = _table(record.resource_type)
-    conn.execute(delete(group_members).where(group_members.c.member_id == record.id))
-    conn.execute(delete(table).where(table.c.pk == record.pk))
+    conn.execute(_DELETE_MEMBERSHIPS_OF, {"member_id": record.id})
+    conn.execute(_DELETE[record.resource_type], {"pk": record.pk})
 
 
 def search(
@@ -349,8 +387,9 @@ def add_members(
         statement: Any = postgresql.insert(group_members).on_conflict_do_nothing()
     else:
         statement = sqlite.insert(group_members).on_conflict_do_nothing()
-    result = conn.execute(statement, rows)
-    return max(result.rowcount, 0)
+    # psycopg reports no rowcount for an INSERT (-1), so count the rows actually inserted.
+    result = conn.execute(statement.returning(group_members.c.member_id), rows)
+    return len(result.all())
 
 
 def remove_members(conn: Connection, group_pk: int, member_ids: Iterable[str] | None) -> int:
@@ -372,6 +411,33 @@ def members_matching(conn: Connection, group_pk: int, predicate: ColumnElement[b
     return list(conn.execute(query).scalars())
 
 
+_member_user = users.alias("member_user")
+_member_group = groups.alias("member_group")
+_MEMBERS_OF = (
+    select(
+        group_members.c.group_pk,
+        group_members.c.member_id,
+        group_members.c.member_type,
+        func.coalesce(
+            group_members.c.display,
+            _member_user.c.display_name,
+            _member_user.c.user_name,
+            _member_group.c.display_name,
+        ).label("display"),
+    )
+    .outerjoin(_member_user, _member_user.c.id == group_members.c.member_id)
+    .outerjoin(_member_group, _member_group.c.id == group_members.c.member_id)
+    .where(group_members.c.group_pk.in_(bindparam("group_pks", expanding=True)))
+    .order_by(group_members.c.group_pk, group_members.c.member_id)
+)
+_GROUPS_OF = (
+    select(group_members.c.member_id, groups.c.id, groups.c.display_name)
+    .join(groups, groups.c.pk == group_members.c.group_pk)
+    .where(group_members.c.member_id.in_(bindparam("member_ids", expanding=True)))
+    .order_by(group_members.c.member_id, groups.c.display_name_key)
+)
+
+
 def load_members(conn: Connection, records: Sequence[StoredResource]) -> None:
     """Fill ``memberships`` of groups with their members and display names."""
     if not records:
@@ -379,26 +445,7 @@ def load_members(conn: Connection, records: Sequence[StoredResource]) -> None:
     by_pk = {record.pk: record for record in records}
     for record in records:
         record.memberships = []
-    member_user = users.alias("member_user")
-    member_group = groups.alias("member_group")
-    query = (
-        select(
-            group_members.c.group_pk,
-            group_members.c.member_id,
-            group_members.c.member_type,
-            func.coalesce(
-                group_members.c.display,
-                member_user.c.display_name,
-                member_user.c.user_name,
-                member_group.c.display_name,
-            ).label("display"),
-        )
-        .outerjoin(member_user, member_user.c.id == group_members.c.member_id)
-        .outerjoin(member_group, member_group.c.id == group_members.c.member_id)
-        .where(group_members.c.group_pk.in_(list(by_pk)))
-        .order_by(group_members.c.group_pk, group_members.c.member_id)
-    )
-    for row in conn.execute(query):
+    for row in conn.execute(_MEMBERS_OF, {"group_pks": list(by_pk)}):
         memberships = by_pk[row.group_pk].memberships
         assert memberships is not None
         memberships.append(Membership(row.member_id, row.member_type, row.display))
@@ -411,13 +458,7 @@ def load_groups_of(conn: Connection, records: Sequence[StoredResource]) -> None:
     by_id = {record.id: record for record in records}
     for record in records:
         record.memberships = []
-    query = (
-        select(group_members.c.member_id, groups.c.id, groups.c.display_name)
-        .join(groups, groups.c.pk == group_members.c.group_pk)
-        .where(group_members.c.member_id.in_(list(by_id)))
-        .order_by(group_members.c.member_id, groups.c.display_name_key)
-    )
-    for row in conn.execute(query):
+    for row in conn.execute(_GROUPS_OF, {"member_ids": list(by_id)}):
         memberships = by_id[row.member_id].memberships
         assert memberships is not None
         memberships.append(Membership(row.id, "Group", row.display_name))

@@ -1,0 +1,1 @@
+"""Replays of what real identity providers send, against scimbridge over HTTP."""
