@@ -31,6 +31,9 @@ class Membership:
 
     display: str | None = None
 
+    kind: str = "direct"
+    """For a user's groups: ``direct``, or ``indirect`` through a nested group."""
+
 
 @dataclass
 class StoredResource:

@@ -80,7 +80,7 @@ def resource_body(
             {
                 "value": membership.id,
                 "$ref": location(base_url, membership.type, membership.id),
-                "type": "direct" if key == "groups" else membership.type,
+                "type": membership.kind if key == "groups" else membership.type,
                 **({"display": membership.display} if membership.display else {}),
             }
             for membership in record.memberships

@@ -17,6 +17,7 @@ from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import insert
+from sqlalchemy import literal
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
@@ -430,12 +431,47 @@ _MEMBERS_OF = (
     .where(group_members.c.group_pk.in_(bindparam("group_pks", expanding=True)))
     .order_by(group_members.c.group_pk, group_members.c.member_id)
 )
-_GROUPS_OF = (
-    select(group_members.c.member_id, groups.c.id, groups.c.display_name)
-    .join(groups, groups.c.pk == group_members.c.group_pk)
-    .where(group_members.c.member_id.in_(bindparam("member_ids", expanding=True)))
-    .order_by(group_members.c.member_id, groups.c.display_name_key)
-)
+
+
+def _groups_of_statement() -> Any:
+    """Every group each member belongs to, directly or through nested groups.
+
+    A recursive query climbs from the direct memberships to the groups that contain those
+    groups; UNION (not UNION ALL) drops repeated rows, which also ends membership cycles.
+    """
+    climbed = (
+        select(
+            group_members.c.member_id.label("member_id"),
+            group_members.c.group_pk.label("group_pk"),
+            literal("direct").label("type"),
+        )
+        .where(group_members.c.member_id.in_(bindparam("member_ids", expanding=True)))
+        .cte("memberships", recursive=True)
+    )
+    inner_group = groups.alias("inner_group")
+    parent = group_members.alias("parent")
+    climbed = climbed.union(
+        select(climbed.c.member_id, parent.c.group_pk, literal("indirect"))
+        .join(inner_group, inner_group.c.pk == climbed.c.group_pk)
+        .join(parent, parent.c.member_id == inner_group.c.id)
+    )
+    return (
+        select(
+            climbed.c.member_id,
+            groups.c.id,
+            groups.c.display_name,
+            # "direct" sorts before "indirect": a direct membership wins over a nested one.
+            func.min(climbed.c.type).label("type"),
+        )
+        .join(groups, groups.c.pk == climbed.c.group_pk)
+        .group_by(
+            climbed.c.member_id, groups.c.id, groups.c.display_name, groups.c.display_name_key
+        )
+        .order_by(climbed.c.member_id, groups.c.display_name_key)
+    )
+
+
+_GROUPS_OF = _groups_of_statement()
 
 
 def load_members(conn: Connection, records: Sequence[StoredResource]) -> None:
@@ -452,7 +488,7 @@ def load_members(conn: Connection, records: Sequence[StoredResource]) -> None:
 
 
 def load_groups_of(conn: Connection, records: Sequence[StoredResource]) -> None:
-    """Fill ``memberships`` of users (or groups) with the groups they belong to directly."""
+    """Fill ``memberships`` of users with the groups they belong to, directly or not."""
     if not records:
         return
     by_id = {record.id: record for record in records}
@@ -461,4 +497,4 @@ def load_groups_of(conn: Connection, records: Sequence[StoredResource]) -> None:
     for row in conn.execute(_GROUPS_OF, {"member_ids": list(by_id)}):
         memberships = by_id[row.member_id].memberships
         assert memberships is not None
-        memberships.append(Membership(row.id, "Group", row.display_name))
+        memberships.append(Membership(row.id, "Group", row.display_name, row.type))
