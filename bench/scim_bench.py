@@ -806,12 +806,13 @@ def filter_latency(t: Target, population: int, o: Options) -> dict[str, Any]:
 
 def fill_group(t: Target, name: str, ids: list[str]) -> str:
     """Create a group holding ``ids``, added in PATCHes of up to 1,000 members."""
-    group_id, c = create_group(t, name), t.client()
+    group_id, c, begin = create_group(t, name), t.client(), time.perf_counter()
     for k in range(0, len(ids), 1000):
         status, data = c.call("PATCH", f"/Groups/{group_id}", members_patch(ids[k : k + 1000]))
         if status not in (200, 204):
             raise RuntimeError(failure(f"filling {name}", status, data))
     c.close()
+    print(f"  filled {name} with {len(ids)} members in {time.perf_counter() - begin:.1f} s")
     return group_id
 
 

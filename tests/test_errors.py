@@ -14,6 +14,7 @@ import pytest
 from flask import Flask
 
 from scimbridge.app import create_app
+from scimbridge.settings import Settings
 from scimbridge.store.database import Database
 from scimbridge.store.migrations import upgrade
 
@@ -408,77 +409,6 @@ def test_group_patch_with_more_member_values_than_allowed_gets_400_too_many(
     assert member_ids(scim, group["id"]) == set(users[:3])
 
 
-def test_patch_whose_last_operation_fails_applies_none_of_them(scim: ScimClient) -> None:
-    """A user PATCH is all or nothing: when its last operation fails, none is applied."""
-    user = create_user(
-        scim, displayName="Babs", emails=[{"value": "b@example.com", "type": "work"}]
-    )
-    response = scim.patch(
-        f"/Users/{user['id']}",
-        patch_payload(
-            {"op": "replace", "path": "displayName", "value": "Barbara"},
-            {"op": "add", "path": "nickName", "value": "bj"},
-            {"op": "replace", "path": 'emails[type eq "home"].value', "value": "b@home.example"},
-        ),
-    )
-    assert_scim_error(response, 400, "noTarget")
-    after = fetch(scim, f"/Users/{user['id']}")
-    assert after["displayName"] == "Babs"
-    assert "nickName" not in after
-    assert after["meta"] == user["meta"]
-
-
-def test_group_patch_whose_last_operation_fails_applies_none_of_them(scim: ScimClient) -> None:
-    """A group PATCH is all or nothing: member and attribute changes are undone on failure."""
-    alice, bob = create_user(scim, "alice"), create_user(scim, "bob")
-    group = create_group(scim, "Staff", [alice["id"]])
-    response = scim.patch(
-        f"/Groups/{group['id']}",
-        patch_payload(
-            {"op": "add", "path": "members", "value": [{"value": bob["id"]}]},
-            {"op": "remove", "path": f'members[value eq "{alice["id"]}"]'},
-            {"op": "replace", "path": "displayName", "value": "Everyone"},
-            {"op": "add", "path": "members", "value": [{"value": "no-such-id"}]},
-        ),
-    )
-    assert_scim_error(response, 400, "invalidValue")
-    after = fetch(scim, f"/Groups/{group['id']}")
-    assert after["displayName"] == "Staff"
-    assert {member["value"] for member in after["members"]} == {alice["id"]}
-    assert after["meta"] == group["meta"]
-
-
-def test_group_patch_adding_an_unknown_id_adds_no_member(scim: ScimClient) -> None:
-    """A member add naming an unknown id gets 400 and adds none of the values it carries."""
-    alice = create_user(scim, "alice")
-    group = create_group(scim)
-    response = scim.patch(
-        f"/Groups/{group['id']}",
-        patch_payload(
-            {
-                "op": "add",
-                "path": "members",
-                "value": [
-                    {"value": alice["id"]},
-                    {"value": "00000000-0000-0000-0000-000000000000"},
-                ],
-            }
-        ),
-    )
-    assert_scim_error(response, 400, "invalidValue")
-    assert member_ids(scim, group["id"]) == set()
-    assert fetch(scim, f"/Groups/{group['id']}")["meta"] == group["meta"]
-
-
-def test_group_create_naming_an_unknown_member_creates_nothing(scim: ScimClient) -> None:
-    """A group created with an unknown member id gets 400 and is not created."""
-    alice = create_user(scim, "alice")
-    response = scim.post("/Groups", group_payload("Staff", [alice["id"], "no-such-id"]))
-    assert_scim_error(response, 400, "invalidValue")
-    assert total(scim, "Groups") == 0
-    assert fetch(scim, f"/Users/{alice['id']}").get("groups", []) == []
-
-
 def test_member_entry_without_value_gets_400(scim: ScimClient) -> None:
     """A member entry without a value id gets 400 invalidValue and adds nothing."""
     group = create_group(scim)
@@ -604,110 +534,7 @@ def test_wrong_method_on_a_known_endpoint_gets_405(
     assert total(scim, "Users") == 0
 
 
-# -- uniqueness ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("second", ["bjensen", "BJensen", "BJENSEN"])
-def test_duplicate_user_name_gets_409_uniqueness(scim: ScimClient, second: str) -> None:
-    """A userName already taken, compared case-insensitively, gets 409 uniqueness."""
-    create_user(scim, "bjensen")
-    response = scim.post("/Users", user_payload(second))
-    assert_scim_error(response, 409, "uniqueness")
-    assert total(scim, "Users") == 1
-
-
-def test_put_renaming_to_a_taken_user_name_gets_409_and_changes_nothing(scim: ScimClient) -> None:
-    """A PUT taking another user's userName gets 409 uniqueness; the user is unchanged."""
-    create_user(scim, "bjensen")
-    other = create_user(scim, "jsmith", displayName="John")
-    response = scim.put(f"/Users/{other['id']}", user_payload("BJensen", displayName="Changed"))
-    assert_scim_error(response, 409, "uniqueness")
-    after = fetch(scim, f"/Users/{other['id']}")
-    assert (after["userName"], after["displayName"]) == ("jsmith", "John")
-    assert after["meta"] == other["meta"]
-
-
-def test_patch_renaming_to_a_taken_user_name_gets_409_and_changes_nothing(
-    scim: ScimClient,
-) -> None:
-    """A PATCH taking another user's userName gets 409 uniqueness; the user is unchanged."""
-    create_user(scim, "bjensen")
-    other = create_user(scim, "jsmith")
-    response = scim.patch(
-        f"/Users/{other['id']}",
-        patch_payload(
-            {"op": "replace", "path": "nickName", "value": "js"},
-            {"op": "replace", "path": "userName", "value": "bJensen"},
-        ),
-    )
-    assert_scim_error(response, 409, "uniqueness")
-    after = fetch(scim, f"/Users/{other['id']}")
-    assert after["userName"] == "jsmith"
-    assert "nickName" not in after
-    assert after["meta"] == other["meta"]
-
-
-@pytest.mark.parametrize("second", ["Staff", "staff", "STAFF"])
-def test_duplicate_group_display_name_gets_409_uniqueness(scim: ScimClient, second: str) -> None:
-    """A group displayName already taken, compared case-insensitively, gets 409 uniqueness."""
-    alice = create_user(scim, "alice")
-    create_group(scim, "Staff")
-    response = scim.post("/Groups", group_payload(second, [alice["id"]]))
-    assert_scim_error(response, 409, "uniqueness")
-    assert total(scim, "Groups") == 1
-    assert fetch(scim, f"/Users/{alice['id']}").get("groups", []) == []
-
-
-def test_group_rename_to_a_taken_display_name_gets_409_and_changes_nothing(
-    scim: ScimClient,
-) -> None:
-    """Renaming a group to another group's name by PATCH or PUT gets 409; nothing changes."""
-    alice = create_user(scim, "alice")
-    create_group(scim, "Staff")
-    other = create_group(scim, "Admins")
-    response = scim.patch(
-        f"/Groups/{other['id']}",
-        patch_payload(
-            {"op": "add", "path": "members", "value": [{"value": alice["id"]}]},
-            {"op": "replace", "path": "displayName", "value": "staff"},
-        ),
-    )
-    assert_scim_error(response, 409, "uniqueness")
-    response = scim.put(f"/Groups/{other['id']}", group_payload("STAFF", [alice["id"]]))
-    assert_scim_error(response, 409, "uniqueness")
-    after = fetch(scim, f"/Groups/{other['id']}")
-    assert after["displayName"] == "Admins"
-    assert after.get("members", []) == []
-    assert after["meta"] == other["meta"]
-
-
 # -- preconditions -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("endpoint", ["Users", "Groups"])
-@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
-def test_write_with_stale_if_match_gets_412_and_changes_nothing(
-    scim: ScimClient, endpoint: str, method: str
-) -> None:
-    """A PUT, PATCH or DELETE whose If-Match names an older version gets 412; nothing changes."""
-    if endpoint == "Users":
-        resource = create_user(scim, "bjensen", displayName="Babs")
-        new_body = user_payload("bjensen", displayName="Changed")
-    else:
-        resource = create_group(scim, "Babs")
-        new_body = group_payload("Changed")
-    path = f"/{endpoint}/{resource['id']}"
-    current = fetch(scim, path)
-    body = {
-        "PUT": new_body,
-        "PATCH": patch_payload({"op": "replace", "path": "displayName", "value": "Changed"}),
-    }.get(method)
-    for stale in ('W/"999"', '"999"', 'W/"0", W/"2"'):
-        response = scim.request(method, path, body, headers={"If-Match": stale})
-        assert_scim_error(response, 412)
-    after = fetch(scim, path)
-    assert after["displayName"] == "Babs"
-    assert after["meta"] == current["meta"]
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
@@ -802,3 +629,187 @@ def test_accept_allowing_json_is_served(scim: ScimClient, accept: str) -> None:
     response = scim.get("/Users", headers={"Accept": accept})
     assert response.status_code == 200
     assert response.mimetype == "application/scim+json"
+
+
+# -- failed writes on both databases --------------------------------------------------------
+
+
+class TestFailedWritesChangeNothing:
+    """Refused writes leave the store as it was, on SQLite and on PostgreSQL."""
+
+    @pytest.fixture
+    def settings(self, database_url: str) -> Settings:
+        return make_settings(database_url)
+
+    def test_patch_whose_last_operation_fails_applies_none_of_them(self, scim: ScimClient) -> None:
+        """A user PATCH is all or nothing: when its last operation fails, none is applied."""
+        user = create_user(
+            scim, displayName="Babs", emails=[{"value": "b@example.com", "type": "work"}]
+        )
+        response = scim.patch(
+            f"/Users/{user['id']}",
+            patch_payload(
+                {"op": "replace", "path": "displayName", "value": "Barbara"},
+                {"op": "add", "path": "nickName", "value": "bj"},
+                {
+                    "op": "replace",
+                    "path": 'emails[type eq "home"].value',
+                    "value": "b@home.example",
+                },
+            ),
+        )
+        assert_scim_error(response, 400, "noTarget")
+        after = fetch(scim, f"/Users/{user['id']}")
+        assert after["displayName"] == "Babs"
+        assert "nickName" not in after
+        assert after["meta"] == user["meta"]
+
+    def test_group_create_naming_an_unknown_member_creates_nothing(self, scim: ScimClient) -> None:
+        """A group created with an unknown member id gets 400 and is not created."""
+        alice = create_user(scim, "alice")
+        response = scim.post("/Groups", group_payload("Staff", [alice["id"], "no-such-id"]))
+        assert_scim_error(response, 400, "invalidValue")
+        assert total(scim, "Groups") == 0
+        assert fetch(scim, f"/Users/{alice['id']}").get("groups", []) == []
+
+    def test_group_patch_whose_last_operation_fails_applies_none_of_them(
+        self, scim: ScimClient
+    ) -> None:
+        """A group PATCH is all or nothing: member and attribute changes are undone on failure."""
+        alice, bob = create_user(scim, "alice"), create_user(scim, "bob")
+        group = create_group(scim, "Staff", [alice["id"]])
+        response = scim.patch(
+            f"/Groups/{group['id']}",
+            patch_payload(
+                {"op": "add", "path": "members", "value": [{"value": bob["id"]}]},
+                {"op": "remove", "path": f'members[value eq "{alice["id"]}"]'},
+                {"op": "replace", "path": "displayName", "value": "Everyone"},
+                {"op": "add", "path": "members", "value": [{"value": "no-such-id"}]},
+            ),
+        )
+        assert_scim_error(response, 400, "invalidValue")
+        after = fetch(scim, f"/Groups/{group['id']}")
+        assert after["displayName"] == "Staff"
+        assert {member["value"] for member in after["members"]} == {alice["id"]}
+        assert after["meta"] == group["meta"]
+
+    def test_group_patch_adding_an_unknown_id_adds_no_member(self, scim: ScimClient) -> None:
+        """A member add naming an unknown id gets 400 and adds none of the values it carries."""
+        alice = create_user(scim, "alice")
+        group = create_group(scim)
+        response = scim.patch(
+            f"/Groups/{group['id']}",
+            patch_payload(
+                {
+                    "op": "add",
+                    "path": "members",
+                    "value": [
+                        {"value": alice["id"]},
+                        {"value": "00000000-0000-0000-0000-000000000000"},
+                    ],
+                }
+            ),
+        )
+        assert_scim_error(response, 400, "invalidValue")
+        assert member_ids(scim, group["id"]) == set()
+        assert fetch(scim, f"/Groups/{group['id']}")["meta"] == group["meta"]
+
+    def test_group_rename_to_a_taken_display_name_gets_409_and_changes_nothing(
+        self,
+        scim: ScimClient,
+    ) -> None:
+        """Renaming a group to another group's name by PATCH or PUT gets 409; nothing changes."""
+        alice = create_user(scim, "alice")
+        create_group(scim, "Staff")
+        other = create_group(scim, "Admins")
+        response = scim.patch(
+            f"/Groups/{other['id']}",
+            patch_payload(
+                {"op": "add", "path": "members", "value": [{"value": alice["id"]}]},
+                {"op": "replace", "path": "displayName", "value": "staff"},
+            ),
+        )
+        assert_scim_error(response, 409, "uniqueness")
+        response = scim.put(f"/Groups/{other['id']}", group_payload("STAFF", [alice["id"]]))
+        assert_scim_error(response, 409, "uniqueness")
+        after = fetch(scim, f"/Groups/{other['id']}")
+        assert after["displayName"] == "Admins"
+        assert after.get("members", []) == []
+        assert after["meta"] == other["meta"]
+
+    @pytest.mark.parametrize("second", ["bjensen", "BJensen", "BJENSEN"])
+    def test_duplicate_user_name_gets_409_uniqueness(self, scim: ScimClient, second: str) -> None:
+        """A userName already taken, compared case-insensitively, gets 409 uniqueness."""
+        create_user(scim, "bjensen")
+        response = scim.post("/Users", user_payload(second))
+        assert_scim_error(response, 409, "uniqueness")
+        assert total(scim, "Users") == 1
+
+    def test_put_renaming_to_a_taken_user_name_gets_409_and_changes_nothing(
+        self, scim: ScimClient
+    ) -> None:
+        """A PUT taking another user's userName gets 409 uniqueness; the user is unchanged."""
+        create_user(scim, "bjensen")
+        other = create_user(scim, "jsmith", displayName="John")
+        response = scim.put(f"/Users/{other['id']}", user_payload("BJensen", displayName="Changed"))
+        assert_scim_error(response, 409, "uniqueness")
+        after = fetch(scim, f"/Users/{other['id']}")
+        assert (after["userName"], after["displayName"]) == ("jsmith", "John")
+        assert after["meta"] == other["meta"]
+
+    def test_patch_renaming_to_a_taken_user_name_gets_409_and_changes_nothing(
+        self,
+        scim: ScimClient,
+    ) -> None:
+        """A PATCH taking another user's userName gets 409 uniqueness; the user is unchanged."""
+        create_user(scim, "bjensen")
+        other = create_user(scim, "jsmith")
+        response = scim.patch(
+            f"/Users/{other['id']}",
+            patch_payload(
+                {"op": "replace", "path": "nickName", "value": "js"},
+                {"op": "replace", "path": "userName", "value": "bJensen"},
+            ),
+        )
+        assert_scim_error(response, 409, "uniqueness")
+        after = fetch(scim, f"/Users/{other['id']}")
+        assert after["userName"] == "jsmith"
+        assert "nickName" not in after
+        assert after["meta"] == other["meta"]
+
+    @pytest.mark.parametrize("second", ["Staff", "staff", "STAFF"])
+    def test_duplicate_group_display_name_gets_409_uniqueness(
+        self, scim: ScimClient, second: str
+    ) -> None:
+        """A group displayName already taken, compared case-insensitively, gets 409 uniqueness."""
+        alice = create_user(scim, "alice")
+        create_group(scim, "Staff")
+        response = scim.post("/Groups", group_payload(second, [alice["id"]]))
+        assert_scim_error(response, 409, "uniqueness")
+        assert total(scim, "Groups") == 1
+        assert fetch(scim, f"/Users/{alice['id']}").get("groups", []) == []
+
+    @pytest.mark.parametrize("endpoint", ["Users", "Groups"])
+    @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+    def test_write_with_stale_if_match_gets_412_and_changes_nothing(
+        self, scim: ScimClient, endpoint: str, method: str
+    ) -> None:
+        """A write whose If-Match names an older version gets 412 and changes nothing."""
+        if endpoint == "Users":
+            resource = create_user(scim, "bjensen", displayName="Babs")
+            new_body = user_payload("bjensen", displayName="Changed")
+        else:
+            resource = create_group(scim, "Babs")
+            new_body = group_payload("Changed")
+        path = f"/{endpoint}/{resource['id']}"
+        current = fetch(scim, path)
+        body = {
+            "PUT": new_body,
+            "PATCH": patch_payload({"op": "replace", "path": "displayName", "value": "Changed"}),
+        }.get(method)
+        for stale in ('W/"999"', '"999"', 'W/"0", W/"2"'):
+            response = scim.request(method, path, body, headers={"If-Match": stale})
+            assert_scim_error(response, 412)
+        after = fetch(scim, path)
+        assert after["displayName"] == "Babs"
+        assert after["meta"] == current["meta"]

@@ -355,20 +355,27 @@ class TestMembership:
             } == expected
 
     def test_user_groups_attribute_follows_membership(self, scim: ScimClient) -> None:
-        """A user's groups list the groups it directly belongs to, computed from membership."""
+        """A user's groups are computed from membership: direct ones and those through nesting."""
         alice = create_user(scim, "alice")
         staff = create_group(scim, "Staff", [alice["id"]])
         admins = create_group(scim, "Admins", [alice["id"]])
-        create_group(scim, "Everyone", [staff["id"]])
+        everyone = create_group(scim, "Everyone", [staff["id"]])
         groups = fetch(scim, f"/Users/{alice['id']}")["groups"]
-        assert {(group["value"], group["display"]) for group in groups} == {
-            (staff["id"], "Staff"),
-            (admins["id"], "Admins"),
+        assert {(group["value"], group["display"], group["type"]) for group in groups} == {
+            (staff["id"], "Staff", "direct"),
+            (admins["id"], "Admins", "direct"),
+            (everyone["id"], "Everyone", "indirect"),
         }
-        assert all(group["type"] == "direct" for group in groups)
         assert all(group["$ref"].endswith(f"/Groups/{group['value']}") for group in groups)
         listed = fetch(scim, "/Users", filter='userName eq "alice"')["Resources"][0]
-        assert {group["value"] for group in listed["groups"]} == {staff["id"], admins["id"]}
+        assert {group["value"] for group in listed["groups"]} == {
+            staff["id"],
+            admins["id"],
+            everyone["id"],
+        }
+        # Leaving the nested group ends the indirect membership too.
+        patch(scim, f"/Groups/{everyone['id']}", {"op": "remove", "path": "members"})
+        assert group_ids_of(scim, alice["id"]) == {staff["id"], admins["id"]}
 
     def test_user_groups_cannot_be_written_through_the_user(self, scim: ScimClient) -> None:
         """Groups is readOnly on a user: PUT ignores it and PATCH is refused with mutability."""

@@ -174,7 +174,7 @@ class Exchange:
         return json.loads(self.text) if self.text else None
 
     def describe(self) -> str:
-        """A line naming the request and the answer, for failure messages."""
+        """Return a line naming the request and the answer, for failure messages."""
         return f"{self.name}: {self.method} {self.path} -> {self.status} {self.text[:600]}"
 
 
@@ -298,6 +298,13 @@ class Replay:
             self.vars[variable] = dig(exchange.json, dotted)
         return exchange
 
+    def resend(self, name: str, status: int) -> Exchange:
+        """Send the step called ``name`` once more, expecting ``status`` this time."""
+        step = find_step(self.sequence, name)
+        step.pop("expect", None)
+        step.pop("save", None)
+        return self.send({**step, "name": f"{name} (again)", "status": status})
+
     def __getitem__(self, name: str) -> Exchange:
         return self.exchanges[name]
 
@@ -321,7 +328,7 @@ def assert_error(exchange: Exchange, status: int, scim_type: str | None = None) 
 def assert_list_response(exchange: Exchange) -> dict[str, Any]:
     """Assert a ListResponse with integer counters and return its body."""
     assert exchange.status == 200, exchange.describe()
-    body = exchange.json
+    body: dict[str, Any] = exchange.json
     assert body["schemas"] == [LIST_SCHEMA], exchange.describe()
     for counter in ("totalResults", "startIndex", "itemsPerPage"):
         assert type(body[counter]) is int, f"{counter} is not an integer: {exchange.describe()}"
@@ -336,8 +343,9 @@ def member_ids(group: Mapping[str, Any]) -> set[str]:
 
 def no_password_anywhere(exchanges: Iterable[Exchange]) -> list[str]:
     """Return where a ``password`` member appears in any response body."""
-    found = []
+    found: list[str] = []
     for exchange in exchanges:
         if exchange.text and exchange.text.lstrip().startswith(("{", "[")):
-            found.extend(f"{exchange.name}: {where}" for where in keys_named(exchange.json, "password"))
+            where = keys_named(exchange.json, "password")
+            found.extend(f"{exchange.name}: {each}" for each in where)
     return found

@@ -390,6 +390,11 @@ class ProvisioningService:
     def delete(self, resource_type: str, resource_id: str, if_match: str | None = None) -> None:
         """Delete a user or group and the memberships naming it."""
         with self.database.write() as conn:
+            if if_match is None:
+                # Without a precondition there is nothing to compare: one statement decides.
+                if not store.delete_by_id(conn, resource_type, resource_id):
+                    raise NotFoundException(detail=f"{resource_type} {resource_id} not found")
+                return
             record = self._require(conn, resource_type, resource_id, for_update=True)
             check_if_match(record, if_match)
             store.delete_resource(conn, record)

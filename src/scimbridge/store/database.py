@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +14,7 @@ from sqlalchemy import Connection
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import event
+from sqlalchemy.engine import URL
 from sqlalchemy.engine import make_url
 
 
@@ -21,6 +25,7 @@ class Database:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         self.engine = _create_engine(url)
+        self._writer_lock = _SqliteWriterLock.for_url(self.url)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -32,7 +37,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """Open a write transaction, committed when the block ends without an error."""
-        with self.engine.connect() as connection:
+        with self._writer_lock, self.engine.connect() as connection:
             connection = connection.execution_options(write=True)
             with connection.begin():
                 yield connection
@@ -40,6 +45,51 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection (after a fork, or on shutdown)."""
         self.engine.dispose()
+
+
+class _SqliteWriterLock:
+    """Queue the writers of one SQLite file, across threads and processes.
+
+    SQLite admits one writer at a time; a writer that finds the database locked polls with
+    growing sleeps, which under load leaves the database idle between writers. Waiting on
+    a kernel file lock (and, inside a process, a thread lock) hands the turn over as soon as
+    the previous writer commits.
+    """
+
+    def __init__(self, lock_path: str | None) -> None:
+        self._thread_lock = threading.Lock()
+        self._lock_path = lock_path
+        self._lock_file: Any = None
+        self._pid = 0
+
+    @classmethod
+    def for_url(cls, url: URL) -> _SqliteWriterLock:
+        """Return the lock for a SQLite file URL; a no-op lock for other databases."""
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            return cls(url.database + ".writer-lock")
+        return cls(None)
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        if self._lock_path is None:
+            return
+        try:
+            # A forked worker must not share its parent's lock file: flock belongs to the
+            # open file, so parent and child would hold "the same" lock.
+            if self._lock_file is None or self._pid != os.getpid():
+                self._lock_file = open(self._lock_path, "a")
+                self._pid = os.getpid()
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if self._lock_path is not None:
+                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
 
 
 def _create_engine(url: str) -> Engine:

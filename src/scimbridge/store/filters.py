@@ -219,7 +219,10 @@ class _MemberElements(_Elements):
         if binding.sub_field_name == "display":
             member_user = users.alias("member_user")
             member_group = groups.alias("member_group")
+            # The same precedence as the members a group lists (store.load_members): the
+            # display the client sent with the member, else the member's own name.
             display = func.coalesce(
+                func.lower(group_members.c.display),
                 select(func.coalesce(member_user.c.display_name_key, member_user.c.user_name_key))
                 .where(member_user.c.id == group_members.c.member_id)
                 .scalar_subquery(),

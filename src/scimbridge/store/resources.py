@@ -237,6 +237,18 @@ def get(
     return _record(row, resource_type) if row else None
 
 
+_DELETE_BY_ID = {
+    resource_type: delete(table).where(table.c.id == bindparam("resource_id"))
+    for resource_type, table in (("User", users), ("Group", groups))
+}
+
+
+def delete_by_id(conn: Connection, resource_type: str, resource_id: str) -> bool:
+    """Delete a user or group and every membership naming it; return whether it existed."""
+    conn.execute(_DELETE_MEMBERSHIPS_OF, {"member_id": resource_id})
+    return conn.execute(_DELETE_BY_ID[resource_type], {"resource_id": resource_id}).rowcount == 1
+
+
 def delete_resource(conn: Connection, record: StoredResource) -> None:
     """Delete a user or group and every membership naming it."""
     conn.execute(_DELETE_MEMBERSHIPS_OF, {"member_id": record.id})

@@ -1,0 +1,59 @@
+"""Fixtures of the replays: one bearer token per client profile, HTTP sessions, replays."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from ..services import LiveServer
+from .replay import Replay
+from .replay import ScimHttp
+from .replay import load
+
+
+@pytest.fixture(scope="session")
+def profile_token(live: LiveServer) -> Callable[[str], str]:
+    """Return a token of the given profile, created once per session with the CLI."""
+    tokens: dict[str, str] = {}
+
+    def token(profile: str) -> str:
+        if profile not in tokens:
+            name = f"integration-{profile}-{uuid.uuid4().hex[:8]}"
+            output = live.cli("token", "create", name, "--profile", profile)
+            tokens[profile] = output.strip().splitlines()[-1]
+        return tokens[profile]
+
+    return token
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    with requests.Session() as http_session:
+        yield http_session
+
+
+@pytest.fixture
+def scim_as(
+    live: LiveServer, session: requests.Session, profile_token: Callable[[str], str]
+) -> Callable[[str], ScimHttp]:
+    """Return a SCIM HTTP client whose token has the given profile."""
+
+    def client(profile: str) -> ScimHttp:
+        return ScimHttp(session, live.scim_url, profile_token(profile))
+
+    return client
+
+
+@pytest.fixture
+def replay(scim_as: Callable[[str], ScimHttp]) -> Callable[..., Replay]:
+    """Start replaying ``data/<name>.json`` with a token of ``profile``."""
+
+    def start(name: str, profile: str, variables: dict[str, Any] | None = None) -> Replay:
+        return Replay(scim_as(profile), load(name), variables)
+
+    return start
