@@ -7,15 +7,24 @@ too little.
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
 from typing import Any
 
 import pytest
 from flask import Flask
 
 from scimbridge.app import create_app
+from scimbridge.domain.resources import UserResource
+from scimbridge.service.mapping import document
+from scimbridge.service.mapping import user_columns
 from scimbridge.settings import ScimSettings
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database
+from scimbridge.store import resources as store
 from scimbridge.store.migrations import upgrade
 
 from .conftest import ENTERPRISE_SCHEMA
@@ -484,8 +493,6 @@ class TestTimestamps:
     ) -> None:
         """A timestamp with an offset means the same instant as its UTC form."""
         from datetime import datetime
-        from datetime import timedelta
-        from datetime import timezone
 
         created = datetime.fromisoformat(people["carol"]["meta"]["created"])
         shifted = created.astimezone(timezone(timedelta(hours=2))).isoformat()
@@ -744,10 +751,33 @@ class TestSorting:
 POPULATION = 250
 
 
+def insert_users(database: Database, count: int) -> list[str]:
+    """Store users user000, user001, ... in one transaction; return their ids in order.
+
+    Paging needs hundreds of users: writing them through the store keeps the module fast,
+    while every read still goes through the HTTP API.
+    """
+    start = datetime.now(UTC)
+    ids = []
+    with database.write() as conn:
+        for n in range(count):
+            user = UserResource(user_name=f"user{n:03d}", active=True)
+            record = store.insert_user(
+                conn,
+                str(uuid.uuid4()),
+                user_columns(user),
+                document(user),
+                None,
+                start + timedelta(milliseconds=n),
+            )
+            ids.append(record.id)
+    return ids
+
+
 @pytest.fixture
-def crowd(scim: ScimClient) -> list[str]:
+def crowd(database: Database) -> list[str]:
     """250 users, user000 to user249; returns their ids in creation order."""
-    return [create(scim, "/Users", user_payload(f"user{n:03d}"))["id"] for n in range(POPULATION)]
+    return insert_users(database, POPULATION)
 
 
 def page(scim: ScimClient, **query: Any) -> dict[str, Any]:
@@ -840,8 +870,7 @@ class TestPaging:
             scim = ScimClient(app.test_client(), token)
             config = scim.get("/ServiceProviderConfig").get_json()
             assert config["filter"]["maxResults"] == 100
-            for n in range(120):
-                create(scim, "/Users", user_payload(f"user{n:03d}"))
+            insert_users(database, 120)
             body = page(scim, count=150)
             assert body["totalResults"] == 120
             assert body["itemsPerPage"] == 100

@@ -40,13 +40,21 @@ def session() -> Iterator[requests.Session]:
 @pytest.fixture
 def scim_as(
     live: LiveServer, session: requests.Session, profile_token: Callable[[str], str]
-) -> Callable[[str], ScimHttp]:
-    """Return a SCIM HTTP client whose token has the given profile."""
+) -> Iterator[Callable[[str], ScimHttp]]:
+    """Return a SCIM HTTP client whose token has the given profile.
+
+    What a test creates is deleted afterwards: the live server is shared by the session, and
+    other suites (scim2-tester's) expect to find their own users on the first page of /Users.
+    """
+    clients: list[ScimHttp] = []
 
     def client(profile: str) -> ScimHttp:
-        return ScimHttp(session, live.scim_url, profile_token(profile))
+        clients.append(ScimHttp(session, live.scim_url, profile_token(profile)))
+        return clients[-1]
 
-    return client
+    yield client
+    for each in clients:
+        each.delete_created()
 
 
 @pytest.fixture

@@ -192,6 +192,8 @@ class ScimHttp:
         self.scim_url = scim_url
         self.token = token
         self.headers = dict(headers or {})
+        self.created: list[str] = []
+        """Paths (``/Users/<id>``, ``/Groups/<id>``) of every resource created through here."""
 
     def request(
         self,
@@ -212,6 +214,10 @@ class ScimHttp:
         response = self.session.request(
             method, self.scim_url + encode_path(path), data=data, headers=sent, timeout=30
         )
+        if method == "POST" and response.status_code == 201:
+            created = response.json()
+            endpoint = path.partition("?")[0].rstrip("/")
+            self.created.append(f"{endpoint}/{created['id']}")
         return Exchange(
             name=name or f"{method} {path}",
             method=method,
@@ -221,6 +227,13 @@ class ScimHttp:
             headers=response.headers,
             text=response.text,
         )
+
+    def delete_created(self) -> None:
+        """Delete what was created through here and still exists, groups first."""
+        for path in sorted(self.created, key=lambda each: not each.startswith("/Groups")):
+            exchange = self.delete(path)
+            assert exchange.status in (204, 404), exchange.describe()
+        self.created.clear()
 
     def get(self, path: str) -> Exchange:
         """GET a path."""

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from dataclasses import field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 from typing import get_args
 
@@ -259,8 +260,12 @@ def _as_boolean(value: Any, profile: ClientProfile, path: str) -> Any:
     return value
 
 
+@lru_cache(maxsize=4096)
 def _resolve(path: str, resource_model: Any) -> Any:
-    """Resolve a PATCH path or attribute key on the resource model; None when it names none."""
+    """Resolve a PATCH path or attribute key on the resource model; None when it names none.
+
+    Cached: clients send the same few paths over and over, and resolution is pure.
+    """
     try:
         return Path[resource_model](path).resolve()
     except (SCIMException, ValueError, TypeError):

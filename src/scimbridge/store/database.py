@@ -45,6 +45,7 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection (after a fork, or on shutdown)."""
         self.engine.dispose()
+        self._writer_lock.close()
 
 
 class _SqliteWriterLock:
@@ -90,6 +91,13 @@ class _SqliteWriterLock:
                 fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
         finally:
             self._thread_lock.release()
+
+    def close(self) -> None:
+        """Close the lock file; the next writer opens it again."""
+        with self._thread_lock:
+            if self._lock_file is not None:
+                self._lock_file.close()
+                self._lock_file = None
 
 
 def _create_engine(url: str) -> Engine:
