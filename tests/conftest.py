@@ -113,7 +113,7 @@ def scim(app: Flask, token: str) -> ScimClient:
 
 @pytest.fixture(scope="session")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """scimbridge under gunicorn over real HTTP, on SQLite, shared by the session."""
+    """Scimbridge under gunicorn over real HTTP, on SQLite, shared by the session."""
     path = tmp_path_factory.mktemp("live") / "scimbridge.db"
     with live_server(f"sqlite:///{path}") as server:
         yield server

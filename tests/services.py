@@ -24,7 +24,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 20.0, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    port: int, timeout: float = 20.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
     """Wait until something accepts connections on 127.0.0.1:port."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -50,8 +52,18 @@ class PostgresServer:
 
     def create_database(self, name: str) -> str:
         subprocess.run(
-            [str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-             "-q", "-c", f'CREATE DATABASE "{name}"'],
+            [
+                str(PG_BIN / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-q",
+                "-c",
+                f'CREATE DATABASE "{name}"',
+            ],
             check=True,
             capture_output=True,
         )
@@ -70,15 +82,34 @@ def postgres_server() -> Iterator[PostgresServer]:
     port = free_port()
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     subprocess.run(
-        [*as_postgres, str(PG_BIN / "initdb"), "-D", data, "-U", "postgres", "-A", "trust",
-         "--no-sync"],
+        [
+            *as_postgres,
+            str(PG_BIN / "initdb"),
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+        ],
         check=True,
         capture_output=True,
     )
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {workdir} -c fsync=off"
     subprocess.run(
-        [*as_postgres, str(PG_BIN / "pg_ctl"), "-D", data, "-l", os.path.join(workdir, "pg.log"),
-         "-w", "-o", options, "start"],
+        [
+            *as_postgres,
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            data,
+            "-l",
+            os.path.join(workdir, "pg.log"),
+            "-w",
+            "-o",
+            options,
+            "start",
+        ],
         check=True,
         capture_output=True,
     )
@@ -129,14 +160,23 @@ def live_server(database_url: str, extra_env: dict[str, str] | None = None) -> I
         "SCIMBRIDGE_PUBLIC_URL": base_url,
         **(extra_env or {}),
     }
-    token = subprocess.run(
-        [*scimbridge_command(), "token", "create", f"tests-{port}"],
-        env=env, check=True, capture_output=True, text=True,
-    ).stdout.strip().splitlines()[-1]
+    token = (
+        subprocess.run(
+            [*scimbridge_command(), "token", "create", f"tests-{port}"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     log = tempfile.NamedTemporaryFile(prefix="scimbridge-serve-", suffix=".log", delete=False)
     process = subprocess.Popen(
-        [*scimbridge_command(), "serve", "--port", str(port)], env=env,
-        stdout=log, stderr=subprocess.STDOUT,
+        [*scimbridge_command(), "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_for_port(port, process=process)

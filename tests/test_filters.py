@@ -23,8 +23,8 @@ from scimbridge.service.mapping import document
 from scimbridge.service.mapping import user_columns
 from scimbridge.settings import ScimSettings
 from scimbridge.settings import Settings
-from scimbridge.store.database import Database
 from scimbridge.store import resources as store
+from scimbridge.store.database import Database
 from scimbridge.store.migrations import upgrade
 
 from .conftest import ENTERPRISE_SCHEMA
@@ -492,8 +492,6 @@ class TestTimestamps:
         self, scim: ScimClient, people: dict[str, dict[str, Any]]
     ) -> None:
         """A timestamp with an offset means the same instant as its UTC form."""
-        from datetime import datetime
-
         created = datetime.fromisoformat(people["carol"]["meta"]["created"])
         shifted = created.astimezone(timezone(timedelta(hours=2))).isoformat()
         assert users(scim, f'meta.created gt "{shifted}"') == {"dave", "50%off", "under_score"}

@@ -10,6 +10,7 @@ from flask import Response
 from flask import jsonify
 
 from . import scim
+from .domain.resources import accept_internal_email_domains
 from .service.provisioning import ProvisioningService
 from .service.tokens import TokenService
 from .settings import Settings
@@ -28,6 +29,7 @@ class Services:
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> Flask:
     """Build the WSGI application."""
+    accept_internal_email_domains()
     settings = settings or Settings()
     database = database or Database(settings.database_url)
     app = Flask(__name__)

@@ -8,10 +8,27 @@ from datetime import datetime
 from typing import Any
 from typing import Protocol
 
+import email_validator
 from scim2_models import EnterpriseUser
 from scim2_models import Group
 from scim2_models import ScimPolicy
 from scim2_models import User
+
+# Domains that email-validator refuses as "special use" but that directories really use:
+# ".local" is Active Directory's classic internal domain, and Okta's own samples use it.
+INTERNAL_EMAIL_DOMAINS = ("local",)
+
+
+def accept_internal_email_domains() -> None:
+    """Let SCIM email values use internal domains such as ``alice@corp.local``.
+
+    scim2-models validates ``emails.value`` with email-validator, whose list of refused
+    special-use domains is a module setting; RFC 7643 sets no such rule.
+    """
+    for domain in INTERNAL_EMAIL_DOMAINS:
+        if domain in email_validator.SPECIAL_USE_DOMAIN_NAMES:
+            email_validator.SPECIAL_USE_DOMAIN_NAMES.remove(domain)
+
 
 UserResource = User[EnterpriseUser]
 """Core User with the Enterprise User extension."""

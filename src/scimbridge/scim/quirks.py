@@ -20,6 +20,7 @@ from typing import get_args
 
 from scim2_models import InvalidFilterException
 from scim2_models import InvalidPathException
+from scim2_models import InvalidSyntaxException
 from scim2_models import InvalidValueException
 from scim2_models import Path
 from scim2_models import SCIMException
@@ -58,6 +59,10 @@ class Deviation(StrEnum):
     """The enterprise ``manager`` set to the manager's id instead of ``{"value": id}``
     (Entra)."""
 
+    UNKNOWN_SCHEMA_URI = "unknown-schema-uri"
+    """A resource listing a schema URI scimbridge does not define and carrying no data
+    under it (Entra's ``…/ADSCIM/2.0/Group``)."""
+
     EXTRA_OPERATION_KEYS = "extra-operation-keys"
     """PATCH operations carrying members other than ``op``, ``path`` and ``value``."""
 
@@ -80,6 +85,7 @@ _REFUSALS: dict[Deviation, type[SCIMException]] = {
     Deviation.UNQUOTED_FILTER_VALUE: InvalidFilterException,
     Deviation.MANAGER_AS_STRING: InvalidValueException,
     Deviation.EXTRA_OPERATION_KEYS: InvalidValueException,
+    Deviation.UNKNOWN_SCHEMA_URI: InvalidSyntaxException,
 }
 
 _OPERATION_KEYS = {"op", "path", "value"}
@@ -201,11 +207,16 @@ def _normalize_pathless_value(
     return normalized
 
 
-def _is_attribute_urn(key: str, model: Any) -> bool:
-    """Whether a key is a fully qualified attribute (``urn:…:User:employeeNumber``)."""
+def _schema_uris(model: Any) -> set[str]:
+    """Return the schema URIs (lower-case) of a resource model and its extensions."""
     schemas = {str(model.__schema__).lower()}
     schemas.update(urn.lower() for urn in getattr(model, "get_extension_models", dict)())
-    return key.lower() not in schemas
+    return schemas
+
+
+def _is_attribute_urn(key: str, model: Any) -> bool:
+    """Whether a key is a fully qualified attribute (``urn:…:User:employeeNumber``)."""
+    return key.lower() not in _schema_uris(model)
 
 
 def _normalize_value_at(path: str, value: Any, model: Any, profile: ClientProfile) -> Any:
@@ -276,10 +287,21 @@ def _resolve(path: str, resource_model: Any) -> Any:
 
 
 def normalize_resource(body: dict[str, Any], model: Any, profile: ClientProfile) -> dict[str, Any]:
-    """Fix string booleans in a POST/PUT body (``"active": "True"``)."""
+    """Fix string booleans (``"active": "True"``) and unknown empty schema URIs of a POST/PUT."""
     fixed = dict(body)
+    schemas = body.get("schemas")
+    if isinstance(schemas, list):
+        known = _schema_uris(model)
+        unknown = [
+            uri
+            for uri in schemas
+            if isinstance(uri, str) and uri.lower() not in known and uri not in body
+        ]
+        if unknown:
+            profile.meet(Deviation.UNKNOWN_SCHEMA_URI, f"schemas {unknown}")
+            fixed["schemas"] = [uri for uri in schemas if uri not in unknown]
     for key, value in body.items():
-        if key.startswith("urn:") and isinstance(value, dict):
+        if key == "schemas" or (key.startswith("urn:") and isinstance(value, dict)):
             continue
         binding = _resolve(key, model)
         if binding is None:
