@@ -40,7 +40,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, migrated database URL: each test runs once on SQLite and once on PostgreSQL."""
+    """Give a fresh database URL: each test runs once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'scimbridge.db'}"
     server: PostgresServer = request.getfixturevalue("postgres")

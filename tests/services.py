@@ -124,7 +124,7 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 def scimbridge_command() -> list[str]:
-    """The ``scimbridge`` console script of this interpreter's environment."""
+    """Return the ``scimbridge`` console script of this interpreter's environment."""
     return [str(Path(sys.executable).with_name("scimbridge"))]
 
 

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from httpx2 import Client
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import Status
 from scim2_tester import check_server
 
 from .services import LiveServer
+from .services import live_server
 
 
-def test_scim2_tester_reports_every_check_successful(live: LiveServer) -> None:
+@pytest.fixture
+def fresh_live(tmp_path: Path) -> Iterator[LiveServer]:
+    """A server of its own: scim2-tester expects to find what it creates on the first page."""
+    with live_server(f"sqlite:///{tmp_path / 'conformance.db'}") as server:
+        yield server
+
+
+def test_scim2_tester_reports_every_check_successful(fresh_live: LiveServer) -> None:
     """Every check of scim2-tester's check_server succeeds; nothing is skipped."""
+    live = fresh_live
     with Client(base_url=live.scim_url, headers={"Authorization": f"Bearer {live.token}"}) as http:
         results = check_server(SyncSCIMClient(http))
     statuses = Counter(result.status for result in results)

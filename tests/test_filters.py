@@ -130,7 +130,7 @@ def people(scim: ScimClient) -> dict[str, dict[str, Any]]:
                 {"value": "carol@x.example", "type": "home", "primary": True},
             ],
             phoneNumbers=[{"value": "+44 7700 900000", "type": "mobile"}],
-            addresses=[{"type": "work", "locality": "Berlin", "country": "DE"}],
+            addresses=[{"type": "work", "locality": "berlin", "country": "DE"}],
         ),
     )
     dave = create(scim, "/Users", user_payload("dave"))
@@ -380,6 +380,22 @@ class TestAttributes:
         """Name pr selects users having a name."""
         assert users(scim, "name pr") == {"alice", "bob.smith", "carol"}
 
+    def test_filter_custom_canonical_values_are_case_insensitive(self, scim: ScimClient) -> None:
+        """A type outside the canonical values is kept as sent and still compared without case."""
+        phone = {"value": "+881 631 000000", "type": "Satellite"}
+        create(scim, "/Users", user_payload("grace", phoneNumbers=[phone]))
+        assert users(scim, 'phoneNumbers[type eq "satellite"]') == {"grace"}
+        assert users(scim, 'phoneNumbers.type eq "SATELLITE"') == {"grace"}
+        assert users(scim, 'phoneNumbers.type sw "sat"') == {"grace"}
+
+    def test_filter_meta_is_always_present(self, scim: ScimClient) -> None:
+        """Every resource has meta, including the version and location derived on output."""
+        assert users(scim, "meta pr") == EVERYONE
+        assert users(scim, "meta.version pr") == EVERYONE
+        assert users(scim, "meta.location pr") == EVERYONE
+        assert users(scim, 'meta.resourceType eq "User"') == EVERYONE
+        assert users(scim, 'meta.resourceType eq "Group"') == set()
+
     def test_filter_document_strings_are_case_insensitive(self, scim: ScimClient) -> None:
         """Attributes kept in the JSON document compare regardless of case, too."""
         assert users(scim, 'title eq "ENGINEER"') == {"alice"}
@@ -585,8 +601,10 @@ class TestGroups:
         assert users(scim, 'groups.display eq "sales"') == {"bob.smith"}
 
     def test_filter_user_groups_pr(self, scim: ScimClient) -> None:
-        """Filter groups pr selects users in some group."""
+        """Filter groups pr selects users in some group; every membership listed is direct."""
         assert users(scim, "groups pr") == {"alice", "carol", "bob.smith", "dave"}
+        assert users(scim, 'groups[type eq "DIRECT"]') == {"alice", "carol", "bob.smith", "dave"}
+        assert users(scim, "not (groups pr)") == {"50%off", "under_score"}
 
     def test_filter_groups_through_post_search(
         self, scim: ScimClient, people: dict[str, dict[str, Any]]
@@ -705,7 +723,7 @@ class TestSorting:
         assert set(order[3:]) == {"carol", "dave", "under_score"}
 
     def test_sort_by_a_sub_attribute_of_a_multi_valued_attribute(self, scim: ScimClient) -> None:
-        """sortBy=addresses.locality orders by the users' addresses."""
+        """sortBy=addresses.locality orders by the users' addresses, regardless of case."""
         order = user_order(scim, sortBy="addresses.locality")
         assert order[:3] == ["carol", "bob.smith", "alice"]
         assert set(order[3:]) == {"dave", "50%off", "under_score"}

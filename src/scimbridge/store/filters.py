@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
+from inspect import isclass
 from typing import Any
 
 from scim2_models import Extension
@@ -166,9 +167,15 @@ def _document_value(element: Any, binding: AttributeBinding) -> _Scalar:
     (userName, displayName, emails) have indexed key columns instead.
     """
     expr = _typed_json(element, binding)
-    if binding.target_type is str and not binding.case_exact:
+    if _is_string(binding) and not binding.case_exact:
         return _Scalar(func.lower(expr), True)
     return _Scalar(expr, False)
+
+
+def _is_string(binding: AttributeBinding) -> bool:
+    """Whether an attribute holds strings, canonical-value enums (``emails.type``) included."""
+    target = binding.target_type
+    return isclass(target) and issubclass(target, str)
 
 
 class _Elements:
@@ -202,7 +209,8 @@ class _GroupsOfUserElements(_Elements):
         columns = {
             "value": _Scalar(groups.c.id, False),
             "display": _Scalar(groups.c.display_name_key, True),
-            "type": _Scalar(literal("direct"), False),
+            # "direct" is its own comparison key, so the filter value is lowered to match it.
+            "type": _Scalar(literal("direct"), True),
         }
         return columns.get(binding.sub_field_name or "value")
 
@@ -303,7 +311,7 @@ def _compare(scalar: _Scalar, op: CompareOperator, value: Any) -> Clause:
 
 
 def _present(scalar: _Scalar, binding: AttributeBinding) -> Clause:
-    if binding.target_type is str:
+    if _is_string(binding):
         return and_(scalar.expr.is_not(None), scalar.expr != "")
     return scalar.expr.is_not(None)
 
@@ -356,7 +364,9 @@ class _Compiler(FilterVisitor[Clause]):
             return self.target.elements(binding).exists(true())
         scalar, elements = self._operand(binding)
         if scalar is None:
-            return false()
+            # Every resource has its whole meta, version and location included, though those
+            # two are derived on output and have no column to test.
+            return true() if binding.field_name == "meta" and self.scope is None else false()
         clause = _present(scalar, binding)
         return elements.exists(clause) if elements is not None else clause
 
@@ -406,16 +416,17 @@ def compile_sort_key(binding: AttributeBinding, resource: str, dialect: str) -> 
     target = _Target(resource, dialect)
     if binding.is_multivalued:
         if resource == "User" and binding.field_name == "emails":
-            return users.c.primary_email_key
+            if binding.sub_field_name in (None, "value"):
+                return users.c.primary_email_key
         if resource == "Group" and binding.field_name == "members":
             return None
         path: list[str | int] = list(target._document_path(binding))
         path.insert(len(path) - 1 if binding.sub_field_name else len(path), 0)
-        return _typed_json(target.table.c.doc[tuple(path)], binding)
+        return _document_value(target.table.c.doc[tuple(path)], binding).expr
     scalar = target.scalar(binding)
     if scalar is None:
         return None
-    if scalar.lowered or binding.target_type is not str:
+    if scalar.lowered or not _is_string(binding):
         return scalar.expr
     return func.lower(scalar.expr)
 
