@@ -873,9 +873,7 @@ class TestPaging:
         body = page(scim)
         assert body["itemsPerPage"] == ScimSettings().default_page_size == 100
 
-    def test_paging_count_above_the_maximum_is_capped(
-        self, database_url: str, tmp_path: Any
-    ) -> None:
+    def test_paging_count_above_the_maximum_is_capped(self, database_url: str) -> None:
         """A count above settings.scim.max_page_size gets max_page_size users, as advertised."""
         settings = make_settings(database_url, scim=ScimSettings(max_page_size=100))
         database = Database(database_url)

@@ -270,12 +270,17 @@ def search(
     if where is not None:
         count_query = count_query.where(where)
         page_query = page_query.where(where)
-    total = conn.execute(count_query).scalar_one()
-    if limit == 0 or offset >= total:
-        return total, []
-    rows = conn.execute(
-        page_query.order_by(*order_by, table.c.pk).offset(offset).limit(limit)
-    ).all()
+    rows: Sequence[Row[Any]] = []
+    if limit > 0:
+        rows = conn.execute(
+            page_query.order_by(*order_by, table.c.pk).offset(offset).limit(limit)
+        ).all()
+    if offset == 0 and len(rows) < limit:
+        # A first page that is not full holds every match: no need to count them. This
+        # spares a query on the lookups identity providers make all day (userName eq "…").
+        total = len(rows)
+    else:
+        total = conn.execute(count_query).scalar_one()
     return total, [_record(row, resource_type) for row in rows]
 
 
