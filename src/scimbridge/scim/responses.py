@@ -10,6 +10,7 @@ from scim2_models import Context
 from scim2_models import Error
 from scim2_models import ResponseParameters
 
+from ..domain.resources import Membership
 from ..domain.resources import StoredResource
 from ..service.mapping import meta
 from ..service.mapping import to_model
@@ -61,6 +62,17 @@ def wants_attribute(params: ResponseParameters[Any] | None, name: str) -> bool:
     return True
 
 
+def _membership(membership: Membership, base_url: str, key: str) -> dict[str, Any]:
+    entry = {
+        "value": membership.id,
+        "$ref": f"{base_url}/{ENDPOINTS[membership.type]}/{membership.id}",
+        "type": membership.kind if key == "groups" else membership.type,
+    }
+    if membership.display:
+        entry["display"] = membership.display
+    return entry
+
+
 def resource_body(
     record: StoredResource,
     base_url: str,
@@ -76,15 +88,7 @@ def resource_body(
     body: dict[str, Any] = {**record.doc, "id": record.id, "meta": meta(record, url)}
     if record.memberships:
         key = "groups" if record.resource_type == "User" else "members"
-        body[key] = [
-            {
-                "value": membership.id,
-                "$ref": location(base_url, membership.type, membership.id),
-                "type": membership.kind if key == "groups" else membership.type,
-                **({"display": membership.display} if membership.display else {}),
-            }
-            for membership in record.memberships
-        ]
+        body[key] = [_membership(membership, base_url, key) for membership in record.memberships]
     if params is None or not (params.attributes or params.excluded_attributes):
         return body
     model = to_model(record, url)

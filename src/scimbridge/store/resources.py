@@ -198,8 +198,11 @@ def update_user(
         raise DuplicateKey(str(exc.orig)) from exc
     if result.rowcount != 1:
         raise ConcurrentUpdate(record.id)
-    conn.execute(_DELETE_EMAILS, {"user_pk": record.pk})
-    _write_emails(conn, record.pk, columns.emails)
+    # The email rows only change with the document's emails; most writes (active=false,
+    # a new title) leave them alone.
+    if record.doc.get("emails") != doc.get("emails"):
+        conn.execute(_DELETE_EMAILS, {"user_pk": record.pk})
+        _write_emails(conn, record.pk, columns.emails)
     return StoredResource(
         record.pk, record.id, "User", doc, record.created, now, record.version + 1
     )
@@ -498,10 +501,12 @@ def load_members(conn: Connection, records: Sequence[StoredResource]) -> None:
     by_pk = {record.pk: record for record in records}
     for record in records:
         record.memberships = []
-    for row in conn.execute(_MEMBERS_OF, {"group_pks": list(by_pk)}):
-        memberships = by_pk[row.group_pk].memberships
+    # Fetched at once and unpacked as tuples: a group may hold tens of thousands of members.
+    rows = conn.execute(_MEMBERS_OF, {"group_pks": list(by_pk)}).all()
+    for group_pk, member_id, member_type, display in rows:
+        memberships = by_pk[group_pk].memberships
         assert memberships is not None
-        memberships.append(Membership(row.member_id, row.member_type, row.display))
+        memberships.append(Membership(member_id, member_type, display))
 
 
 def load_groups_of(conn: Connection, records: Sequence[StoredResource]) -> None:
