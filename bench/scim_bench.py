@@ -118,7 +118,11 @@ def parse_options(argv: list[str] | None = None) -> Options:
     p.add_argument("--big-group", type=int, default=50_000, help="big group size (50000)")
     p.add_argument("--samples", type=int, default=200, help="latency samples (200)")
     p.add_argument("--load-clients", type=int, default=8, help="threads loading users (8)")
-    p.add_argument("--token-profile", help="scimbridge token profile (its default: strict)")
+    p.add_argument(
+        "--token-profile",
+        default="entra",
+        help="profile of scimbridge's token (entra: the PATCH phase sends Entra's form)",
+    )
     a = p.parse_args(argv)
     return Options(**{k: v for k, v in vars(a).items()})
 
