@@ -19,6 +19,7 @@ from sqlalchemy import MetaData
 from sqlalchemy import String
 from sqlalchemy import Table
 from sqlalchemy import Text
+from sqlalchemy import false
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData(
@@ -47,6 +48,14 @@ users = Table(
     Column("primary_email_key", String(320), index=True),
     Column("active", Boolean, nullable=False, default=True, index=True),
     Column("password_hash", String(255)),
+    # Lifecycle: "invited", "active" or "suspended" (SCIM active=false), see domain.lifecycle.
+    Column(
+        "status", String(16), nullable=False, default="active", server_default="active", index=True
+    ),
+    Column(
+        "password_change_required", Boolean, nullable=False, default=False, server_default=false()
+    ),
+    Column("last_login", Timestamp),
     Column("created", Timestamp, nullable=False, index=True),
     Column("last_modified", Timestamp, nullable=False, index=True),
     Column("version", Integer, nullable=False, default=1),
@@ -107,4 +116,101 @@ api_tokens = Table(
     Column("created", Timestamp, nullable=False),
     Column("last_used", Timestamp),
     Column("note", Text),
+)
+
+# -- user lifecycle -----------------------------------------------------------------------------
+
+# Lifecycle fields live beside the SCIM row of the user (users.status, etc.): they are filtered
+# and shown in lists, and they change in the same transactions as the SCIM attributes.
+
+# Single-use links sent by email: invitations and password resets. Only the SHA-256 of the
+# token is kept; ``used`` or ``voided`` makes a link dead before it expires.
+user_links = Table(
+    "user_links",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("user_pk", Integer, ForeignKey("users.pk", ondelete="CASCADE"), nullable=False),
+    Column("purpose", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created", Timestamp, nullable=False),
+    Column("expires", Timestamp, nullable=False),
+    Column("used", Timestamp),
+    Column("voided", Timestamp),
+    Index("ix_user_links_user_pk_purpose", "user_pk", "purpose"),
+)
+
+# Server-side login sessions; the cookie holds a random token whose SHA-256 is ``token_hash``.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("user_pk", Integer, ForeignKey("users.pk", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created", Timestamp, nullable=False),
+    Column("last_seen", Timestamp, nullable=False),
+    Column("client_address", String(64)),
+    Column("user_agent", String(512)),
+    Index("ix_sessions_user_pk", "user_pk"),
+)
+
+# Temporary role grants: the user holds ``role`` until ``expires``, then goes back to
+# ``previous_role``; the reversal is audited.
+role_grants = Table(
+    "role_grants",
+    metadata,
+    Column("user_pk", Integer, ForeignKey("users.pk", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(64), nullable=False),
+    Column("previous_role", String(64), nullable=False),
+    Column("expires", Timestamp, nullable=False, index=True),
+    Column("granted_by", String(255)),
+)
+
+# Append-only record of every change. No foreign key: events outlive what they describe.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("at", Timestamp, nullable=False, index=True),
+    Column("actor_type", String(16), nullable=False),
+    Column("actor_id", String(64)),
+    Column("actor_name", String(255)),
+    Column("action", String(64), nullable=False, index=True),
+    Column("target_type", String(16)),
+    Column("target_id", String(64), index=True),
+    Column("target_name", String(255)),
+    Column("changes", Document),
+    Column("request_id", String(64)),
+    Column("client_address", String(64)),
+)
+
+# Fixed-window counters for rate limits, shared by every worker process.
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("window_start", Timestamp, primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+# -- transactional outbox ------------------------------------------------------------------------
+
+# One row per side effect (an email to send, an LDAP change to apply), committed in the same
+# transaction as the change that causes it. ``ordering_key`` (e.g. ``user:<id>``) keeps the
+# jobs about one entry in commit order.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("ordering_key", String(128), nullable=False),
+    Column("payload", Document, nullable=False),
+    Column("status", String(16), nullable=False, default="queued"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("available_at", Timestamp, nullable=False),
+    Column("created", Timestamp, nullable=False),
+    Column("updated", Timestamp, nullable=False),
+    Column("last_error", Text),
+    Index("ix_jobs_status_available_at", "status", "available_at"),
+    Index("ix_jobs_ordering_key_pk", "ordering_key", "pk"),
 )
