@@ -11,7 +11,10 @@ from flask import jsonify
 
 from . import scim
 from .domain.resources import accept_internal_email_domains
+from .service.lifecycle import UserDirectory
 from .service.provisioning import ProvisioningService
+from .service.roles import RolesConfig
+from .service.roles import load_roles
 from .service.tokens import TokenService
 from .settings import Settings
 from .store.database import Database
@@ -23,6 +26,8 @@ class Services:
 
     settings: Settings
     database: Database
+    roles: RolesConfig
+    directory: UserDirectory
     provisioning: ProvisioningService
     tokens: TokenService
 
@@ -34,10 +39,19 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     database = database or Database(settings.database_url)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.scim.max_payload_bytes
+    roles = load_roles(settings.roles.file)
+    directory = UserDirectory(database, settings, roles)
     app.extensions["scimbridge"] = Services(
         settings=settings,
         database=database,
-        provisioning=ProvisioningService(database, settings.scim.max_patch_members),
+        roles=roles,
+        directory=directory,
+        provisioning=ProvisioningService(
+            database,
+            directory,
+            max_patch_members=settings.scim.max_patch_members,
+            invite_on_create=settings.lifecycle.on_scim_create == "invite",
+        ),
         tokens=TokenService(database),
     )
     scim.init_app(app)

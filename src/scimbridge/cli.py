@@ -1,4 +1,4 @@
-"""The ``scimbridge`` command: serve, migrate, manage tokens."""
+"""The ``scimbridge`` command: serve, migrate, manage tokens; outbox commands in cli_outbox."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import click
 from gunicorn.app.base import BaseApplication
 
+from . import cli_outbox
 from .settings import Settings
 from .store.database import Database
 from .store.migrations import upgrade
@@ -28,11 +29,13 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
         self.settings = settings
         self.options = options
+        self.outbox_worker: Any = None
         super().__init__()
 
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        self.cfg.set("worker_exit", self._stop_outbox_worker)
 
     def load(self) -> Any:
         from .app import create_app
@@ -41,7 +44,20 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
             level=self.settings.log_level.upper(),
             format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
         )
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        if self.settings.worker.in_process:
+            from .worker import InProcessWorker
+
+            # Every gunicorn process starts one; an election lets only one of them work.
+            self.outbox_worker = InProcessWorker.for_settings(
+                self.settings, app.extensions["scimbridge"].database
+            )
+            self.outbox_worker.start()
+        return app
+
+    def _stop_outbox_worker(self, _server: Any, _worker: Any) -> None:
+        if self.outbox_worker is not None:
+            self.outbox_worker.stop()
 
 
 @main.command()
@@ -136,3 +152,7 @@ def token_revoke(name: str) -> None:
     if not _tokens().revoke(name):
         raise click.ClickException(f"no token named {name!r}")
     click.echo(f"token {name!r} revoked")
+
+
+for _command in cli_outbox.COMMANDS:
+    main.add_command(_command)

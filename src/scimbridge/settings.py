@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel
 from pydantic import Field
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 from pydantic_settings import PydanticBaseSettingsSource
 from pydantic_settings import SettingsConfigDict
@@ -56,6 +58,139 @@ class ScimSettings(BaseModel):
     """Largest number of member values one group PATCH may carry."""
 
 
+class LifecycleSettings(BaseModel):
+    """Invitations, password resets, passwords and rate limits."""
+
+    invitation_ttl_hours: int = Field(default=168, ge=1)
+    """How long an invitation link stays valid (default 7 days)."""
+
+    reset_ttl_minutes: int = Field(default=60, ge=5)
+    """How long a password reset link stays valid."""
+
+    on_scim_create: Literal["none", "invite"] = "none"
+    """``invite``: a user created through SCIM is ``invited`` and gets an invitation email to
+    set a local password; ``none``: the user is ``active`` with no local password."""
+
+    password_min_length: int = Field(default=12, ge=8)
+    """Shortest password accepted."""
+
+    reject_common_passwords: bool = True
+    """Refuse passwords from the built-in list of the most common (breached) ones."""
+
+    login_attempts_per_account: int = Field(default=5, ge=1)
+    """Failed logins allowed per account per rate window before further tries are refused."""
+
+    requests_per_address: int = Field(default=30, ge=1)
+    """Login and reset requests allowed per client address per rate window."""
+
+    rate_window_minutes: int = Field(default=15, ge=1)
+    """Length of the rate-limit window."""
+
+    send_suspension_notice: bool = False
+    """Email users when their account is suspended."""
+
+
+class SessionSettings(BaseModel):
+    """Login sessions of the web pages."""
+
+    cookie_name: str = "scimbridge_session"
+    """Name of the session cookie."""
+
+    idle_minutes: int = Field(default=60, ge=1)
+    """A session unused for this long ends."""
+
+    lifetime_hours: int = Field(default=12, ge=1)
+    """A session ends this long after login, used or not."""
+
+
+class RolesSettings(BaseModel):
+    """Where roles are defined."""
+
+    file: Path = Path("config/roles.yaml")
+    """YAML file naming the roles, their permissions and priority, and the groups granting
+    them (see config/roles.yaml)."""
+
+
+class MailSettings(BaseModel):
+    """How emails (invitations, password resets, notices) are rendered and sent."""
+
+    transport: Literal["smtp", "http", "file"] = "file"
+    """``smtp``: an SMTP server; ``http``: a JSON POST to an email API (payload in the README);
+    ``file``: one ``.eml`` file per message under ``file_dir``, for development."""
+
+    sender: str = "scimbridge <no-reply@localhost>"
+    """``From`` of every message: an address, optionally with a display name."""
+
+    product_name: str = "scimbridge"
+    """Name of the platform as the messages call it."""
+
+    template_dir: Path = Path("config/templates/mail")
+    """Directory whose templates (``<name>.subject``, ``<name>.txt``, ``<name>.html``) override
+    the ones shipped with scimbridge, file by file; a missing directory overrides nothing."""
+
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    """Connect and read timeout of one delivery (SMTP or HTTP); a timeout is retried."""
+
+    smtp_host: str = "localhost"
+    """SMTP server host name."""
+
+    smtp_port: int = 587
+    """SMTP server port: usually 587 with ``starttls``, 465 with ``tls``, 25 with ``none``."""
+
+    smtp_security: Literal["none", "starttls", "tls"] = "starttls"
+    """``starttls``: upgrade the connection with STARTTLS (required); ``tls``: TLS from the
+    first byte (implicit TLS); ``none``: plain text, for a relay on the same host only."""
+
+    smtp_username: str | None = None
+    """User to log in as; no login when unset."""
+
+    smtp_password: SecretStr | None = None
+    """Password of ``smtp_username``."""
+
+    smtp_ca_file: Path | None = None
+    """PEM file of the certificate authorities trusted for the SMTP server (a private relay);
+    the system's trust store when unset."""
+
+    http_url: str | None = None
+    """Endpoint of the email API that ``http`` posts each message to; required for ``http``."""
+
+    http_api_key: SecretStr | None = None
+    """API key sent with each request in the ``http_api_key_header`` header."""
+
+    http_api_key_header: str = "X-Api-Key"
+    """Name of the header carrying ``http_api_key``."""
+
+    file_dir: Path = Path("var/mail")
+    """Directory the ``file`` transport writes messages to."""
+
+
+class WorkerSettings(BaseModel):
+    """The outbox workers that apply side effects (emails, later LDAP changes)."""
+
+    in_process: bool = True
+    """``scimbridge serve`` also runs a worker (one per machine and database, a thread inside
+    one gunicorn process); set ``false`` when ``scimbridge worker`` processes run instead."""
+
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    """How long an idle worker waits before looking for due jobs again."""
+
+    batch_size: int = Field(default=10, ge=1)
+    """Jobs claimed at once (at most one per ordering key)."""
+
+    lease_seconds: float = Field(default=300.0, gt=0)
+    """How long a claimed job belongs to its worker. A job whose worker died is claimed again
+    once its lease ends; keep it well above the time one job can take."""
+
+    max_attempts: int = Field(default=10, ge=1)
+    """Attempts before a job that keeps failing is parked as ``failed``."""
+
+    backoff_base_seconds: float = Field(default=10.0, gt=0)
+    """Delay before the second attempt; each further delay doubles (with jitter)."""
+
+    backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    """Longest delay between two attempts."""
+
+
 class Settings(BaseSettings):
     """All of scimbridge's settings."""
 
@@ -76,8 +211,17 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     """Level of scimbridge's own log (tolerated client deviations are logged at INFO)."""
 
+    secret_key: SecretStr | None = None
+    """Key signing CSRF tokens. When unset, a random key is created once in
+    ``var/secret_key`` and reused."""
+
     server: ServerSettings = ServerSettings()
     scim: ScimSettings = ScimSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
+    session: SessionSettings = SessionSettings()
+    roles: RolesSettings = RolesSettings()
+    mail: MailSettings = MailSettings()
+    worker: WorkerSettings = WorkerSettings()
 
     @property
     def scim_base_url(self) -> str:

@@ -67,6 +67,14 @@ class StoredResource:
     memberships: list[Membership] | None = field(default=None)
     """``groups`` of a user or ``members`` of a group; None when not loaded."""
 
+    status: str | None = None
+    """A user's lifecycle state (``invited``, ``active``, ``suspended``); None for groups."""
+
+    password_change_required: bool = False
+    last_login: datetime | None = None
+    invitation: tuple[datetime, datetime] | None = None
+    """(sent, expires) of an invited user's latest invitation, when loaded."""
+
     @property
     def etag(self) -> str:
         """The weak entity tag of this version (RFC 7644 §3.14)."""

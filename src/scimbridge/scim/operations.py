@@ -9,13 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
+from flask import g
+from flask import request
 from scim2_models import Context
 from scim2_models import Group
 from scim2_models import PatchOp
 
+from ..domain.lifecycle import Actor
+from ..domain.lifecycle import RequestInfo
 from ..domain.resources import GroupResource
 from ..domain.resources import StoredResource
 from ..domain.resources import UserResource
+from ..service.provisioning import Caller
 from ..service.provisioning import ProvisioningService
 from .quirks import ClientProfile
 from .quirks import normalize_patch
@@ -30,6 +35,19 @@ def _service() -> ProvisioningService:
     return service
 
 
+def _caller() -> Caller:
+    """Return the SCIM token behind the current request, as the audit trail names it."""
+    token = g.scim_token
+    return Caller(
+        Actor("scim", token.name, token.name),
+        RequestInfo(
+            request_id=g.get("request_id"),
+            client_address=request.remote_addr,
+            user_agent=request.user_agent.string or None,
+        ),
+    )
+
+
 def create_resource(
     resource_type: str, body: dict[str, Any], profile: ClientProfile
 ) -> StoredResource:
@@ -38,8 +56,8 @@ def create_resource(
     body = normalize_resource(body, model, profile)
     resource = model.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
     if resource_type == "User":
-        return _service().create_user(resource)
-    return _service().create_group(resource)
+        return _service().create_user(resource, _caller())
+    return _service().create_group(resource, _caller())
 
 
 def replace_resource(
@@ -54,8 +72,8 @@ def replace_resource(
     body = normalize_resource(body, model, profile)
     resource = model.model_validate(body, scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
     if resource_type == "User":
-        return _service().replace_user(resource_id, resource, if_match)
-    return _service().replace_group(resource_id, resource, if_match)
+        return _service().replace_user(resource_id, resource, if_match, _caller())
+    return _service().replace_group(resource_id, resource, if_match, _caller())
 
 
 def patch_resource(
@@ -74,12 +92,12 @@ def patch_resource(
         body, scim_ctx=Context.RESOURCE_PATCH_REQUEST, scim_policy=profile.policy
     )
     if resource_type == "User":
-        return _service().patch_user(resource_id, operations, if_match, profile)
+        return _service().patch_user(resource_id, operations, if_match, profile, _caller())
     return _service().patch_group(
-        resource_id, operations, if_match, profile, memberships=memberships
+        resource_id, operations, if_match, profile, _caller(), memberships=memberships
     )
 
 
 def delete_resource(resource_type: str, resource_id: str, if_match: str | None) -> None:
     """DELETE: remove the resource and its memberships."""
-    _service().delete(resource_type, resource_id, if_match)
+    _service().delete(resource_type, resource_id, if_match, _caller())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -30,10 +31,14 @@ from scim2_models import UniquenessException
 from scim2_models.path import ValuePath
 from sqlalchemy import Connection
 
+from ..domain.lifecycle import Actor
+from ..domain.lifecycle import RequestInfo
+from ..domain.lifecycle import UserStatus
 from ..domain.resources import GroupResource
 from ..domain.resources import PatchTolerance
 from ..domain.resources import StoredResource
 from ..domain.resources import UserResource
+from ..store import lifecycle as accounts
 from ..store import resources as store
 from ..store.database import Database
 from ..store.filters import compile_filter
@@ -41,6 +46,8 @@ from ..store.filters import compile_sort_key
 from ..store.filters import compile_value_filter
 from ..store.resources import ConcurrentUpdate
 from ..store.resources import DuplicateKey
+from . import audit
+from .lifecycle import UserDirectory
 from .mapping import document
 from .mapping import group_columns
 from .mapping import group_model
@@ -79,12 +86,39 @@ def check_if_match(record: StoredResource, if_match: str | None) -> None:
         )
 
 
-class ProvisioningService:
-    """Users and groups as SCIM clients see them."""
+@dataclass(frozen=True)
+class Caller:
+    """Who sends a SCIM request and from where: the audit trail's actor and request."""
 
-    def __init__(self, database: Database, max_patch_members: int = 10_000) -> None:
+    actor: Actor = field(default_factory=lambda: Actor("scim", None, "scim"))
+    request: RequestInfo | None = None
+
+
+# Audit events name at most this many member ids per operation; a 10,000-member PATCH is
+# recorded by its counts rather than by a 10,000-entry event.
+_AUDITED_MEMBER_IDS = 50
+
+
+class ProvisioningService:
+    """Users and groups as SCIM clients see them.
+
+    Lifecycle rules apply to SCIM writes as to any other: ``active=false`` suspends the user
+    (sessions end, links are voided), ``active=true`` reactivates, a delete leaves an audit
+    tombstone, and every write is audited with the token that made it.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        directory: UserDirectory,
+        *,
+        max_patch_members: int = 10_000,
+        invite_on_create: bool = False,
+    ) -> None:
         self.database = database
+        self.directory = directory
         self.max_patch_members = max_patch_members
+        self.invite_on_create = invite_on_create
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -135,35 +169,71 @@ class ProvisioningService:
 
     # -- users ------------------------------------------------------------------------------
 
-    def create_user(self, user: UserResource) -> StoredResource:
-        """Create a user; 409 uniqueness when the userName is taken."""
+    def create_user(self, user: UserResource, caller: Caller | None = None) -> StoredResource:
+        """Create a user; 409 uniqueness when the userName is taken.
+
+        With ``invite_on_create``, a user sent without a password and with an email address is
+        ``invited`` and gets an invitation to set a local password.
+        """
+        caller = caller or Caller()
         password_hash = hash_password(user.password) if user.password else None
         user.password = None
         if user.active is None:
             user.active = True
+        invite = (
+            self.invite_on_create and password_hash is None and user.active and bool(user.emails)
+        )
+        status = UserStatus.INVITED if invite else UserStatus.ACTIVE
+        if not user.active:
+            status = UserStatus.SUSPENDED
         now = _now()
         with self.database.write() as conn:
             columns = user_columns(user)
             try:
                 record = store.insert_user(
-                    conn, str(uuid.uuid4()), columns, document(user), password_hash, now
+                    conn,
+                    str(uuid.uuid4()),
+                    columns,
+                    document(user),
+                    password_hash,
+                    now,
+                    status=status,
                 )
             except DuplicateKey:
                 raise UniquenessException(
                     detail=f"userName {user.user_name!r} is already taken"
                 ) from None
+            if invite:
+                account = accounts.account_by_pk(conn, record.pk)
+                assert account is not None
+                self.directory.issue_invitation(conn, account, now, caller.actor)
+            audit.record(
+                conn,
+                caller.actor,
+                "user.created",
+                target_type="User",
+                target_id=record.id,
+                target_name=user.user_name,
+                changes={"status": status.value, **audit.document_changes({}, record.doc)},
+                request=caller.request,
+                now=now,
+            )
             record.memberships = []
             return record
 
     def replace_user(
-        self, resource_id: str, user: UserResource, if_match: str | None = None
+        self,
+        resource_id: str,
+        user: UserResource,
+        if_match: str | None = None,
+        caller: Caller | None = None,
     ) -> StoredResource:
         """Replace a user's attributes (PUT)."""
         with self.database.write() as conn:
             record = self._require(conn, "User", resource_id, for_update=True)
             check_if_match(record, if_match)
             user.replace(user_model(record))
-            record = self._write_user(conn, record, user)
+            record = self._write_user(conn, record, user, caller or Caller())
             self._load_memberships(conn, [record])
             return record
 
@@ -173,6 +243,7 @@ class ProvisioningService:
         patch: PatchOp[Any],
         if_match: str | None = None,
         tolerance: PatchTolerance | None = None,
+        caller: Caller | None = None,
     ) -> StoredResource:
         """Apply a PATCH to a user; a PATCH that changes nothing keeps the version."""
         with self.database.write() as conn:
@@ -180,19 +251,22 @@ class ProvisioningService:
             check_if_match(record, if_match)
             user = user_model(record)
             if _apply_patch(patch, user, tolerance):
-                record = self._write_user(conn, record, user)
+                record = self._write_user(conn, record, user, caller or Caller())
             self._load_memberships(conn, [record])
             return record
 
     def _write_user(
-        self, conn: Connection, record: StoredResource, user: UserResource
+        self, conn: Connection, record: StoredResource, user: UserResource, caller: Caller
     ) -> StoredResource:
         password_hash = hash_password(user.password) if user.password else None
         user.password = None
         assert user.user_name is not None
+        now = _now()
+        was_active = record.doc.get("active", True) is not False
+        before = record.doc
         try:
-            record = store.update_user(
-                conn, record, user_columns(user), document(user), password_hash, _now()
+            saved = store.update_user(
+                conn, record, user_columns(user), document(user), password_hash, now
             )
         except DuplicateKey:
             raise UniquenessException(
@@ -200,12 +274,35 @@ class ProvisioningService:
             ) from None
         except ConcurrentUpdate:
             raise PreconditionFailedException(detail="the user changed meanwhile") from None
-        return record
+        changes = audit.document_changes(before, saved.doc)
+        if password_hash is not None:
+            changes["password"] = "set"
+        audit.record(
+            conn,
+            caller.actor,
+            "user.updated",
+            target_type="User",
+            target_id=saved.id,
+            target_name=user.user_name,
+            changes=changes,
+            request=caller.request,
+            now=now,
+        )
+        # SCIM active is the suspension switch: both ways go through the lifecycle rules.
+        if was_active and user.active is False:
+            self.directory.on_suspended(conn, saved.pk, caller.actor, caller.request, now)
+            saved.status = UserStatus.SUSPENDED
+        elif not was_active and user.active is not False:
+            self.directory.on_reactivated(conn, saved.pk, caller.actor, caller.request, now)
+            refreshed = store.get(conn, "User", saved.id)
+            saved.status = refreshed.status if refreshed else saved.status
+        return saved
 
     # -- groups -----------------------------------------------------------------------------
 
-    def create_group(self, group: GroupResource) -> StoredResource:
+    def create_group(self, group: GroupResource, caller: Caller | None = None) -> StoredResource:
         """Create a group with its initial members; 409 when the displayName is taken."""
+        caller = caller or Caller()
         now = _now()
         members = list(group.members or [])
         group.members = None
@@ -220,11 +317,24 @@ class ProvisioningService:
                     detail=f"group {group.display_name!r} already exists"
                 ) from None
             store.add_members(conn, record.pk, wanted, _displays(members))
+            self._audit_group(
+                conn,
+                caller,
+                "group.created",
+                record.id,
+                group.display_name,
+                {"displayName": group.display_name, **_members_audit("add", list(wanted))},
+                now,
+            )
             self._load_memberships(conn, [record])
             return record
 
     def replace_group(
-        self, resource_id: str, group: GroupResource, if_match: str | None = None
+        self,
+        resource_id: str,
+        group: GroupResource,
+        if_match: str | None = None,
+        caller: Caller | None = None,
     ) -> StoredResource:
         """Replace a group (PUT): its attributes and its whole member list."""
         members = list(group.members or [])
@@ -234,9 +344,22 @@ class ProvisioningService:
             check_if_match(record, if_match)
             group.replace(group_model(record))
             wanted = self._resolve_members(conn, members)
+            before = record.doc
             store.remove_members(conn, record.pk, None)
             store.add_members(conn, record.pk, wanted, _displays(members))
             record = self._write_group(conn, record, group)
+            self._audit_group(
+                conn,
+                caller or Caller(),
+                "group.replaced",
+                record.id,
+                group.display_name,
+                {
+                    **audit.document_changes(before, record.doc),
+                    **_members_audit("replace", list(wanted)),
+                },
+                record.last_modified,
+            )
             self._load_memberships(conn, [record])
             return record
 
@@ -246,6 +369,7 @@ class ProvisioningService:
         patch: PatchOp[Any],
         if_match: str | None = None,
         tolerance: PatchTolerance | None = None,
+        caller: Caller | None = None,
         *,
         memberships: bool = True,
     ) -> StoredResource:
@@ -254,13 +378,16 @@ class ProvisioningService:
             record = self._require(conn, "Group", resource_id, for_update=True)
             check_if_match(record, if_match)
             attribute_operations: list[PatchOperation[Any]] = []
+            member_operations: list[dict[str, Any]] = []
             changed = False
             for operation in patch.operations or []:
                 member_change, rest = self._split_member_operation(operation)
                 if member_change is not None:
                     changed |= member_change(conn, record)
+                    member_operations.append(_operation_audit(operation))
                 if rest is not None:
                     attribute_operations.append(rest)
+            before = record.doc
             group: GroupResource | None = None
             if attribute_operations:
                 model = group_model(record)
@@ -271,6 +398,19 @@ class ProvisioningService:
                 record = self._write_group(conn, record, group)
             elif changed:
                 record = self._bump_group(conn, record)
+            if group is not None or changed:
+                changes = audit.document_changes(before, record.doc)
+                if member_operations:
+                    changes["members"] = member_operations
+                self._audit_group(
+                    conn,
+                    caller or Caller(),
+                    "group.updated",
+                    record.id,
+                    record.doc.get("displayName"),
+                    changes,
+                    record.last_modified,
+                )
             if memberships:
                 self._load_memberships(conn, [record])
             return record
@@ -287,6 +427,28 @@ class ProvisioningService:
             ) from None
         except ConcurrentUpdate:
             raise PreconditionFailedException(detail="the group changed meanwhile") from None
+
+    def _audit_group(
+        self,
+        conn: Connection,
+        caller: Caller,
+        action: str,
+        group_id: str,
+        name: str | None,
+        changes: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        audit.record(
+            conn,
+            caller.actor,
+            action,
+            target_type="Group",
+            target_id=group_id,
+            target_name=name,
+            changes=changes,
+            request=caller.request,
+            now=now,
+        )
 
     def _bump_group(self, conn: Connection, record: StoredResource) -> StoredResource:
         try:
@@ -387,17 +549,39 @@ class ProvisioningService:
 
     # -- both ---------------------------------------------------------------------------------
 
-    def delete(self, resource_type: str, resource_id: str, if_match: str | None = None) -> None:
-        """Delete a user or group and the memberships naming it."""
+    def delete(
+        self,
+        resource_type: str,
+        resource_id: str,
+        if_match: str | None = None,
+        caller: Caller | None = None,
+    ) -> None:
+        """Delete a user or group and the memberships naming it; audit keeps a tombstone."""
+        caller = caller or Caller()
+        now = _now()
         with self.database.write() as conn:
             if if_match is None:
                 # Without a precondition there is nothing to compare: one statement decides.
-                if not store.delete_by_id(conn, resource_type, resource_id):
+                name = store.delete_by_id(conn, resource_type, resource_id)
+                if name is None:
                     raise NotFoundException(detail=f"{resource_type} {resource_id} not found")
-                return
-            record = self._require(conn, resource_type, resource_id, for_update=True)
-            check_if_match(record, if_match)
-            store.delete_resource(conn, record)
+            else:
+                record = self._require(conn, resource_type, resource_id, for_update=True)
+                check_if_match(record, if_match)
+                store.delete_resource(conn, record)
+                name = record.doc.get("userName") or record.doc.get("displayName")
+            action = "user.deleted" if resource_type == "User" else "group.deleted"
+            audit.record(
+                conn,
+                caller.actor,
+                action,
+                target_type=resource_type,
+                target_id=resource_id,
+                target_name=name,
+                changes={"tombstone": {"id": resource_id, "name": name}},
+                request=caller.request,
+                now=now,
+            )
 
     def user_name_exists(self, user_name: str) -> bool:
         """Whether a userName is taken (case-insensitive)."""
@@ -437,6 +621,39 @@ def _apply_patch(patch: PatchOp[Any], resource: Any, tolerance: PatchTolerance |
             raise
         tolerance.note_unmatched_filter(exc.detail)  # type: ignore[union-attr]
         return patch.patch(resource, retry)
+
+
+def _members_audit(op: str, member_ids: list[str]) -> dict[str, Any]:
+    """Describe a member change for the audit trail, bounded in size."""
+    if not member_ids:
+        return {}
+    return {
+        "members": [
+            {
+                "op": op,
+                "count": len(member_ids),
+                "ids": member_ids[:_AUDITED_MEMBER_IDS],
+            }
+        ]
+    }
+
+
+def _operation_audit(operation: PatchOperation[Any]) -> dict[str, Any]:
+    """Describe one member operation of a PATCH as the client sent it, bounded in size."""
+    entry: dict[str, Any] = {"op": operation.op.value}
+    if operation.path is not None:
+        entry["path"] = str(operation.path)
+    value = operation.value
+    entries = value if isinstance(value, list) else [value] if value is not None else []
+    ids = [
+        item.get("value")
+        for item in entries
+        if isinstance(item, dict) and isinstance(item.get("value"), str)
+    ]
+    if ids:
+        entry["count"] = len(ids)
+        entry["ids"] = ids[:_AUDITED_MEMBER_IDS]
+    return entry
 
 
 def _member_id(entry: Any) -> str:

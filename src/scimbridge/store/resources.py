@@ -76,7 +76,11 @@ def _to_db_time(value: datetime) -> datetime:
 
 
 def _record(row: Row[Any], resource_type: str) -> StoredResource:
+    mapping = row._mapping
     return StoredResource(
+        status=mapping.get("status"),
+        password_change_required=bool(mapping.get("password_change_required")),
+        last_login=_as_utc(mapping["last_login"]) if mapping.get("last_login") else None,
         pk=row.pk,
         id=row.id,
         resource_type=resource_type,
@@ -91,7 +95,15 @@ def _table(resource_type: str) -> Table:
     return users if resource_type == "User" else groups
 
 
-_RECORD_COLUMNS = ("pk", "id", "doc", "created", "last_modified", "version")
+_COMMON_COLUMNS = ("pk", "id", "doc", "created", "last_modified", "version")
+_LIFECYCLE_COLUMNS = ("status", "password_change_required", "last_login")
+
+
+def _record_columns(resource_type: str) -> list[Any]:
+    """Return the columns a stored resource is read from (users carry their lifecycle too)."""
+    table = _table(resource_type)
+    names = _COMMON_COLUMNS + (_LIFECYCLE_COLUMNS if resource_type == "User" else ())
+    return [table.c[name] for name in names]
 
 
 # -- users ---------------------------------------------------------------------------------
@@ -104,6 +116,9 @@ def insert_user(
     doc: dict[str, Any],
     password_hash: str | None,
     now: datetime,
+    *,
+    status: str = "active",
+    password_change_required: bool = False,
 ) -> StoredResource:
     """Insert a user; raise DuplicateKey when its userName is taken."""
     try:
@@ -119,6 +134,8 @@ def insert_user(
                 "primary_email_key": columns.primary_email_key,
                 "active": columns.active,
                 "password_hash": password_hash,
+                "status": status,
+                "password_change_required": password_change_required,
                 "created": _to_db_time(now),
                 "last_modified": _to_db_time(now),
                 "version": 1,
@@ -128,7 +145,17 @@ def insert_user(
     except IntegrityError as exc:
         raise DuplicateKey(str(exc.orig)) from exc
     _write_emails(conn, pk, columns.emails)
-    return StoredResource(pk, resource_id, "User", doc, now, now, 1)
+    return StoredResource(
+        pk,
+        resource_id,
+        "User",
+        doc,
+        now,
+        now,
+        1,
+        status=status,
+        password_change_required=password_change_required,
+    )
 
 
 def _write_emails(conn: Connection, user_pk: int, emails: list[dict[str, Any]]) -> None:
@@ -204,7 +231,16 @@ def update_user(
         conn.execute(_DELETE_EMAILS, {"user_pk": record.pk})
         _write_emails(conn, record.pk, columns.emails)
     return StoredResource(
-        record.pk, record.id, "User", doc, record.created, now, record.version + 1
+        record.pk,
+        record.id,
+        "User",
+        doc,
+        record.created,
+        now,
+        record.version + 1,
+        status=record.status,
+        password_change_required=record.password_change_required,
+        last_login=record.last_login,
     )
 
 
@@ -215,7 +251,7 @@ class ConcurrentUpdate(Exception):
 # The statements of the hot paths are built once: SQLAlchemy then reuses their compiled form,
 # which saves most of the per-request cost of building a query.
 _GET = {
-    resource_type: select(*(table.c[name] for name in _RECORD_COLUMNS)).where(
+    resource_type: select(*_record_columns(resource_type)).where(
         table.c.id == bindparam("resource_id")
     )
     for resource_type, table in (("User", users), ("Group", groups))
@@ -241,15 +277,23 @@ def get(
 
 
 _DELETE_BY_ID = {
-    resource_type: delete(table).where(table.c.id == bindparam("resource_id"))
-    for resource_type, table in (("User", users), ("Group", groups))
+    "User": delete(users)
+    .where(users.c.id == bindparam("resource_id"))
+    .returning(users.c.user_name),
+    "Group": delete(groups)
+    .where(groups.c.id == bindparam("resource_id"))
+    .returning(groups.c.display_name),
 }
 
 
-def delete_by_id(conn: Connection, resource_type: str, resource_id: str) -> bool:
-    """Delete a user or group and every membership naming it; return whether it existed."""
+def delete_by_id(conn: Connection, resource_type: str, resource_id: str) -> str | None:
+    """Delete a user or group and every membership naming it.
+
+    :returns: the userName or displayName it had, or None when there was no such resource.
+    """
     conn.execute(_DELETE_MEMBERSHIPS_OF, {"member_id": resource_id})
-    return conn.execute(_DELETE_BY_ID[resource_type], {"resource_id": resource_id}).rowcount == 1
+    name = conn.execute(_DELETE_BY_ID[resource_type], {"resource_id": resource_id}).scalar()
+    return str(name) if name is not None else None
 
 
 def delete_resource(conn: Connection, record: StoredResource) -> None:
@@ -269,7 +313,7 @@ def search(
     """Return the number of matches and one page of them."""
     table = _table(resource_type)
     count_query = select(func.count()).select_from(table)
-    page_query = select(*(table.c[name] for name in _RECORD_COLUMNS))
+    page_query = select(*_record_columns(resource_type))
     if where is not None:
         count_query = count_query.where(where)
         page_query = page_query.where(where)
@@ -520,3 +564,63 @@ def load_groups_of(conn: Connection, records: Sequence[StoredResource]) -> None:
         memberships = by_id[row.member_id].memberships
         assert memberships is not None
         memberships.append(Membership(row.id, "Group", row.display_name, row.type))
+
+
+# -- roles ------------------------------------------------------------------------------------
+
+
+@dataclass
+class GroupRef:
+    """A group as role rules see it."""
+
+    pk: int
+    id: str
+    display_name: str
+    external_id: str | None
+    direct: bool
+    """Whether the member belongs to it directly (not only through a nested group)."""
+
+
+def groups_of_member(conn: Connection, member_id: str) -> list[GroupRef]:
+    """Return every group a user (or group) belongs to, directly or through nested groups."""
+    climbed = (
+        select(group_members.c.group_pk.label("group_pk"), literal(True).label("direct"))
+        .where(group_members.c.member_id == member_id)
+        .cte("climbed", recursive=True)
+    )
+    inner_group = groups.alias("inner_group")
+    parent = group_members.alias("parent")
+    climbed = climbed.union(
+        select(parent.c.group_pk, literal(False))
+        .join(inner_group, inner_group.c.pk == climbed.c.group_pk)
+        .join(parent, parent.c.member_id == inner_group.c.id)
+    )
+    rows = conn.execute(
+        select(
+            groups.c.pk,
+            groups.c.id,
+            groups.c.display_name,
+            groups.c.external_id,
+            func.max(climbed.c.direct).label("direct"),
+        )
+        .join(climbed, climbed.c.group_pk == groups.c.pk)
+        .group_by(groups.c.pk, groups.c.id, groups.c.display_name, groups.c.external_id)
+    ).all()
+    return [
+        GroupRef(row.pk, row.id, row.display_name, row.external_id, bool(row.direct))
+        for row in rows
+    ]
+
+
+def group_by_name_or_external_id(
+    conn: Connection, display_name_key: str | None, external_id: str | None
+) -> StoredResource | None:
+    """Return the group with this displayName key, or this externalId."""
+    columns = _record_columns("Group")
+    if display_name_key is not None:
+        row = conn.execute(
+            select(*columns).where(groups.c.display_name_key == display_name_key)
+        ).first()
+    else:
+        row = conn.execute(select(*columns).where(groups.c.external_id == external_id)).first()
+    return _record(row, "Group") if row else None

@@ -135,7 +135,7 @@ def upgrade() -> None:
             sa.Column(
                 "password_change_required",
                 sa.Boolean(),
-                server_default=sa.text("0"),
+                server_default=sa.false(),
                 nullable=False,
             )
         )

@@ -1,0 +1,1 @@
+"""Adapters to the systems scimbridge writes to: the only places that import their drivers."""

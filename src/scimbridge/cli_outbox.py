@@ -1,0 +1,111 @@
+"""The outbox commands of ``scimbridge``: ``worker``, ``jobs list|retry`` and ``mail test``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC
+from datetime import datetime
+
+import click
+
+from .settings import Settings
+from .store import jobs as job_store
+from .store.database import Database
+from .store.migrations import upgrade
+
+
+def _database(settings: Settings) -> Database:
+    database = Database(settings.database_url)
+    upgrade(database)
+    return database
+
+
+@click.command()
+def worker() -> None:
+    """Apply queued jobs (emails) until stopped with SIGTERM or Ctrl-C."""
+    from .worker import run_worker_process
+
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
+    )
+    run_worker_process(settings, _database(settings))
+
+
+@click.group()
+def jobs() -> None:
+    """Outbox jobs: see what waits or failed, retry what failed."""
+
+
+_LISTED_BY_DEFAULT = (*job_store.PENDING, job_store.JobStatus.FAILED)
+
+
+@jobs.command("list")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([status.value for status in job_store.JobStatus]),
+    help="Only jobs in this state (repeatable). Default: every job not done.",
+)
+@click.option("--kind", help="Only jobs of this kind, e.g. email.")
+@click.option("--limit", type=int, default=100, show_default=True)
+def jobs_list(statuses: tuple[str, ...], kind: str | None, limit: int) -> None:
+    """List jobs, oldest first: id, kind, state, attempts, key, next attempt, last error."""
+    with _database(Settings()).read() as conn:
+        found = job_store.list_jobs(conn, statuses or _LISTED_BY_DEFAULT, kind, limit)
+    for job in found:
+        click.echo(
+            f"{job.pk}\t{job.kind}\t{job.status}\tattempts {job.attempts}\t{job.ordering_key}"
+            f"\tnext {job.available_at.isoformat(timespec='seconds')}"
+            f"\t{job.last_error or ''}"
+        )
+
+
+@jobs.command("retry")
+@click.argument("job_ids", nargs=-1, type=int)
+@click.option("--all-failed", is_flag=True, help="Retry every failed job.")
+def jobs_retry(job_ids: tuple[int, ...], all_failed: bool) -> None:
+    """Queue failed (or waiting) jobs again now, with a fresh budget of attempts."""
+    if bool(job_ids) == all_failed:
+        raise click.UsageError("name job ids, or give --all-failed")
+    with _database(Settings()).write() as conn:
+        requeued = job_store.requeue(conn, datetime.now(UTC), None if all_failed else job_ids)
+    for pk in requeued:
+        click.echo(f"job {pk} queued again")
+    missing = sorted(set(job_ids) - set(requeued))
+    if missing:
+        names = ", ".join(str(pk) for pk in missing)
+        raise click.ClickException(f"not failed or waiting, or unknown: {names}")
+    if not requeued:
+        click.echo("no failed jobs")
+
+
+@click.group()
+def mail() -> None:
+    """Email delivery."""
+
+
+@mail.command("test")
+@click.option("--to", "recipient", required=True, help="Address to send the test message to.")
+def mail_test(recipient: str) -> None:
+    """Send a test message now through the configured transport (not through the queue)."""
+    from .adapters.mail import MailDeliveryError
+    from .adapters.mail import MailTemporaryError
+    from .service.mail_rendering import MailTemplateError
+    from .worker import email_delivery
+
+    delivery = email_delivery(Settings())
+    where = delivery.transport.description
+    try:
+        delivery.send_test_message(recipient)
+    except MailTemplateError as exc:
+        raise click.ClickException(str(exc)) from None
+    except MailDeliveryError as exc:
+        kind = "temporary failure" if isinstance(exc, MailTemporaryError) else "rejected"
+        raise click.ClickException(f"test message not sent via {where} ({kind}): {exc}") from None
+    click.echo(f"test message sent to {recipient} via {where}")
+
+
+COMMANDS = (worker, jobs, mail)

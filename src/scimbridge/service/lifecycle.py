@@ -1,0 +1,978 @@
+"""The user lifecycle: the rules that SCIM, the admin UI, the API and self-service go through.
+
+Every operation changes the user, writes an audit event and queues its side effects (emails
+now, directory updates later) in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+from scim2_models import Email
+from scim2_models import EnterpriseUser
+from scim2_models import Name
+from scim2_models import PhoneNumber
+from sqlalchemy import Connection
+
+from ..domain.lifecycle import Actor
+from ..domain.lifecycle import EmailTaken
+from ..domain.lifecycle import InvalidTransition
+from ..domain.lifecycle import LinkInvalid
+from ..domain.lifecycle import LinkPurpose
+from ..domain.lifecycle import LoginRefused
+from ..domain.lifecycle import PasswordRejected
+from ..domain.lifecycle import RateLimited
+from ..domain.lifecycle import RequestInfo
+from ..domain.lifecycle import UserNotFound
+from ..domain.lifecycle import UserStatus
+from ..domain.resources import StoredResource
+from ..domain.resources import UserResource
+from ..settings import Settings
+from ..store import lifecycle as accounts
+from ..store import resources as store
+from ..store.database import Database
+from ..store.lifecycle import Account
+from ..store.lifecycle import SessionRow
+from ..store.resources import DuplicateKey
+from . import audit
+from .mail import queue_email
+from .mapping import document
+from .mapping import user_columns
+from .mapping import user_model
+from .mapping import user_name_key
+from .passwords import generate_password
+from .passwords import hash_password
+from .passwords import policy_violations
+from .passwords import verify_password
+from .roles import Role
+from .roles import RolesConfig
+from .roles_membership import RoleMembership
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Return a hash to verify against when the account does not exist.
+
+    The answer then takes as long whether the account exists or not.
+    """
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class LoginResult:
+    """A successful login."""
+
+    session_token: str
+    """The cookie value; shown to nobody else, stored hashed."""
+    session_id: str
+    user_id: str
+    password_change_required: bool
+
+
+@dataclass
+class CreatedUser:
+    """A user created directly by an admin."""
+
+    user_id: str
+    generated_password: str | None
+    """The temporary password when scimbridge generated it (shown once), else None."""
+
+
+@dataclass
+class ProfileChanges:
+    """What an admin may edit on a user; None leaves a field as it is ("" clears it)."""
+
+    given_name: str | None = None
+    family_name: str | None = None
+    email: str | None = None
+    phone_numbers: list[dict[str, str]] | None = None
+    title: str | None = None
+    department: str | None = None
+
+
+class UserDirectory:
+    """The lifecycle operations on users."""
+
+    def __init__(self, database: Database, settings: Settings, roles: RolesConfig) -> None:
+        self.database = database
+        self.settings = settings
+        self.roles = roles
+        self.role_membership = RoleMembership(roles)
+
+    # -- links ------------------------------------------------------------------------------
+
+    def _link_url(self, purpose: LinkPurpose, token: str) -> str:
+        base = self.settings.public_url.rstrip("/")
+        if purpose is LinkPurpose.INVITATION:
+            return f"{base}/invitation/{token}"
+        return f"{base}/password/reset/{token}"
+
+    def issue_invitation(
+        self, conn: Connection, account: Account, now: datetime, actor: Actor
+    ) -> None:
+        """Void earlier invitations, store a new link and queue the invitation email."""
+        email = account.email
+        if email is None:
+            raise InvalidTransition("the user has no email address to send an invitation to")
+        accounts.void_links(conn, account.pk, now, LinkPurpose.INVITATION)
+        token = secrets.token_urlsafe(32)
+        expires = now + timedelta(hours=self.settings.lifecycle.invitation_ttl_hours)
+        accounts.insert_link(conn, account.pk, LinkPurpose.INVITATION, _digest(token), now, expires)
+        queue_email(
+            conn,
+            "invitation",
+            email,
+            {
+                "name": account.display_name,
+                "link": self._link_url(LinkPurpose.INVITATION, token),
+                "expires": expires.isoformat(timespec="minutes"),
+                "invited_by": actor.name,
+            },
+            now,
+            ordering_key=f"user:{account.id}",
+            secret_keys=("link",),
+        )
+
+    def _issue_reset(self, conn: Connection, account: Account, now: datetime) -> None:
+        email = account.email
+        if email is None:
+            return
+        accounts.void_links(conn, account.pk, now, LinkPurpose.PASSWORD_RESET)
+        token = secrets.token_urlsafe(32)
+        expires = now + timedelta(minutes=self.settings.lifecycle.reset_ttl_minutes)
+        accounts.insert_link(
+            conn, account.pk, LinkPurpose.PASSWORD_RESET, _digest(token), now, expires
+        )
+        queue_email(
+            conn,
+            "password_reset",
+            email,
+            {
+                "name": account.display_name,
+                "link": self._link_url(LinkPurpose.PASSWORD_RESET, token),
+                "expires": expires.isoformat(timespec="minutes"),
+            },
+            now,
+            ordering_key=f"user:{account.id}",
+            secret_keys=("link",),
+        )
+
+    def _live_link(self, conn: Connection, token: str, purpose: LinkPurpose) -> Account:
+        link = accounts.find_link(conn, _digest(token))
+        if (
+            link is None
+            or link.purpose != purpose
+            or link.used is not None
+            or link.voided is not None
+            or link.expires <= _now()
+        ):
+            raise LinkInvalid("this link is no longer valid; ask for a new one")
+        account = accounts.account_by_pk(conn, link.user_pk)
+        if account is None or account.status == UserStatus.SUSPENDED:
+            raise LinkInvalid("this link is no longer valid; ask for a new one")
+        return account
+
+    def check_link(self, token: str, purpose: LinkPurpose) -> Account:
+        """Return the account a live link belongs to (to show its form), or raise LinkInvalid."""
+        with self.database.read() as conn:
+            return self._live_link(conn, token, purpose)
+
+    def _use_link(self, conn: Connection, token: str, purpose: LinkPurpose) -> Account:
+        account = self._live_link(conn, token, purpose)
+        link = accounts.find_link(conn, _digest(token))
+        assert link is not None
+        if not accounts.use_link(conn, link.pk, _now()):
+            raise LinkInvalid("this link is no longer valid; ask for a new one")
+        return account
+
+    # -- passwords ----------------------------------------------------------------------------
+
+    def _checked_hash(self, account: Account, password: str) -> str:
+        reasons = policy_violations(
+            password,
+            min_length=self.settings.lifecycle.password_min_length,
+            reject_common=self.settings.lifecycle.reject_common_passwords,
+            personal=(account.user_name, account.email),
+        )
+        if reasons:
+            raise PasswordRejected(reasons)
+        return hash_password(password)
+
+    def password_policy_errors(self, password: str, account: Account) -> list[str]:
+        """Return why ``password`` would be refused for this account (empty when it is fine)."""
+        return policy_violations(
+            password,
+            min_length=self.settings.lifecycle.password_min_length,
+            reject_common=self.settings.lifecycle.reject_common_passwords,
+            personal=(account.user_name, account.email),
+        )
+
+    # -- creating users -------------------------------------------------------------------------
+
+    def _insert_account(
+        self,
+        conn: Connection,
+        email: str,
+        given_name: str | None,
+        family_name: str | None,
+        status: UserStatus,
+        password_hash: str | None,
+        password_change_required: bool,
+        now: datetime,
+    ) -> StoredResource:
+        user = UserResource(
+            user_name=email,
+            emails=[Email(value=email, primary=True, type="work")],
+            active=True,
+        )
+        if given_name or family_name:
+            user.name = Name(given_name=given_name or None, family_name=family_name or None)
+            user.display_name = " ".join(p for p in (given_name, family_name) if p)
+        if accounts.account_by_login(conn, user_name_key(email)) is not None:
+            raise EmailTaken(f"{email} already belongs to a user")
+        try:
+            return store.insert_user(
+                conn,
+                str(uuid.uuid4()),
+                user_columns(user),
+                document(user),
+                password_hash,
+                now,
+                status=status,
+                password_change_required=password_change_required,
+            )
+        except DuplicateKey:
+            raise EmailTaken(f"{email} already belongs to a user") from None
+
+    def invite(
+        self, email: str, role: str, actor: Actor, request: RequestInfo | None = None
+    ) -> str:
+        """Create an ``invited`` user with a role and email them an invitation; return the id."""
+        target_role = self.roles.get(role)
+        now = _now()
+        with self.database.write() as conn:
+            record = self._insert_account(
+                conn, email, None, None, UserStatus.INVITED, None, False, now
+            )
+            self.role_membership.assign(conn, record.id, target_role, now)
+            account = accounts.account_by_pk(conn, record.pk)
+            assert account is not None
+            self.issue_invitation(conn, account, now, actor)
+            audit.record(
+                conn,
+                actor,
+                "user.invited",
+                target_type="User",
+                target_id=record.id,
+                target_name=email,
+                changes={"email": email, "role": target_role.name},
+                request=request,
+                now=now,
+            )
+            return record.id
+
+    def resend_invitation(
+        self, user_id: str, actor: Actor, request: RequestInfo | None = None
+    ) -> None:
+        """Send a new invitation link; the previous one stops working."""
+        now = _now()
+        with self.database.write() as conn:
+            account = self._account(conn, user_id)
+            if account.status != UserStatus.INVITED:
+                raise InvalidTransition("only a pending invitation can be resent")
+            self.issue_invitation(conn, account, now, actor)
+            audit.record(
+                conn,
+                actor,
+                "user.invitation_resent",
+                target_type="User",
+                target_id=account.id,
+                target_name=account.user_name,
+                request=request,
+                now=now,
+            )
+
+    def cancel_invitation(
+        self, user_id: str, actor: Actor, request: RequestInfo | None = None
+    ) -> None:
+        """Remove a user whose invitation is still pending."""
+        now = _now()
+        with self.database.write() as conn:
+            account = self._account(conn, user_id)
+            if account.status != UserStatus.INVITED:
+                raise InvalidTransition("only a pending invitation can be cancelled")
+            store.delete_by_id(conn, "User", account.id)
+            audit.record(
+                conn,
+                actor,
+                "user.invitation_cancelled",
+                target_type="User",
+                target_id=account.id,
+                target_name=account.user_name,
+                request=request,
+                now=now,
+            )
+
+    def create_user(
+        self,
+        email: str,
+        given_name: str | None,
+        family_name: str | None,
+        role: str,
+        temporary_password: str | None,
+        actor: Actor,
+        request: RequestInfo | None = None,
+    ) -> CreatedUser:
+        """Create an ``active`` user who must change the temporary password at first login."""
+        target_role = self.roles.get(role)
+        generated = None if temporary_password else generate_password()
+        password = temporary_password or generated
+        assert password is not None
+        now = _now()
+        with self.database.write() as conn:
+            probe = Account(0, "", email, UserStatus.ACTIVE, None, True, None, {})
+            password_hash = (
+                self._checked_hash(probe, password)
+                if temporary_password
+                else hash_password(password)
+            )
+            record = self._insert_account(
+                conn, email, given_name, family_name, UserStatus.ACTIVE, password_hash, True, now
+            )
+            self.role_membership.assign(conn, record.id, target_role, now)
+            audit.record(
+                conn,
+                actor,
+                "user.created",
+                target_type="User",
+                target_id=record.id,
+                target_name=email,
+                changes={
+                    "email": email,
+                    "name": " ".join(p for p in (given_name, family_name) if p) or None,
+                    "role": target_role.name,
+                    "password_change_required": True,
+                },
+                request=request,
+                now=now,
+            )
+            return CreatedUser(record.id, generated)
+
+    # -- editing ------------------------------------------------------------------------------
+
+    def update_profile(
+        self,
+        user_id: str,
+        changes: ProfileChanges,
+        actor: Actor,
+        request: RequestInfo | None = None,
+    ) -> None:
+        """Edit name, email and contact details; a changed email notifies the old address."""
+        now = _now()
+        with self.database.write() as conn:
+            record = store.get(conn, "User", user_id, for_update=True)
+            if record is None:
+                raise UserNotFound(f"no user {user_id}")
+            user = user_model(record)
+            old_email = _primary_email(user)
+            _apply_profile(user, changes)
+            new_email = _primary_email(user)
+            if new_email and new_email != old_email:
+                other = accounts.account_by_login(conn, user_name_key(new_email))
+                if other is not None and other.id != user_id:
+                    raise EmailTaken(f"{new_email} already belongs to a user")
+                # Users created by email use it as their userName: keep the two together.
+                if old_email and user.user_name and user.user_name.lower() == old_email.lower():
+                    user.user_name = new_email
+            before = record.doc
+            try:
+                saved = store.update_user(
+                    conn, record, user_columns(user), document(user), None, now
+                )
+            except DuplicateKey:
+                raise EmailTaken(f"{new_email} already belongs to a user") from None
+            if old_email and new_email != old_email:
+                queue_email(
+                    conn,
+                    "email_changed",
+                    old_email,
+                    {"name": user.display_name or user.user_name, "new_email": new_email},
+                    now,
+                    ordering_key=f"user:{user_id}",
+                )
+            audit.record(
+                conn,
+                actor,
+                "user.updated",
+                target_type="User",
+                target_id=user_id,
+                target_name=user.user_name,
+                changes=audit.document_changes(before, saved.doc),
+                request=request,
+                now=now,
+            )
+
+    def role_of(self, user_id: str) -> Role:
+        """Return a user's effective role."""
+        with self.database.read() as conn:
+            return self.role_membership.effective_role(conn, user_id)
+
+    def change_role(
+        self,
+        user_id: str,
+        role: str,
+        actor: Actor,
+        request: RequestInfo | None = None,
+        *,
+        until: datetime | None = None,
+    ) -> None:
+        """Move a user to the groups of ``role``; with ``until``, the change reverts by itself."""
+        target = self.roles.get(role)
+        now = _now()
+        if until is not None and until <= now:
+            raise InvalidTransition("a temporary role must end in the future")
+        with self.database.write() as conn:
+            account = self._account(conn, user_id)
+            previous = self.role_membership.effective_role(conn, user_id)
+            self.role_membership.assign(conn, user_id, target, now)
+            if until is not None:
+                existing = accounts.get_grant(conn, account.pk)
+                # A new temporary grant on top of one still running reverts to the first role.
+                revert_to = existing.previous_role if existing else previous.name
+                accounts.put_grant(
+                    conn,
+                    accounts.RoleGrant(account.pk, target.name, revert_to, until, actor.name),
+                )
+            else:
+                accounts.delete_grant(conn, account.pk)
+            audit.record(
+                conn,
+                actor,
+                "user.role_changed",
+                target_type="User",
+                target_id=user_id,
+                target_name=account.user_name,
+                changes={
+                    "role": {"before": previous.name, "after": target.name},
+                    **({"until": until.isoformat()} if until else {}),
+                },
+                request=request,
+                now=now,
+            )
+
+    def expire_role_grants(self) -> int:
+        """Revert every temporary role whose time is up (audited); return how many."""
+        now = _now()
+        reverted = 0
+        with self.database.write() as conn:
+            for grant in accounts.expired_grants(conn, now):
+                account = accounts.account_by_pk(conn, grant.user_pk)
+                accounts.delete_grant(conn, grant.user_pk)
+                if account is None:
+                    continue
+                role = self.roles.by_name.get(grant.previous_role) or self.roles.get(
+                    self.roles.default_role
+                )
+                self.role_membership.assign(conn, account.id, role, now)
+                audit.record(
+                    conn,
+                    Actor.system(),
+                    "user.role_grant_expired",
+                    target_type="User",
+                    target_id=account.id,
+                    target_name=account.user_name,
+                    changes={"role": {"before": grant.role, "after": role.name}},
+                    now=now,
+                )
+                reverted += 1
+        return reverted
+
+    # -- suspension and deletion -----------------------------------------------------------------
+
+    def suspend(self, user_id: str, actor: Actor, request: RequestInfo | None = None) -> None:
+        """Block login at once: end sessions, void links, keep data and history."""
+        now = _now()
+        with self.database.write() as conn:
+            record = store.get(conn, "User", user_id, for_update=True)
+            if record is None:
+                raise UserNotFound(f"no user {user_id}")
+            if record.status == UserStatus.SUSPENDED:
+                return
+            user = user_model(record)
+            user.active = False
+            store.update_user(conn, record, user_columns(user), document(user), None, now)
+            self.on_suspended(conn, record.pk, actor, request, now)
+
+    def reactivate(self, user_id: str, actor: Actor, request: RequestInfo | None = None) -> None:
+        """Allow login again; old sessions stay ended."""
+        now = _now()
+        with self.database.write() as conn:
+            record = store.get(conn, "User", user_id, for_update=True)
+            if record is None:
+                raise UserNotFound(f"no user {user_id}")
+            if record.status != UserStatus.SUSPENDED:
+                return
+            user = user_model(record)
+            user.active = True
+            store.update_user(conn, record, user_columns(user), document(user), None, now)
+            self.on_reactivated(conn, record.pk, actor, request, now)
+
+    def on_suspended(
+        self,
+        conn: Connection,
+        user_pk: int,
+        actor: Actor,
+        request: RequestInfo | None,
+        now: datetime,
+    ) -> None:
+        """Apply suspension to a user whose row already says ``active=false`` (SCIM or admin)."""
+        account = accounts.account_by_pk(conn, user_pk)
+        assert account is not None
+        accounts.set_account_fields(conn, user_pk, status=UserStatus.SUSPENDED)
+        ended = accounts.delete_sessions(conn, user_pk)
+        voided = accounts.void_links(conn, user_pk, now)
+        if self.settings.lifecycle.send_suspension_notice and account.email:
+            queue_email(
+                conn,
+                "account_suspended",
+                account.email,
+                {"name": account.display_name},
+                now,
+                ordering_key=f"user:{account.id}",
+            )
+        audit.record(
+            conn,
+            actor,
+            "user.suspended",
+            target_type="User",
+            target_id=account.id,
+            target_name=account.user_name,
+            changes={
+                "status": {"before": account.status, "after": UserStatus.SUSPENDED.value},
+                "sessions_ended": ended,
+                "links_voided": voided,
+            },
+            request=request,
+            now=now,
+        )
+
+    def on_reactivated(
+        self,
+        conn: Connection,
+        user_pk: int,
+        actor: Actor,
+        request: RequestInfo | None,
+        now: datetime,
+    ) -> None:
+        """Apply reactivation to a user whose row already says ``active=true``."""
+        account = accounts.account_by_pk(conn, user_pk)
+        assert account is not None
+        # A user who never set a password goes back to waiting for an invitation.
+        status = UserStatus.ACTIVE if account.password_hash else UserStatus.INVITED
+        accounts.set_account_fields(conn, user_pk, status=status)
+        audit.record(
+            conn,
+            actor,
+            "user.reactivated",
+            target_type="User",
+            target_id=account.id,
+            target_name=account.user_name,
+            changes={"status": {"before": account.status, "after": status.value}},
+            request=request,
+            now=now,
+        )
+
+    def delete(self, user_id: str, actor: Actor, request: RequestInfo | None = None) -> None:
+        """Delete a user for good; the audit trail keeps a tombstone."""
+        now = _now()
+        with self.database.write() as conn:
+            account = self._account(conn, user_id)
+            store.delete_by_id(conn, "User", user_id)
+            self.record_deletion(conn, account, actor, request, now)
+
+    def record_deletion(
+        self,
+        conn: Connection,
+        account: Account,
+        actor: Actor,
+        request: RequestInfo | None,
+        now: datetime,
+    ) -> None:
+        """Write the tombstone of a deleted user (sessions and links went with the row)."""
+        audit.record(
+            conn,
+            actor,
+            "user.deleted",
+            target_type="User",
+            target_id=account.id,
+            target_name=account.user_name,
+            changes={"tombstone": {"id": account.id, "userName": account.user_name}},
+            request=request,
+            now=now,
+        )
+
+    # -- password resets ------------------------------------------------------------------------
+
+    def trigger_password_reset(
+        self, user_id: str, actor: Actor, request: RequestInfo | None = None
+    ) -> None:
+        """Email the user a reset link (an admin's action)."""
+        now = _now()
+        with self.database.write() as conn:
+            account = self._account(conn, user_id)
+            if account.status == UserStatus.SUSPENDED:
+                raise InvalidTransition("reactivate the user before resetting the password")
+            if account.email is None:
+                raise InvalidTransition("the user has no email address")
+            self._issue_reset(conn, account, now)
+            audit.record(
+                conn,
+                actor,
+                "user.password_reset_requested",
+                target_type="User",
+                target_id=account.id,
+                target_name=account.user_name,
+                request=request,
+                now=now,
+            )
+
+    def request_password_reset(self, identifier: str, request: RequestInfo) -> None:
+        """Send a reset link if the address belongs to an active user; answer the same anyway.
+
+        Rate limited per client address; the caller shows one message whatever happened.
+        """
+        now = _now()
+        with self.database.write() as conn:
+            self._limit(conn, f"address:{request.client_address}", now)
+            account = accounts.account_by_login(conn, user_name_key(identifier.strip()))
+            if account is None or account.status != UserStatus.ACTIVE:
+                return
+            self._limit(conn, f"reset:{account.pk}", now, limit=5)
+            self._issue_reset(conn, account, now)
+            audit.record(
+                conn,
+                Actor("user", account.id, account.user_name),
+                "user.password_reset_requested",
+                target_type="User",
+                target_id=account.id,
+                target_name=account.user_name,
+                request=request,
+                now=now,
+            )
+
+    def reset_password(self, token: str, password: str, request: RequestInfo) -> str:
+        """Set a new password through a reset link; every session of the user ends."""
+        now = _now()
+        with self.database.write() as conn:
+            account = self._live_link(conn, token, LinkPurpose.PASSWORD_RESET)
+            password_hash = self._checked_hash(account, password)
+            self._use_link(conn, token, LinkPurpose.PASSWORD_RESET)
+            self._set_password(conn, account, password_hash, now)
+            ended = accounts.delete_sessions(conn, account.pk)
+            audit.record(
+                conn,
+                Actor("user", account.id, account.user_name),
+                "user.password_reset",
+                target_type="User",
+                target_id=account.id,
+                target_name=account.user_name,
+                changes={"sessions_ended": ended},
+                request=request,
+                now=now,
+            )
+            return account.id
+
+    def accept_invitation(self, token: str, password: str, request: RequestInfo) -> str:
+        """Set the first password through an invitation link; the user becomes ``active``."""
+        now = _now()
+        with self.database.write() as conn:
+            account = self._live_link(conn, token, LinkPurpose.INVITATION)
+            if account.status != UserStatus.INVITED:
+                raise LinkInvalid("this invitation was already accepted")
+            password_hash = self._checked_hash(account, password)
+            self._use_link(conn, token, LinkPurpose.INVITATION)
+            accounts.set_account_fields(
+                conn,
+                account.pk,
+                status=UserStatus.ACTIVE,
+                password_hash=password_hash,
+                password_change_required=False,
+            )
+            audit.record(
+                conn,
+                Actor("user", account.id, account.user_name),
+                "user.invitation_accepted",
+                target_type="User",
+                target_id=account.id,
+                target_name=account.user_name,
+                changes={"status": {"before": "invited", "after": "active"}},
+                request=request,
+                now=now,
+            )
+            return account.id
+
+    def change_password(
+        self,
+        user_id: str,
+        current_password: str,
+        new_password: str,
+        request: RequestInfo,
+        *,
+        keep_session: str | None = None,
+    ) -> None:
+        """Change one's own password (also the forced change at first login).
+
+        Other sessions end; ``keep_session`` (the one making the change) stays.
+        """
+        now = _now()
+        with self.database.write() as conn:
+            account = self._account(conn, user_id)
+            if account.password_hash is None or not verify_password(
+                account.password_hash, current_password
+            ):
+                raise LoginRefused("the current password is not right")
+            if current_password == new_password:
+                raise PasswordRejected(["choose a password different from the current one"])
+            password_hash = self._checked_hash(account, new_password)
+            self._set_password(conn, account, password_hash, now)
+            accounts.delete_sessions(conn, account.pk, keep=keep_session)
+            audit.record(
+                conn,
+                Actor("user", account.id, account.user_name),
+                "user.password_changed",
+                target_type="User",
+                target_id=account.id,
+                target_name=account.user_name,
+                request=request,
+                now=now,
+            )
+
+    def _set_password(
+        self, conn: Connection, account: Account, password_hash: str, now: datetime
+    ) -> None:
+        accounts.set_account_fields(
+            conn, account.pk, password_hash=password_hash, password_change_required=False
+        )
+        if account.email:
+            queue_email(
+                conn,
+                "password_changed",
+                account.email,
+                {"name": account.display_name},
+                now,
+                ordering_key=f"user:{account.id}",
+            )
+
+    # -- login and sessions ---------------------------------------------------------------------
+
+    def _window(self, now: datetime) -> datetime:
+        minutes = self.settings.lifecycle.rate_window_minutes
+        epoch_minutes = int(now.timestamp() // 60)
+        return datetime.fromtimestamp((epoch_minutes - epoch_minutes % minutes) * 60, UTC)
+
+    def _limit(self, conn: Connection, key: str, now: datetime, limit: int | None = None) -> None:
+        allowed = limit or self.settings.lifecycle.requests_per_address
+        if accounts.count_hit(conn, key, self._window(now)) > allowed:
+            raise RateLimited("too many attempts; wait a few minutes and try again")
+
+    def login(self, identifier: str, password: str, request: RequestInfo) -> LoginResult:
+        """Check credentials and open a session; refusals never say which part was wrong."""
+        now = _now()
+        refusal: LoginRefused | None = None
+        with self.database.write() as conn:
+            self._limit(conn, f"address:{request.client_address}", now)
+            account = accounts.account_by_login(conn, user_name_key(identifier.strip()))
+            if account is not None:
+                failures = accounts.hits(conn, f"login-failures:{account.pk}", self._window(now))
+                if failures >= self.settings.lifecycle.login_attempts_per_account:
+                    raise RateLimited("too many failed attempts; wait a few minutes")
+            stored_hash = account.password_hash if account else None
+            password_ok = verify_password(stored_hash or _dummy_hash(), password)
+            if account is None or stored_hash is None or not password_ok:
+                refusal = LoginRefused("the email address or the password is not right")
+                if account is not None:
+                    # Committed with the transaction: the failure must count even though
+                    # the request is refused.
+                    accounts.count_hit(conn, f"login-failures:{account.pk}", self._window(now))
+                    self._audit_login(conn, account, "user.login_failed", request, now)
+            elif account.status != UserStatus.ACTIVE:
+                refusal = LoginRefused("this account is suspended; contact your administrator")
+                self._audit_login(conn, account, "user.login_refused", request, now)
+            else:
+                token = secrets.token_urlsafe(32)
+                session_id = str(uuid.uuid4())
+                accounts.insert_session(
+                    conn,
+                    session_id,
+                    account.pk,
+                    _digest(token),
+                    now,
+                    request.client_address,
+                    request.user_agent,
+                )
+                accounts.set_account_fields(conn, account.pk, last_login=now)
+                self._audit_login(conn, account, "user.login", request, now)
+        if refusal is not None:
+            raise refusal
+        assert account is not None
+        return LoginResult(token, session_id, account.id, account.password_change_required)
+
+    def _audit_login(
+        self, conn: Connection, account: Account, action: str, request: RequestInfo, now: datetime
+    ) -> None:
+        audit.record(
+            conn,
+            Actor("user", account.id, account.user_name),
+            action,
+            target_type="User",
+            target_id=account.id,
+            target_name=account.user_name,
+            request=request,
+            now=now,
+        )
+
+    def session(self, token: str) -> tuple[SessionRow, Account] | None:
+        """Return the live session of a cookie and its account; None ends the visit at login.
+
+        A session of a suspended or deleted user, or one idle or old past the limits, is
+        refused (and removed).
+        """
+        now = _now()
+        limits = self.settings.session
+        with self.database.read() as conn:
+            row = accounts.find_session(conn, _digest(token))
+            account = accounts.account_by_pk(conn, row.user_pk) if row else None
+        if row is None:
+            return None
+        expired = now - row.last_seen > timedelta(
+            minutes=limits.idle_minutes
+        ) or now - row.created > timedelta(hours=limits.lifetime_hours)
+        if account is None or account.status != UserStatus.ACTIVE or expired:
+            with self.database.write() as conn:
+                accounts.delete_session(conn, row.id)
+            return None
+        # last_seen is advisory: once a minute is enough to show activity and expire sessions.
+        if now - row.last_seen > timedelta(minutes=1):
+            with self.database.write() as conn:
+                accounts.touch_session(conn, row.id, now)
+        return row, account
+
+    def logout(self, token: str) -> None:
+        """End the session of a cookie."""
+        with self.database.write() as conn:
+            row = accounts.find_session(conn, _digest(token))
+            if row is not None:
+                accounts.delete_session(conn, row.id)
+
+    def sessions_of(self, user_id: str) -> list[SessionRow]:
+        """Return a user's active sessions."""
+        with self.database.read() as conn:
+            account = self._account(conn, user_id)
+            return accounts.list_sessions(conn, account.pk)
+
+    def end_session(
+        self, user_id: str, session_id: str, actor: Actor, request: RequestInfo | None = None
+    ) -> bool:
+        """End one session of a user; return whether it existed."""
+        now = _now()
+        with self.database.write() as conn:
+            account = self._account(conn, user_id)
+            ended = accounts.delete_session(conn, session_id, account.pk)
+            if ended:
+                audit.record(
+                    conn,
+                    actor,
+                    "user.session_ended",
+                    target_type="User",
+                    target_id=account.id,
+                    target_name=account.user_name,
+                    changes={"session": session_id},
+                    request=request,
+                    now=now,
+                )
+            return ended
+
+    def end_all_sessions(
+        self, user_id: str, actor: Actor, request: RequestInfo | None = None
+    ) -> int:
+        """End every session of a user; return how many."""
+        now = _now()
+        with self.database.write() as conn:
+            account = self._account(conn, user_id)
+            ended = accounts.delete_sessions(conn, account.pk)
+            audit.record(
+                conn,
+                actor,
+                "user.sessions_ended",
+                target_type="User",
+                target_id=account.id,
+                target_name=account.user_name,
+                changes={"sessions_ended": ended},
+                request=request,
+                now=now,
+            )
+            return ended
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def account(self, user_id: str) -> Account:
+        """Return a user's account, or raise UserNotFound."""
+        with self.database.read() as conn:
+            return self._account(conn, user_id)
+
+    def _account(self, conn: Connection, user_id: str) -> Account:
+        account = accounts.account_by_id(conn, user_id)
+        if account is None:
+            raise UserNotFound(f"no user {user_id}")
+        return account
+
+
+def _primary_email(user: UserResource) -> str | None:
+    emails = user.emails or []
+    chosen = next((e for e in emails if e.primary), emails[0] if emails else None)
+    return str(chosen.value) if chosen and chosen.value else None
+
+
+def _apply_profile(user: UserResource, changes: ProfileChanges) -> None:
+    """Write profile changes onto the SCIM model of a user ("" clears a field)."""
+    if changes.given_name is not None or changes.family_name is not None:
+        name = user.name or Name()
+        if changes.given_name is not None:
+            name.given_name = changes.given_name or None
+        if changes.family_name is not None:
+            name.family_name = changes.family_name or None
+        user.name = name
+        user.display_name = (
+            " ".join(p for p in (name.given_name, name.family_name) if p) or user.display_name
+        )
+    if changes.email is not None and changes.email:
+        others = [e for e in user.emails or [] if not e.primary]
+        user.emails = [Email(value=changes.email, primary=True, type="work"), *others]
+    if changes.phone_numbers is not None:
+        user.phone_numbers = [
+            PhoneNumber(value=entry["value"], type=entry.get("type") or "work")
+            for entry in changes.phone_numbers
+            if entry.get("value")
+        ] or None
+    if changes.title is not None:
+        user.title = changes.title or None
+    if changes.department is not None:
+        extension: Any = user[EnterpriseUser] or EnterpriseUser()
+        extension.department = changes.department or None
+        user[EnterpriseUser] = extension

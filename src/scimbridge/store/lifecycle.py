@@ -1,0 +1,403 @@
+"""Queries of the user lifecycle: states, emailed links, sessions, role grants, rate limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy import and_
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import insert
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+
+from .tables import rate_limits
+from .tables import role_grants
+from .tables import sessions
+from .tables import user_emails
+from .tables import user_links
+from .tables import users
+
+
+def _db(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass
+class Account:
+    """What login and lifecycle rules need to know of a user."""
+
+    pk: int
+    id: str
+    user_name: str
+    status: str
+    password_hash: str | None
+    password_change_required: bool
+    last_login: datetime | None
+    doc: dict[str, Any]
+
+    @property
+    def email(self) -> str | None:
+        """The primary email address (or the first one)."""
+        emails = self.doc.get("emails") or []
+        chosen = next((e for e in emails if e.get("primary")), emails[0] if emails else None)
+        return chosen.get("value") if chosen else None
+
+    @property
+    def display_name(self) -> str:
+        """A name to greet the user with."""
+        name = self.doc.get("name") or {}
+        formatted = " ".join(p for p in (name.get("givenName"), name.get("familyName")) if p)
+        return str(self.doc.get("displayName") or formatted or self.user_name)
+
+
+_ACCOUNT_COLUMNS = (
+    users.c.pk,
+    users.c.id,
+    users.c.user_name,
+    users.c.status,
+    users.c.password_hash,
+    users.c.password_change_required,
+    users.c.last_login,
+    users.c.doc,
+)
+
+
+def _account(row: Any) -> Account:
+    return Account(
+        pk=row.pk,
+        id=row.id,
+        user_name=row.user_name,
+        status=row.status,
+        password_hash=row.password_hash,
+        password_change_required=bool(row.password_change_required),
+        last_login=_utc(row.last_login),
+        doc=row.doc,
+    )
+
+
+def account_by_id(conn: Connection, user_id: str) -> Account | None:
+    """Return the account of a user id."""
+    row = conn.execute(select(*_ACCOUNT_COLUMNS).where(users.c.id == user_id)).first()
+    return _account(row) if row else None
+
+
+def account_by_pk(conn: Connection, user_pk: int) -> Account | None:
+    """Return the account of a user's primary key."""
+    row = conn.execute(select(*_ACCOUNT_COLUMNS).where(users.c.pk == user_pk)).first()
+    return _account(row) if row else None
+
+
+def account_by_login(conn: Connection, key: str) -> Account | None:
+    """Return the account whose userName or one of whose emails has this comparison key."""
+    row = conn.execute(select(*_ACCOUNT_COLUMNS).where(users.c.user_name_key == key)).first()
+    if row is None:
+        row = conn.execute(
+            select(*_ACCOUNT_COLUMNS)
+            .join(user_emails, user_emails.c.user_pk == users.c.pk)
+            .where(user_emails.c.value_key == key)
+            .order_by(user_emails.c.primary.desc(), users.c.pk)
+        ).first()
+    return _account(row) if row else None
+
+
+def set_account_fields(conn: Connection, user_pk: int, **fields: Any) -> None:
+    """Update lifecycle columns (status, password_hash, password_change_required, last_login)."""
+    values = {
+        key: (_db(value) if isinstance(value, datetime) else value) for key, value in fields.items()
+    }
+    conn.execute(update(users).where(users.c.pk == user_pk).values(**values))
+
+
+# -- links ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Link:
+    """An emailed single-use link, as stored (never the token itself)."""
+
+    pk: int
+    user_pk: int
+    purpose: str
+    created: datetime
+    expires: datetime
+    used: datetime | None
+    voided: datetime | None
+
+
+def insert_link(
+    conn: Connection,
+    user_pk: int,
+    purpose: str,
+    token_hash: str,
+    now: datetime,
+    expires: datetime,
+) -> None:
+    """Store a new link."""
+    conn.execute(
+        insert(user_links),
+        {
+            "user_pk": user_pk,
+            "purpose": purpose,
+            "token_hash": token_hash,
+            "created": _db(now),
+            "expires": _db(expires),
+        },
+    )
+
+
+def void_links(conn: Connection, user_pk: int, now: datetime, purpose: str | None = None) -> int:
+    """Void every live link of a user (of one purpose, or all); return how many."""
+    condition = and_(
+        user_links.c.user_pk == user_pk,
+        user_links.c.used.is_(None),
+        user_links.c.voided.is_(None),
+    )
+    if purpose is not None:
+        condition = and_(condition, user_links.c.purpose == purpose)
+    return conn.execute(update(user_links).where(condition).values(voided=_db(now))).rowcount
+
+
+def find_link(conn: Connection, token_hash: str) -> Link | None:
+    """Return the link with this token digest, dead or alive."""
+    row = conn.execute(select(user_links).where(user_links.c.token_hash == token_hash)).first()
+    if row is None:
+        return None
+    return Link(
+        pk=row.pk,
+        user_pk=row.user_pk,
+        purpose=row.purpose,
+        created=_utc(row.created),  # type: ignore[arg-type]
+        expires=_utc(row.expires),  # type: ignore[arg-type]
+        used=_utc(row.used),
+        voided=_utc(row.voided),
+    )
+
+
+def use_link(conn: Connection, link_pk: int, now: datetime) -> bool:
+    """Mark a live link used; False when another request used or voided it first."""
+    result = conn.execute(
+        update(user_links)
+        .where(
+            user_links.c.pk == link_pk,
+            user_links.c.used.is_(None),
+            user_links.c.voided.is_(None),
+        )
+        .values(used=_db(now))
+    )
+    return result.rowcount == 1
+
+
+def latest_invitations(
+    conn: Connection, user_pks: list[int]
+) -> dict[int, tuple[datetime, datetime]]:
+    """Return (sent, expires) of each user's latest invitation link."""
+    if not user_pks:
+        return {}
+    rows = conn.execute(
+        select(user_links.c.user_pk, user_links.c.created, user_links.c.expires)
+        .where(user_links.c.user_pk.in_(user_pks), user_links.c.purpose == "invitation")
+        .order_by(user_links.c.user_pk, user_links.c.pk)
+    ).all()
+    latest: dict[int, tuple[datetime, datetime]] = {}
+    for user_pk, created, expires in rows:
+        latest[user_pk] = (_utc(created), _utc(expires))  # type: ignore[assignment]
+    return latest
+
+
+# -- sessions ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SessionRow:
+    """A login session (never its token)."""
+
+    id: str
+    user_pk: int
+    created: datetime
+    last_seen: datetime
+    client_address: str | None
+    user_agent: str | None
+
+
+def _session(row: Any) -> SessionRow:
+    return SessionRow(
+        id=row.id,
+        user_pk=row.user_pk,
+        created=_utc(row.created),  # type: ignore[arg-type]
+        last_seen=_utc(row.last_seen),  # type: ignore[arg-type]
+        client_address=row.client_address,
+        user_agent=row.user_agent,
+    )
+
+
+def insert_session(
+    conn: Connection,
+    session_id: str,
+    user_pk: int,
+    token_hash: str,
+    now: datetime,
+    client_address: str | None,
+    user_agent: str | None,
+) -> None:
+    """Store a new session."""
+    conn.execute(
+        insert(sessions),
+        {
+            "id": session_id,
+            "user_pk": user_pk,
+            "token_hash": token_hash,
+            "created": _db(now),
+            "last_seen": _db(now),
+            "client_address": client_address,
+            "user_agent": (user_agent or "")[:512] or None,
+        },
+    )
+
+
+def find_session(conn: Connection, token_hash: str) -> SessionRow | None:
+    """Return the session with this token digest."""
+    row = conn.execute(select(sessions).where(sessions.c.token_hash == token_hash)).first()
+    return _session(row) if row else None
+
+
+def touch_session(conn: Connection, session_id: str, now: datetime) -> None:
+    """Record activity on a session."""
+    conn.execute(update(sessions).where(sessions.c.id == session_id).values(last_seen=_db(now)))
+
+
+def list_sessions(conn: Connection, user_pk: int) -> list[SessionRow]:
+    """Return a user's sessions, newest first."""
+    rows = conn.execute(
+        select(sessions).where(sessions.c.user_pk == user_pk).order_by(sessions.c.pk.desc())
+    ).all()
+    return [_session(row) for row in rows]
+
+
+def delete_session(conn: Connection, session_id: str, user_pk: int | None = None) -> bool:
+    """End one session (of this user, when given); return whether it existed."""
+    condition = sessions.c.id == session_id
+    if user_pk is not None:
+        condition = and_(condition, sessions.c.user_pk == user_pk)
+    return conn.execute(delete(sessions).where(condition)).rowcount == 1
+
+
+def delete_sessions(conn: Connection, user_pk: int, keep: str | None = None) -> int:
+    """End every session of a user (but ``keep``); return how many."""
+    condition = sessions.c.user_pk == user_pk
+    if keep is not None:
+        condition = and_(condition, sessions.c.id != keep)
+    return conn.execute(delete(sessions).where(condition)).rowcount
+
+
+def delete_stale_sessions(conn: Connection, idle_before: datetime, created_before: datetime) -> int:
+    """End sessions idle or old past the limits; return how many."""
+    return conn.execute(
+        delete(sessions).where(
+            or_(sessions.c.last_seen < _db(idle_before), sessions.c.created < _db(created_before))
+        )
+    ).rowcount
+
+
+# -- role grants ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RoleGrant:
+    """A temporary role."""
+
+    user_pk: int
+    role: str
+    previous_role: str
+    expires: datetime
+    granted_by: str | None
+
+
+def put_grant(conn: Connection, grant: RoleGrant) -> None:
+    """Record (or replace) a user's temporary role."""
+    conn.execute(delete(role_grants).where(role_grants.c.user_pk == grant.user_pk))
+    conn.execute(
+        insert(role_grants),
+        {
+            "user_pk": grant.user_pk,
+            "role": grant.role,
+            "previous_role": grant.previous_role,
+            "expires": _db(grant.expires),
+            "granted_by": grant.granted_by,
+        },
+    )
+
+
+def get_grant(conn: Connection, user_pk: int) -> RoleGrant | None:
+    """Return a user's temporary role, if any."""
+    row = conn.execute(select(role_grants).where(role_grants.c.user_pk == user_pk)).first()
+    if row is None:
+        return None
+    return RoleGrant(row.user_pk, row.role, row.previous_role, _utc(row.expires), row.granted_by)  # type: ignore[arg-type]
+
+
+def expired_grants(conn: Connection, now: datetime) -> list[RoleGrant]:
+    """Return the temporary roles whose time is up."""
+    rows = conn.execute(select(role_grants).where(role_grants.c.expires <= _db(now))).all()
+    return [
+        RoleGrant(row.user_pk, row.role, row.previous_role, _utc(row.expires), row.granted_by)  # type: ignore[arg-type]
+        for row in rows
+    ]
+
+
+def delete_grant(conn: Connection, user_pk: int) -> None:
+    """Forget a user's temporary role."""
+    conn.execute(delete(role_grants).where(role_grants.c.user_pk == user_pk))
+
+
+# -- rate limits ---------------------------------------------------------------------------------
+
+
+def count_hit(conn: Connection, key: str, window_start: datetime) -> int:
+    """Count one hit on ``key`` in the window; return the hits so far, this one included."""
+    statement: Any = (
+        postgresql.insert(rate_limits)
+        if conn.dialect.name == "postgresql"
+        else sqlite.insert(rate_limits)
+    )
+    statement = statement.values(key=key, window_start=_db(window_start), count=1)
+    statement = statement.on_conflict_do_update(
+        index_elements=[rate_limits.c.key, rate_limits.c.window_start],
+        set_={"count": rate_limits.c.count + 1},
+    )
+    conn.execute(statement)
+    return int(
+        conn.execute(
+            select(rate_limits.c.count).where(
+                rate_limits.c.key == key, rate_limits.c.window_start == _db(window_start)
+            )
+        ).scalar_one()
+    )
+
+
+def hits(conn: Connection, key: str, window_start: datetime) -> int:
+    """Return the hits counted on ``key`` in the window."""
+    value = conn.execute(
+        select(func.coalesce(func.sum(rate_limits.c.count), 0)).where(
+            rate_limits.c.key == key, rate_limits.c.window_start == _db(window_start)
+        )
+    ).scalar_one()
+    return int(value)
+
+
+def forget_old_hits(conn: Connection, before: datetime) -> None:
+    """Drop counters of windows that ended."""
+    conn.execute(delete(rate_limits).where(rate_limits.c.window_start < _db(before)))

@@ -1,0 +1,137 @@
+"""Wiring of the outbox workers: their handlers, ``scimbridge worker``, and the in-process worker.
+
+``scimbridge serve`` runs gunicorn with several worker processes; each would start its own
+outbox worker. Claims are safe whatever the number of workers, but one is enough per machine:
+the processes race for an exclusive file lock (named after the database) and only its holder
+applies jobs. When it exits, the kernel drops the lock and another process takes over.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import signal
+import tempfile
+import threading
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from .adapters.mail import make_transport
+from .service.mail import EMAIL_JOB
+from .service.mail_delivery import EmailDelivery
+from .service.mail_rendering import MailRenderer
+from .service.metrics import Metrics
+from .service.outbox import JobHandler
+from .service.outbox import OutboxWorker
+from .service.outbox import RetryPolicy
+from .settings import Settings
+from .store.database import Database
+
+logger = logging.getLogger(__name__)
+
+# How often a process that lost the election checks whether the worker's process is gone.
+_ELECTION_RETRY_SECONDS = 5.0
+
+
+def email_delivery(settings: Settings) -> EmailDelivery:
+    """Return the handler of email jobs, with the transport and templates of the settings."""
+    return EmailDelivery(
+        MailRenderer.from_settings(settings), make_transport(settings.mail), settings.mail.sender
+    )
+
+
+def build_worker(
+    settings: Settings, database: Database, metrics: Metrics | None = None
+) -> OutboxWorker:
+    """Return an outbox worker with a handler for every job kind scimbridge queues."""
+    handlers: dict[str, JobHandler] = {EMAIL_JOB: email_delivery(settings)}
+    return OutboxWorker(
+        database,
+        handlers,
+        policy=RetryPolicy.from_settings(settings.worker),
+        lease=timedelta(seconds=settings.worker.lease_seconds),
+        batch_size=settings.worker.batch_size,
+        metrics=metrics,
+    )
+
+
+def run_worker_process(settings: Settings, database: Database) -> None:
+    """Apply jobs until SIGTERM or SIGINT; the job in hand is finished first."""
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("outbox worker stopping (signal %d)", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    logger.info("outbox worker started")
+    build_worker(settings, database).run(stop, settings.worker.poll_interval_seconds)
+
+
+def election_lock_path(database: Database) -> Path:
+    """Return the lock file that elects one in-process worker per machine and database."""
+    url = database.url
+    if url.get_backend_name() == "sqlite" and url.database:
+        name = str(Path(url.database).resolve())
+    else:
+        name = url.render_as_string(hide_password=True)
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"scimbridge-outbox-{digest}.lock"
+
+
+class InProcessWorker:
+    """An outbox worker on a background thread, running only while it holds the election lock."""
+
+    def __init__(self, worker: OutboxWorker, lock_path: Path, poll_interval: float = 1.0) -> None:
+        self.worker = worker
+        self.lock_path = lock_path
+        self.poll_interval = poll_interval
+        self.elected = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="outbox-worker", daemon=True)
+
+    @classmethod
+    def for_settings(cls, settings: Settings, database: Database) -> InProcessWorker:
+        """Build the in-process worker of ``scimbridge serve``."""
+        return cls(
+            build_worker(settings, database),
+            election_lock_path(database),
+            settings.worker.poll_interval_seconds,
+        )
+
+    def start(self) -> None:
+        """Start the thread: it waits for the lock, then applies jobs."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Ask the thread to stop after the job in hand, and wait for it."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        lock_file = self._wait_for_election()
+        if lock_file is None:
+            return
+        try:
+            self.elected.set()
+            logger.info("outbox worker running in this process")
+            self.worker.run(self._stop, self.poll_interval)
+        finally:
+            lock_file.close()
+
+    def _wait_for_election(self) -> IO[str] | None:
+        while not self._stop.is_set():
+            lock_file = open(self.lock_path, "a")
+            try:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock_file.close()
+                self._stop.wait(_ELECTION_RETRY_SECONDS)
+            else:
+                return lock_file
+        return None
