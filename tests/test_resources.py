@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from scimbridge.domain.lifecycle_schema import LIFECYCLE_SCHEMA
 from scimbridge.settings import Settings
 
 from .conftest import ENTERPRISE_SCHEMA
@@ -583,7 +584,7 @@ def test_service_provider_config_describes_the_features(app: Flask) -> None:
 
 
 def test_resource_types_and_schemas_list_users_and_groups(app: Flask) -> None:
-    """ResourceTypes names User and Group; Schemas holds User, Enterprise User and Group."""
+    """ResourceTypes names User and Group; Schemas holds User, its two extensions and Group."""
     client = app.test_client()
     types = client.get("/scim/v2/ResourceTypes").get_json()
     assert types["schemas"] == [LIST_SCHEMA]
@@ -596,12 +597,46 @@ def test_resource_types_and_schemas_list_users_and_groups(app: Flask) -> None:
     assert {each["id"] for each in schemas["Resources"]} == {
         USER_SCHEMA,
         ENTERPRISE_SCHEMA,
+        LIFECYCLE_SCHEMA,
         GROUP_SCHEMA,
     }
+    lifecycle = client.get(f"/scim/v2/Schemas/{LIFECYCLE_SCHEMA}").get_json()
+    assert {attr["mutability"] for attr in lifecycle["attributes"]} == {"readOnly"}
     user_schema = client.get(f"/scim/v2/Schemas/{USER_SCHEMA}").get_json()
     attributes = {attr["name"]: attr for attr in user_schema["attributes"]}
     assert attributes["password"]["returned"] == "never"
     assert attributes["groups"]["mutability"] == "readOnly"
+
+
+def test_lifecycle_state_is_returned_when_asked_for(scim: ScimClient) -> None:
+    """The lifecycle extension comes back only when attributes names it, and is read-only."""
+    user = create(scim, "Users", user_payload("lifecycle.state"))
+    assert LIFECYCLE_SCHEMA not in user
+    plain = scim.get(f"/Users/{user['id']}").get_json()
+    assert LIFECYCLE_SCHEMA not in plain
+    asked = scim.get(
+        f"/Users/{user['id']}", query_string={"attributes": f"userName,{LIFECYCLE_SCHEMA}"}
+    ).get_json()
+    assert asked[LIFECYCLE_SCHEMA]["status"] == "active"
+    assert asked[LIFECYCLE_SCHEMA]["passwordChangeRequired"] is False
+    refused = scim.patch(
+        f"/Users/{user['id']}",
+        patch_payload({"op": "replace", "path": f"{LIFECYCLE_SCHEMA}:status", "value": "x"}),
+    )
+    assert refused.status_code == 400
+    deactivated = scim.patch(
+        f"/Users/{user['id']}", patch_payload({"op": "replace", "path": "active", "value": False})
+    )
+    assert deactivated.status_code == 200
+    found = scim.get(
+        "/Users",
+        query_string={
+            "filter": f'{LIFECYCLE_SCHEMA}:status eq "suspended"',
+            "attributes": f"{LIFECYCLE_SCHEMA}:status",
+        },
+    ).get_json()
+    assert [each["id"] for each in found["Resources"]] == [user["id"]]
+    assert found["Resources"][0][LIFECYCLE_SCHEMA] == {"status": "suspended"}
 
 
 def test_root_search_returns_users_and_groups(scim: ScimClient) -> None:

@@ -10,11 +10,13 @@ from flask import Response
 from flask import jsonify
 
 from . import scim
+from . import web
 from .domain.resources import accept_internal_email_domains
 from .service.lifecycle import UserDirectory
 from .service.provisioning import ProvisioningService
 from .service.roles import RolesConfig
 from .service.roles import load_roles
+from .service.secret_key import load_secret_key
 from .service.tokens import TokenService
 from .settings import Settings
 from .store.database import Database
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         tokens=TokenService(database),
     )
     scim.init_app(app)
+    web.init_app(app, load_secret_key(settings, database))
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -154,5 +154,52 @@ def token_revoke(name: str) -> None:
     click.echo(f"token {name!r} revoked")
 
 
+@main.group()
+def admin() -> None:
+    """Administrators of the User Directory."""
+
+
+@admin.command("create")
+@click.argument("email")
+@click.option("--given-name", help="The administrator's given name.")
+@click.option("--family-name", help="The administrator's family name.")
+def admin_create(email: str, given_name: str | None, family_name: str | None) -> None:
+    """Create an active user with the admin role; the temporary password is the last line.
+
+    The password is shown once and must be changed at the first login.
+    """
+    from pydantic import ValidationError
+
+    from .domain.lifecycle import Actor
+    from .domain.lifecycle import LifecycleError
+    from .domain.lifecycle import UnknownRole
+    from .domain.resources import accept_internal_email_domains
+    from .service.lifecycle import UserDirectory
+    from .service.roles import load_roles
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    upgrade(database)
+    accept_internal_email_domains()
+    directory = UserDirectory(database, settings, load_roles(settings.roles.file))
+    try:
+        created = directory.create_user(
+            email.strip(),
+            given_name,
+            family_name,
+            "admin",
+            None,
+            Actor("cli", None, "scimbridge admin create"),
+        )
+    except UnknownRole as exc:
+        raise click.ClickException(f"{exc} in {settings.roles.file}") from None
+    except LifecycleError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValidationError:
+        raise click.ClickException(f"{email!r} is not a valid email address") from None
+    click.echo(f"admin {email} created; they must change this temporary password at first login:")
+    click.echo(created.generated_password)
+
+
 for _command in cli_outbox.COMMANDS:
     main.add_command(_command)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC
 from datetime import datetime
 
@@ -14,10 +16,14 @@ from .store.database import Database
 from .store.migrations import upgrade
 
 
-def _database(settings: Settings) -> Database:
+@contextmanager
+def _database(settings: Settings) -> Iterator[Database]:
     database = Database(settings.database_url)
-    upgrade(database)
-    return database
+    try:
+        upgrade(database)
+        yield database
+    finally:
+        database.dispose()
 
 
 @click.command()
@@ -30,7 +36,8 @@ def worker() -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
     )
-    run_worker_process(settings, _database(settings))
+    with _database(settings) as database:
+        run_worker_process(settings, database)
 
 
 @click.group()
@@ -53,7 +60,7 @@ _LISTED_BY_DEFAULT = (*job_store.PENDING, job_store.JobStatus.FAILED)
 @click.option("--limit", type=int, default=100, show_default=True)
 def jobs_list(statuses: tuple[str, ...], kind: str | None, limit: int) -> None:
     """List jobs, oldest first: id, kind, state, attempts, key, next attempt, last error."""
-    with _database(Settings()).read() as conn:
+    with _database(Settings()) as database, database.read() as conn:
         found = job_store.list_jobs(conn, statuses or _LISTED_BY_DEFAULT, kind, limit)
     for job in found:
         click.echo(
@@ -70,7 +77,7 @@ def jobs_retry(job_ids: tuple[int, ...], all_failed: bool) -> None:
     """Queue failed (or waiting) jobs again now, with a fresh budget of attempts."""
     if bool(job_ids) == all_failed:
         raise click.UsageError("name job ids, or give --all-failed")
-    with _database(Settings()).write() as conn:
+    with _database(Settings()) as database, database.write() as conn:
         requeued = job_store.requeue(conn, datetime.now(UTC), None if all_failed else job_ids)
     for pk in requeued:
         click.echo(f"job {pk} queued again")
@@ -96,7 +103,10 @@ def mail_test(recipient: str) -> None:
     from .service.mail_rendering import MailTemplateError
     from .worker import email_delivery
 
-    delivery = email_delivery(Settings())
+    try:
+        delivery = email_delivery(Settings())
+    except ValueError as exc:  # a transport missing a setting it needs
+        raise click.ClickException(str(exc)) from None
     where = delivery.transport.description
     try:
         delivery.send_test_message(recipient)

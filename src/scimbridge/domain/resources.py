@@ -14,6 +14,8 @@ from scim2_models import Group
 from scim2_models import ScimPolicy
 from scim2_models import User
 
+from .lifecycle_schema import LifecycleExtension
+
 # Domains that email-validator refuses as "special use" but that directories really use:
 # ".local" is Active Directory's classic internal domain, and Okta's own samples use it.
 INTERNAL_EMAIL_DOMAINS = ("local",)
@@ -30,8 +32,8 @@ def accept_internal_email_domains() -> None:
             email_validator.SPECIAL_USE_DOMAIN_NAMES.remove(domain)
 
 
-UserResource = User[EnterpriseUser]
-"""Core User with the Enterprise User extension."""
+UserResource = User[EnterpriseUser | LifecycleExtension]
+"""Core User with the Enterprise User extension and scimbridge's lifecycle extension."""
 
 GroupResource = Group
 

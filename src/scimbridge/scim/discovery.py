@@ -23,8 +23,8 @@ from scim2_models import ServiceProviderConfig
 from scim2_models import Sort
 from scim2_models import User
 
+from ..domain.lifecycle_schema import LifecycleExtension
 from ..domain.resources import GroupResource
-from ..domain.resources import UserResource
 from ..settings import Settings
 from .responses import list_body
 from .responses import scim_response
@@ -70,7 +70,7 @@ def service_provider_config(settings: Settings) -> dict[str, Any]:
 
 def _schemas(settings: Settings) -> list[dict[str, Any]]:
     bodies = []
-    for model in (User, EnterpriseUser, Group):
+    for model in (User, EnterpriseUser, LifecycleExtension, Group):
         body = model.to_schema().model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
         body["meta"] = {
             "resourceType": "Schema",
@@ -82,7 +82,7 @@ def _schemas(settings: Settings) -> list[dict[str, Any]]:
 
 def _resource_types(settings: Settings) -> list[dict[str, Any]]:
     bodies = []
-    for model in (UserResource, GroupResource):
+    for model in (User[EnterpriseUser], GroupResource):
         body = ResourceType.from_resource(model).model_dump(
             scim_ctx=Context.RESOURCE_QUERY_RESPONSE
         )

@@ -12,6 +12,8 @@ from scim2_models import InvalidValueException
 from scim2_models import ResponseParameters
 from scim2_models import SearchRequest
 
+from ..domain.lifecycle_schema import LIFECYCLE_ATTRIBUTES
+from ..domain.lifecycle_schema import LIFECYCLE_SCHEMA
 from .errors import NotAcceptable
 from .errors import UnsupportedMediaType
 
@@ -55,13 +57,30 @@ def _query_arg(name: str) -> str | None:
 
 def response_parameters(model: Any) -> ResponseParameters[Any] | None:
     """Return the ``attributes``/``excludedAttributes`` of the query string, if any."""
-    attributes = _query_arg("attributes")
+    attributes = _expand_request_only_schemas(_query_arg("attributes"))
     excluded = _query_arg("excludedAttributes")
     if not attributes and not excluded:
         return None
     return ResponseParameters[model].model_validate(
         {"attributes": attributes or None, "excludedAttributes": excluded or None}
     )
+
+
+def _expand_request_only_schemas(attributes: str | None) -> str | None:
+    """Let ``attributes`` name the lifecycle extension by its schema URN.
+
+    Its attributes are all ``returned: request``, which a bare URN would not select; naming
+    the extension means naming each of them.
+    """
+    if not attributes:
+        return attributes
+    names: list[str] = []
+    for name in attributes.split(","):
+        if name.strip().lower() == LIFECYCLE_SCHEMA.lower():
+            names.extend(f"{LIFECYCLE_SCHEMA}:{attr}" for attr in LIFECYCLE_ATTRIBUTES)
+        else:
+            names.append(name)
+    return ",".join(names)
 
 
 def _integer(name: str) -> int | None:
@@ -86,6 +105,8 @@ def search_from_query(
         value = _query_arg(name)
         if value:
             payload[name] = value
+    if "attributes" in payload:
+        payload["attributes"] = _expand_request_only_schemas(payload["attributes"])
     if "filter" in payload and repair_filter is not None:
         payload["filter"] = repair_filter(payload["filter"])
     for name in ("startIndex", "count"):

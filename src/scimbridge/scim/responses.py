@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ from scim2_models import Context
 from scim2_models import Error
 from scim2_models import ResponseParameters
 
+from ..domain.lifecycle_schema import LIFECYCLE_SCHEMA
 from ..domain.resources import Membership
 from ..domain.resources import StoredResource
 from ..service.mapping import meta
@@ -62,6 +64,23 @@ def wants_attribute(params: ResponseParameters[Any] | None, name: str) -> bool:
     return True
 
 
+def _lifecycle(record: StoredResource) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "status": record.status,
+        "passwordChangeRequired": record.password_change_required,
+    }
+    if record.last_login is not None:
+        state["lastLogin"] = _timestamp(record.last_login)
+    if record.invitation is not None:
+        state["invitationSent"] = _timestamp(record.invitation[0])
+        state["invitationExpires"] = _timestamp(record.invitation[1])
+    return state
+
+
+def _timestamp(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
 def _membership(membership: Membership, base_url: str, key: str) -> dict[str, Any]:
     entry = {
         "value": membership.id,
@@ -91,8 +110,12 @@ def resource_body(
         body[key] = [_membership(membership, base_url, key) for membership in record.memberships]
     if params is None or not (params.attributes or params.excluded_attributes):
         return body
+    if record.status is not None:
+        # Only a request naming it in ``attributes`` gets it back (returned: request).
+        body["schemas"] = [*body.get("schemas", []), LIFECYCLE_SCHEMA]
+        body[LIFECYCLE_SCHEMA] = _lifecycle(record)
     model = to_model(record, url)
-    if record.memberships:
+    if record.memberships or record.status is not None:
         model = type(model).model_validate(body)
     return model.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=params)
 

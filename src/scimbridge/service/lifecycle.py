@@ -638,6 +638,9 @@ class UserDirectory:
             account = self._account(conn, user_id)
             if account.status == UserStatus.SUSPENDED:
                 raise InvalidTransition("reactivate the user before resetting the password")
+            # A reset would set a password but leave the user invited, still unable to log in.
+            if account.status == UserStatus.INVITED:
+                raise InvalidTransition("the invitation is pending; resend it instead")
             if account.email is None:
                 raise InvalidTransition("the user has no email address")
             self._issue_reset(conn, account, now)
@@ -663,7 +666,10 @@ class UserDirectory:
             account = accounts.account_by_login(conn, user_name_key(identifier.strip()))
             if account is None or account.status != UserStatus.ACTIVE:
                 return
-            self._limit(conn, f"reset:{account.pk}", now, limit=5)
+            # Past the per-account limit, stop sending but answer the same: refusing here
+            # would tell that the address has an account.
+            if accounts.count_hit(conn, f"reset:{account.pk}", self._window(now)) > 5:
+                return
             self._issue_reset(conn, account, now)
             audit.record(
                 conn,
@@ -909,13 +915,18 @@ class UserDirectory:
             return ended
 
     def end_all_sessions(
-        self, user_id: str, actor: Actor, request: RequestInfo | None = None
+        self,
+        user_id: str,
+        actor: Actor,
+        request: RequestInfo | None = None,
+        *,
+        keep: str | None = None,
     ) -> int:
-        """End every session of a user; return how many."""
+        """End every session of a user (but ``keep``, the one asking); return how many."""
         now = _now()
         with self.database.write() as conn:
             account = self._account(conn, user_id)
-            ended = accounts.delete_sessions(conn, account.pk)
+            ended = accounts.delete_sessions(conn, account.pk, keep=keep)
             audit.record(
                 conn,
                 actor,

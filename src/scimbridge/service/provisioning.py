@@ -606,8 +606,19 @@ class ProvisioningService:
             return
         if records[0].resource_type == "User":
             store.load_groups_of(conn, records)
+            _load_invitations(conn, records)
         else:
             store.load_members(conn, records)
+
+
+def _load_invitations(conn: Connection, records: list[StoredResource]) -> None:
+    """Attach the pending invitation's dates to invited users (shown by the lifecycle schema)."""
+    invited = [record for record in records if record.status == UserStatus.INVITED]
+    if not invited:
+        return
+    latest = accounts.latest_invitations(conn, [record.pk for record in invited])
+    for record in invited:
+        record.invitation = latest.get(record.pk)
 
 
 def _apply_patch(patch: PatchOp[Any], resource: Any, tolerance: PatchTolerance | None) -> bool:

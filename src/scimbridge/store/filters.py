@@ -45,6 +45,7 @@ from sqlalchemy import true
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import KeyedColumnElement
 
+from ..domain.lifecycle_schema import LifecycleExtension
 from .tables import group_members
 from .tables import groups
 from .tables import user_emails
@@ -96,6 +97,8 @@ class _Target:
             return _Scalar(table.c.external_id, False)
         if name == "meta":
             return self._meta(sub)
+        if binding.model is LifecycleExtension:
+            return _lifecycle_scalar(name)
         if self.resource == "User":
             if name == "user_name":
                 return _Scalar(users.c.user_name_key, True)
@@ -143,6 +146,17 @@ class _Target:
         if self.resource == "Group" and name == "members":
             return _MemberElements()
         return _JsonElements(self, binding)
+
+
+def _lifecycle_scalar(name: str) -> _Scalar | None:
+    """Lifecycle attributes live in columns; the invitation dates are not filterable."""
+    if name == "status":
+        return _Scalar(users.c.status, True)
+    if name == "password_change_required":
+        return _Scalar(users.c.password_change_required, False)
+    if name == "last_login":
+        return _Scalar(users.c.last_login, False)
+    return None
 
 
 def _typed_json(element: Any, binding: AttributeBinding) -> Expr:

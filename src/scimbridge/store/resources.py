@@ -592,6 +592,7 @@ def groups_of_member(conn: Connection, member_id: str) -> list[GroupRef]:
     parent = group_members.alias("parent")
     climbed = climbed.union(
         select(parent.c.group_pk, literal(False))
+        .select_from(climbed)
         .join(inner_group, inner_group.c.pk == climbed.c.group_pk)
         .join(parent, parent.c.member_id == inner_group.c.id)
     )

@@ -1,0 +1,172 @@
+"""Setting passwords: accepting an invitation, changing, forgetting and resetting one."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask import request
+from flask import url_for
+from werkzeug.wrappers import Response
+
+from ...domain.lifecycle import LifecycleError
+from ...domain.lifecycle import LinkInvalid
+from ...domain.lifecycle import LinkPurpose
+from ...domain.lifecycle import LoginRefused
+from ...domain.lifecycle import PasswordRejected
+from ...domain.lifecycle import RateLimited
+from ...domain.lifecycle import UserStatus
+from ...store.lifecycle import Account
+from ..forms import FormErrors
+from ..forms import read_fields
+from ..forms import require
+from ..pages import login_required
+from ..pages import render_page
+from ..pages import see_other
+from ..visitor import clear_session_cookie
+from ..visitor import current_visitor
+from ..visitor import directory
+from ..visitor import request_info
+
+# Emailed tokens are 43 characters; a longer one is refused without a look-up.
+_MAX_TOKEN_LENGTH = 128
+
+_NEW_PASSWORD_FIELDS = ("new_password", "confirmation")
+
+
+def _link_invalid(message: str = "This link is no longer valid.") -> Response:
+    return render_page("auth/link_invalid.html", 410, message=message)
+
+
+def _live_account(token: str, purpose: LinkPurpose) -> Account | None:
+    if len(token) > _MAX_TOKEN_LENGTH:
+        return None
+    try:
+        account = directory().check_link(token, purpose)
+    except LinkInvalid:
+        return None
+    if purpose is LinkPurpose.INVITATION and account.status != UserStatus.INVITED:
+        return None
+    return account
+
+
+def _check_new_password(errors: FormErrors, values: dict[str, str], account: Account) -> None:
+    """Refuse a new password before the service does, so every reason shows at once."""
+    require(errors, values, "new_password", "choose a new password")
+    if "new_password" in errors.fields:
+        return
+    for reason in directory().password_policy_errors(values["new_password"], account):
+        errors.add("new_password", reason)
+    if values["confirmation"] != values["new_password"]:
+        errors.add("confirmation", "the two passwords are not the same")
+
+
+def _add_refusal(errors: FormErrors, exc: LifecycleError) -> None:
+    if isinstance(exc, PasswordRejected):
+        for reason in exc.reasons:
+            errors.add("new_password", reason)
+    elif isinstance(exc, LoginRefused):
+        errors.add("current_password", str(exc))
+    else:
+        errors.add(None, str(exc))
+
+
+def invitation(token: str) -> Response:
+    """Show the set-password form of an invitation; on POST activate the account."""
+    account = _live_account(token, LinkPurpose.INVITATION)
+    if account is None:
+        return _link_invalid("This invitation link is no longer valid.")
+    errors = FormErrors()
+    if request.method == "POST":
+        values = read_fields(errors, *_NEW_PASSWORD_FIELDS)
+        _check_new_password(errors, values, account)
+        if not errors:
+            try:
+                directory().accept_invitation(token, values["new_password"], request_info())
+            except LinkInvalid:
+                return _link_invalid("This invitation link is no longer valid.")
+            except LifecycleError as exc:
+                _add_refusal(errors, exc)
+            else:
+                return see_other(url_for("auth.login", notice="invitation-accepted"))
+    return render_page(
+        "auth/invitation.html", 400 if errors else 200, account=account, errors=errors
+    )
+
+
+@login_required
+def password_change() -> Response:
+    """Change one's own password; also the forced change of a temporary password."""
+    visitor = current_visitor()
+    assert visitor is not None
+    errors = FormErrors()
+    if request.method == "POST":
+        values = read_fields(errors, "current_password", *_NEW_PASSWORD_FIELDS)
+        require(errors, values, "current_password", "enter your current password")
+        _check_new_password(errors, values, visitor.account)
+        if not errors:
+            try:
+                directory().change_password(
+                    visitor.account.id,
+                    values["current_password"],
+                    values["new_password"],
+                    request_info(),
+                    keep_session=visitor.session.id,
+                )
+            except LifecycleError as exc:
+                _add_refusal(errors, exc)
+            else:
+                return see_other(url_for("auth.account", notice="password-changed"))
+    return render_page(
+        "auth/password_change.html",
+        400 if errors else 200,
+        errors=errors,
+        forced=visitor.account.password_change_required,
+    )
+
+
+def password_forgot() -> Response:
+    """Ask for a reset link; the answer is the same whether the address is known or not."""
+    errors = FormErrors()
+    if request.method == "POST":
+        values = read_fields(errors, "email", strip=("email",))
+        require(errors, values, "email", "enter your email address")
+        if not errors:
+            try:
+                directory().request_password_reset(values["email"], request_info())
+            except RateLimited as exc:
+                return render_page("error.html", 429, title="Too many attempts", message=str(exc))
+            return render_page("auth/password_forgot_sent.html")
+    return render_page("auth/password_forgot.html", 400 if errors else 200, errors=errors)
+
+
+def password_reset(token: str) -> Response:
+    """Show the new-password form of a reset link; on POST set it and end every session."""
+    account = _live_account(token, LinkPurpose.PASSWORD_RESET)
+    if account is None:
+        return _link_invalid("This password reset link is no longer valid.")
+    errors = FormErrors()
+    if request.method == "POST":
+        values = read_fields(errors, *_NEW_PASSWORD_FIELDS)
+        _check_new_password(errors, values, account)
+        if not errors:
+            try:
+                directory().reset_password(token, values["new_password"], request_info())
+            except LinkInvalid:
+                return _link_invalid("This password reset link is no longer valid.")
+            except LifecycleError as exc:
+                _add_refusal(errors, exc)
+            else:
+                response = see_other(url_for("auth.login", notice="password-reset"))
+                clear_session_cookie(response)
+                return response
+    return render_page(
+        "auth/password_reset.html", 400 if errors else 200, account=account, errors=errors
+    )
+
+
+def register_password_views(bp: Blueprint) -> None:
+    """Add the invitation and password routes."""
+    both = ["GET", "POST"]
+    bp.add_url_rule("/invitation/<token>", view_func=invitation, methods=both)
+    bp.add_url_rule("/password/change", view_func=password_change, methods=both)
+    bp.add_url_rule("/password/forgot", view_func=password_forgot, methods=both)
+    bp.add_url_rule("/password/reset/<token>", view_func=password_reset, methods=both)
