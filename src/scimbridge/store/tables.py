@@ -113,6 +113,9 @@ api_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("kind", String(16), nullable=False, default="scim"),
     Column("profile", String(16), nullable=False, default="strict"),
+    # Space-separated scopes of a System API token (``users:read users:write``…); SCIM
+    # tokens have none.
+    Column("scopes", Text),
     Column("created", Timestamp, nullable=False),
     Column("last_used", Timestamp),
     Column("note", Text),
@@ -213,4 +216,18 @@ jobs = Table(
     Column("last_error", Text),
     Index("ix_jobs_status_available_at", "status", "available_at"),
     Index("ix_jobs_ordering_key_pk", "ordering_key", "pk"),
+)
+
+# Answers to System API requests that carried an Idempotency-Key, so that a retried request
+# gets the first answer instead of acting twice. Keys are scoped by token.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("token_name", String(128), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", Document),
+    Column("headers", Document),
+    Column("created", Timestamp, nullable=False, index=True),
 )

@@ -16,7 +16,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-
     op.create_table(
         "api_tokens",
         sa.Column("pk", sa.Integer(), autoincrement=True, nullable=False),
@@ -129,7 +128,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-
     with op.batch_alter_table("user_emails", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_user_emails_value_key"))
 

@@ -16,7 +16,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-
     op.create_table(
         "audit_events",
         sa.Column("pk", sa.Integer(), autoincrement=True, nullable=False),
@@ -144,7 +143,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_users_status"))
         batch_op.drop_column("last_login")
