@@ -14,10 +14,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy import update
 
+import scimbridge.service.passwords as password_module
 from scimbridge.domain.lifecycle import RequestInfo
 from scimbridge.store.database import Database
 from scimbridge.store.tables import audit_events
@@ -34,6 +37,12 @@ THIRD_STRONG_PASSWORD = "violet harbour seventeen gulls"
 BROWSER = RequestInfo(request_id="test", client_address="192.0.2.10", user_agent="pytest")
 
 _CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def use_fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hash with argon2id at its lowest cost: the rules under test do not depend on it."""
+    fast = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(password_module, "_hasher", fast)
 
 
 @dataclass

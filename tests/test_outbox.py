@@ -278,6 +278,19 @@ def test_stopping_hands_back_the_jobs_not_started(db: Database) -> None:
     assert (job(db, second).status, job(db, second).attempts) == ("queued", 0)
 
 
+def test_jobs_left_when_half_the_lease_is_spent_are_handed_back(db: Database) -> None:
+    clock = Clock()
+    first = queue_job(db, "test", "a", {}, START)
+    second = queue_job(db, "test", "b", {}, START)
+
+    def slow(applied: Job) -> None:
+        clock.advance(31)
+
+    make_worker(db, clock, slow, lease=timedelta(seconds=60)).run_once()
+    assert job(db, first).status == "done"
+    assert (job(db, second).status, job(db, second).attempts) == ("queued", 0)
+
+
 def test_two_workers_apply_each_job_exactly_once_in_key_order(database_url: str) -> None:
     setup = Database(database_url)
     upgrade(setup)

@@ -9,6 +9,8 @@ import click
 from gunicorn.app.base import BaseApplication
 
 from . import cli_outbox
+from .service.tokens import KINDS
+from .service.tokens import SCOPES
 from .settings import Settings
 from .store.database import Database
 from .store.migrations import upgrade
@@ -101,7 +103,7 @@ def db_upgrade() -> None:
 
 @main.group()
 def token() -> None:
-    """Bearer tokens for SCIM clients."""
+    """Bearer tokens for SCIM clients and System API programs."""
 
 
 def _tokens() -> Any:
@@ -122,26 +124,46 @@ def _tokens() -> Any:
     show_default=True,
     help="Which known deviations of an identity provider this client may send.",
 )
-def token_create(name: str, profile: str) -> None:
+@click.option(
+    "--kind",
+    type=click.Choice(KINDS),
+    default="scim",
+    show_default=True,
+    help="scim: for /scim/v2 (identity providers); api: for the System API (/api/v1).",
+)
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(SCOPES),
+    help="What an api token may do (repeatable; at least one for --kind api).",
+)
+def token_create(name: str, profile: str, kind: str, scopes: tuple[str, ...]) -> None:
     """Create a token; it is printed once, as the last line."""
     from .service.tokens import TokenNameTaken
 
+    if kind == "api" and not scopes:
+        raise click.UsageError("an api token needs at least one --scope")
+    if kind == "scim" and scopes:
+        raise click.UsageError("--scope is for api tokens; a scim token may do all of SCIM")
     try:
-        value = _tokens().create(name, profile)
+        value = _tokens().create(name, profile, kind, scopes)
     except TokenNameTaken:
         raise click.ClickException(f"a token named {name!r} already exists") from None
-    click.echo(f"token {name!r} created (profile {profile}); it is shown only once:")
+    granted = f"scopes {' '.join(sorted(set(scopes)))}" if kind == "api" else f"profile {profile}"
+    click.echo(f"{kind} token {name!r} created ({granted}); it is shown only once:")
     click.echo(value)
 
 
 @token.command("list")
 def token_list() -> None:
-    """List tokens (never their values)."""
+    """List tokens (never their values): name, kind, profile or scopes, dates."""
     for info in _tokens().list():
         last_used = info.last_used.isoformat(timespec="seconds") if info.last_used else "never"
+        granted = " ".join(sorted(info.scopes)) if info.kind == "api" else info.profile
         click.echo(
-            f"{info.name}\t{info.profile}\tcreated {info.created.isoformat(timespec='seconds')}"
-            f"\tlast used {last_used}"
+            f"{info.name}\t{info.kind}\t{granted}"
+            f"\tcreated {info.created.isoformat(timespec='seconds')}\tlast used {last_used}"
         )
 
 

@@ -544,7 +544,7 @@ class UserDirectory:
         """Apply suspension to a user whose row already says ``active=false`` (SCIM or admin)."""
         account = accounts.account_by_pk(conn, user_pk)
         assert account is not None
-        accounts.set_account_fields(conn, user_pk, status=UserStatus.SUSPENDED)
+        accounts.set_status(conn, user_pk, UserStatus.SUSPENDED)
         ended = accounts.delete_sessions(conn, user_pk)
         voided = accounts.void_links(conn, user_pk, now)
         if self.settings.lifecycle.send_suspension_notice and account.email:

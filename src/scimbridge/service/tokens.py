@@ -1,10 +1,11 @@
-"""Bearer tokens for SCIM clients: created once, shown once, stored hashed."""
+"""Bearer tokens for SCIM clients and System API programs: created once, shown once, hashed."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 import time
+from collections.abc import Iterable
 from datetime import UTC
 from datetime import datetime
 
@@ -15,6 +16,12 @@ from ..store.tokens import TokenInfo
 
 PROFILES = ("strict", "entra", "okta", "generic")
 """Client profiles: which known deviations of an identity provider a token's client may send."""
+
+KINDS = ("scim", "api")
+"""``scim`` tokens open ``/scim/v2``, ``api`` tokens the System API (``/api/v1``); never both."""
+
+SCOPES = ("users:read", "users:write", "invitations:write", "sessions:write", "audit:read")
+"""What a System API token may be allowed to do; each API operation needs one of them."""
 
 # last_used is advisory: writing it on every request would turn every read into a write.
 _TOUCH_INTERVAL_SECONDS = 60.0
@@ -41,22 +48,39 @@ class TokenService:
         self._last_touch: dict[str, float] = {}
         self._cache: dict[str, tuple[float, TokenInfo]] = {}
 
-    def create(self, name: str, profile: str = "strict", kind: str = "scim") -> str:
-        """Create a token and return it; it cannot be read back later."""
+    def create(
+        self,
+        name: str,
+        profile: str = "strict",
+        kind: str = "scim",
+        scopes: Iterable[str] = (),
+    ) -> str:
+        """Create a token and return it; it cannot be read back later.
+
+        ``scopes`` are for ``api`` tokens only (see :data:`SCOPES`).
+        """
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}, expected one of {PROFILES}")
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r}, expected one of {KINDS}")
+        granted = frozenset(scopes)
+        unknown = sorted(granted - set(SCOPES))
+        if unknown:
+            raise ValueError(f"unknown scopes {unknown}, expected some of {SCOPES}")
+        if granted and kind != "api":
+            raise ValueError("scopes are for api tokens; a scim token may do all of SCIM")
         token = secrets.token_urlsafe(32)
         with self.database.write() as conn:
             try:
                 token_store.insert_token(
-                    conn, name, hash_token(token), kind, profile, datetime.now(UTC)
+                    conn, name, hash_token(token), kind, profile, datetime.now(UTC), granted
                 )
             except DuplicateKey as exc:
                 raise TokenNameTaken(name) from exc
         return token
 
     def list(self) -> list[TokenInfo]:
-        """Return every token's name, kind, profile and dates."""
+        """Return every token's name, kind, profile, scopes and dates."""
         with self.database.read() as conn:
             return token_store.list_tokens(conn)
 

@@ -34,10 +34,13 @@ class AuditEvent:
     client_address: str | None
 
 
+_INSERT_EVENT = insert(audit_events)
+
+
 def append(conn: Connection, event: dict[str, Any]) -> None:
     """Append one event (the keys are the table's columns, ``pk`` aside)."""
     at: datetime = event["at"]
-    conn.execute(insert(audit_events), {**event, "at": at.astimezone(UTC).replace(tzinfo=None)})
+    conn.execute(_INSERT_EVENT, {**event, "at": at.astimezone(UTC).replace(tzinfo=None)})
 
 
 def query(
@@ -50,10 +53,12 @@ def query(
     until: datetime | None = None,
     offset: int = 0,
     limit: int = 50,
+    before_pk: int | None = None,
 ) -> tuple[int, list[AuditEvent]]:
     """Return the number of matching events and one page of them, newest first.
 
-    ``actor`` matches the actor's id or name.
+    ``actor`` matches the actor's id or name. ``before_pk`` pages by key: the page starts
+    after (older than) that event, and the number still counts every match.
     """
     conditions: list[ColumnElement[bool]] = []
     if target_id is not None:
@@ -69,6 +74,8 @@ def query(
     total = conn.execute(
         select(func.count()).select_from(audit_events).where(*conditions)
     ).scalar_one()
+    if before_pk is not None:
+        conditions.append(audit_events.c.pk < before_pk)
     rows = conn.execute(
         select(audit_events)
         .where(*conditions)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy import and_
+from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import insert
@@ -89,16 +90,30 @@ def _account(row: Any) -> Account:
     )
 
 
+# Statements of the paths every suspension or login takes are built once (see
+# store/resources.py for why).
+_ACCOUNT_BY_ID = select(*_ACCOUNT_COLUMNS).where(users.c.id == bindparam("user_id"))
+_ACCOUNT_BY_PK = select(*_ACCOUNT_COLUMNS).where(users.c.pk == bindparam("user_pk"))
+_SET_STATUS = (
+    update(users).where(users.c.pk == bindparam("user_pk")).values(status=bindparam("status"))
+)
+
+
 def account_by_id(conn: Connection, user_id: str) -> Account | None:
     """Return the account of a user id."""
-    row = conn.execute(select(*_ACCOUNT_COLUMNS).where(users.c.id == user_id)).first()
+    row = conn.execute(_ACCOUNT_BY_ID, {"user_id": user_id}).first()
     return _account(row) if row else None
 
 
 def account_by_pk(conn: Connection, user_pk: int) -> Account | None:
     """Return the account of a user's primary key."""
-    row = conn.execute(select(*_ACCOUNT_COLUMNS).where(users.c.pk == user_pk)).first()
+    row = conn.execute(_ACCOUNT_BY_PK, {"user_pk": user_pk}).first()
     return _account(row) if row else None
+
+
+def set_status(conn: Connection, user_pk: int, status: str) -> None:
+    """Change a user's lifecycle state."""
+    conn.execute(_SET_STATUS, {"user_pk": user_pk, "status": status})
 
 
 def account_by_login(conn: Connection, key: str) -> Account | None:
@@ -159,16 +174,28 @@ def insert_link(
     )
 
 
-def void_links(conn: Connection, user_pk: int, now: datetime, purpose: str | None = None) -> int:
-    """Void every live link of a user (of one purpose, or all); return how many."""
-    condition = and_(
-        user_links.c.user_pk == user_pk,
+_VOID_LINKS = (
+    update(user_links)
+    .where(
+        user_links.c.user_pk == bindparam("link_user_pk"),
         user_links.c.used.is_(None),
         user_links.c.voided.is_(None),
     )
-    if purpose is not None:
-        condition = and_(condition, user_links.c.purpose == purpose)
-    return conn.execute(update(user_links).where(condition).values(voided=_db(now))).rowcount
+    .values(voided=bindparam("now"))
+)
+_VOID_LINKS_OF_PURPOSE = _VOID_LINKS.where(user_links.c.purpose == bindparam("link_purpose"))
+
+
+def void_links(conn: Connection, user_pk: int, now: datetime, purpose: str | None = None) -> int:
+    """Void every live link of a user (of one purpose, or all); return how many."""
+    if purpose is None:
+        result = conn.execute(_VOID_LINKS, {"link_user_pk": user_pk, "now": _db(now)})
+    else:
+        result = conn.execute(
+            _VOID_LINKS_OF_PURPOSE,
+            {"link_user_pk": user_pk, "now": _db(now), "link_purpose": purpose},
+        )
+    return result.rowcount
 
 
 def find_link(conn: Connection, token_hash: str) -> Link | None:
@@ -295,8 +322,13 @@ def delete_session(conn: Connection, session_id: str, user_pk: int | None = None
     return conn.execute(delete(sessions).where(condition)).rowcount == 1
 
 
+_DELETE_SESSIONS = delete(sessions).where(sessions.c.user_pk == bindparam("user_pk"))
+
+
 def delete_sessions(conn: Connection, user_pk: int, keep: str | None = None) -> int:
     """End every session of a user (but ``keep``); return how many."""
+    if keep is None:
+        return conn.execute(_DELETE_SESSIONS, {"user_pk": user_pk}).rowcount
     condition = sessions.c.user_pk == user_pk
     if keep is not None:
         condition = and_(condition, sessions.c.id != keep)

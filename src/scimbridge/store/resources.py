@@ -18,6 +18,7 @@ from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import literal
+from sqlalchemy import literal_column
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
@@ -584,14 +585,15 @@ class GroupRef:
 def groups_of_member(conn: Connection, member_id: str) -> list[GroupRef]:
     """Return every group a user (or group) belongs to, directly or through nested groups."""
     climbed = (
-        select(group_members.c.group_pk.label("group_pk"), literal(True).label("direct"))
+        # 1/0 rather than booleans: PostgreSQL has no max(boolean).
+        select(group_members.c.group_pk.label("group_pk"), literal_column("1").label("direct"))
         .where(group_members.c.member_id == member_id)
         .cte("climbed", recursive=True)
     )
     inner_group = groups.alias("inner_group")
     parent = group_members.alias("parent")
     climbed = climbed.union(
-        select(parent.c.group_pk, literal(False))
+        select(parent.c.group_pk, literal_column("0"))
         .select_from(climbed)
         .join(inner_group, inner_group.c.pk == climbed.c.group_pk)
         .join(parent, parent.c.member_id == inner_group.c.id)

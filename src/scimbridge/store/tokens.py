@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy import delete
@@ -26,6 +27,8 @@ class TokenInfo:
     profile: str
     created: datetime
     last_used: datetime | None
+    scopes: frozenset[str] = frozenset()
+    """What a System API token may do (``users:read``…); empty for SCIM tokens."""
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -34,8 +37,25 @@ def _utc(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _info(row: Any) -> TokenInfo:
+    return TokenInfo(
+        row.name,
+        row.kind,
+        row.profile,
+        _utc(row.created),  # type: ignore[arg-type]
+        _utc(row.last_used),
+        frozenset((row.scopes or "").split()),
+    )
+
+
 def insert_token(
-    conn: Connection, name: str, token_hash: str, kind: str, profile: str, now: datetime
+    conn: Connection,
+    name: str,
+    token_hash: str,
+    kind: str,
+    profile: str,
+    now: datetime,
+    scopes: frozenset[str] = frozenset(),
 ) -> None:
     """Store a new token; raise DuplicateKey when the name is taken."""
     try:
@@ -46,6 +66,7 @@ def insert_token(
                 "token_hash": token_hash,
                 "kind": kind,
                 "profile": profile,
+                "scopes": " ".join(sorted(scopes)) or None,
                 "created": now.astimezone(UTC).replace(tzinfo=None),
             },
         )
@@ -62,11 +83,12 @@ def find_token(conn: Connection, token_hash: str) -> TokenInfo | None:
             api_tokens.c.profile,
             api_tokens.c.created,
             api_tokens.c.last_used,
+            api_tokens.c.scopes,
         ).where(api_tokens.c.token_hash == token_hash)
     ).first()
     if row is None:
         return None
-    return TokenInfo(row.name, row.kind, row.profile, _utc(row.created), _utc(row.last_used))  # type: ignore[arg-type]
+    return _info(row)
 
 
 def touch_token(conn: Connection, name: str, now: datetime) -> None:
@@ -87,12 +109,10 @@ def list_tokens(conn: Connection) -> list[TokenInfo]:
             api_tokens.c.profile,
             api_tokens.c.created,
             api_tokens.c.last_used,
+            api_tokens.c.scopes,
         ).order_by(api_tokens.c.pk)
     )
-    return [
-        TokenInfo(row.name, row.kind, row.profile, _utc(row.created), _utc(row.last_used))  # type: ignore[arg-type]
-        for row in rows
-    ]
+    return [_info(row) for row in rows]
 
 
 def delete_token(conn: Connection, name: str) -> bool:
