@@ -158,6 +158,8 @@ def live_server(database_url: str, extra_env: dict[str, str] | None = None) -> I
         **os.environ,
         "SCIMBRIDGE_DATABASE_URL": database_url,
         "SCIMBRIDGE_PUBLIC_URL": base_url,
+        # The in-process worker delivers queued emails: keep them out of the working tree.
+        "SCIMBRIDGE_MAIL__FILE_DIR": tempfile.mkdtemp(prefix="scimbridge-mail-"),
         **(extra_env or {}),
     }
     token = (

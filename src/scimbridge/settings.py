@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel
 from pydantic import Field
 from pydantic import SecretStr
+from pydantic import model_validator
 from pydantic_settings import BaseSettings
 from pydantic_settings import PydanticBaseSettingsSource
 from pydantic_settings import SettingsConfigDict
@@ -191,6 +192,72 @@ class WorkerSettings(BaseModel):
     """Longest delay between two attempts."""
 
 
+class LdapSettings(BaseModel):
+    """The LDAP directory scimbridge mirrors users and groups into (off while ``url`` is unset)."""
+
+    url: str | None = None
+    """``ldap://host:389`` or ``ldaps://host:636``. LDAP sync is off when unset: no directory
+    job is queued."""
+
+    bind_dn: str | None = None
+    """DN scimbridge binds as; it needs to add, modify, rename and delete entries under
+    ``users_dn`` and ``groups_dn`` (and to write ``pwdAccountLockedTime`` with OpenLDAP).
+    Anonymous when unset."""
+
+    bind_password: SecretStr | None = None
+    """Password of ``bind_dn``."""
+
+    users_dn: str | None = None
+    """Container of the user entries, e.g. ``ou=people,dc=example,dc=org``; required with
+    ``url``. Created when missing. scimbridge owns the entries of its object classes here:
+    reconcile deletes those it does not know."""
+
+    groups_dn: str | None = None
+    """Container of the group entries, e.g. ``ou=groups,dc=example,dc=org``; required with
+    ``url``. Created when missing; owned like ``users_dn``."""
+
+    profile: Literal["openldap", "activedirectory"] = "openldap"
+    """``openldap``: inetOrgPerson users, groupOfNames groups, suspension through ppolicy's
+    ``pwdAccountLockedTime``, argon2id password hashes. ``activedirectory``: user objects with
+    sAMAccountName and userPrincipalName, suspension through userAccountControl, group
+    objects; passwords are not synchronised."""
+
+    mapping_file: Path | None = None
+    """YAML attribute map (object classes, RDN, SCIM attribute of each LDAP attribute, static
+    attributes, suspension, passwords). When unset: ``config/ldap-<profile>.yaml`` if it
+    exists, else the map shipped with scimbridge for the profile."""
+
+    start_tls: bool = False
+    """Upgrade an ``ldap://`` connection with StartTLS before binding."""
+
+    ca_file: Path | None = None
+    """PEM file of the certificate authorities trusted for the directory's certificate; the
+    system's trust store when unset."""
+
+    verify_tls: bool = True
+    """Check the directory's certificate and host name (turn off only for a test directory)."""
+
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    """Timeout of opening a connection; an unreachable directory delays jobs, never SCIM."""
+
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    """Timeout of one LDAP operation's answer."""
+
+    page_size: int = Field(default=500, ge=1)
+    """Entries per page of the paged searches ``scimbridge ldap reconcile`` makes."""
+
+    @property
+    def enabled(self) -> bool:
+        """Whether LDAP sync is on."""
+        return bool(self.url)
+
+    @model_validator(mode="after")
+    def _containers_named(self) -> LdapSettings:
+        if self.url and not (self.users_dn and self.groups_dn):
+            raise ValueError("ldap.users_dn and ldap.groups_dn are required with ldap.url")
+        return self
+
+
 class Settings(BaseSettings):
     """All of scimbridge's settings."""
 
@@ -212,8 +279,9 @@ class Settings(BaseSettings):
     """Level of scimbridge's own log (tolerated client deviations are logged at INFO)."""
 
     secret_key: SecretStr | None = None
-    """Key signing CSRF tokens. When unset, a random key is created once in
-    ``var/secret_key`` and reused."""
+    """Key signing CSRF tokens. When unset, a random key is created once beside the SQLite
+    database (``var/secret_key`` by default, mode 0600) and reused; set it when several
+    machines serve one PostgreSQL database."""
 
     server: ServerSettings = ServerSettings()
     scim: ScimSettings = ScimSettings()
@@ -222,6 +290,7 @@ class Settings(BaseSettings):
     roles: RolesSettings = RolesSettings()
     mail: MailSettings = MailSettings()
     worker: WorkerSettings = WorkerSettings()
+    ldap: LdapSettings = LdapSettings()
 
     @property
     def scim_base_url(self) -> str:

@@ -20,13 +20,16 @@ from types import FrameType
 from typing import IO
 
 from .adapters.mail import make_transport
+from .service.lifecycle import UserDirectory
 from .service.mail import EMAIL_JOB
 from .service.mail_delivery import EmailDelivery
 from .service.mail_rendering import MailRenderer
+from .service.maintenance import run_maintenance
 from .service.metrics import Metrics
 from .service.outbox import JobHandler
 from .service.outbox import OutboxWorker
 from .service.outbox import RetryPolicy
+from .service.roles import load_roles
 from .settings import Settings
 from .store.database import Database
 
@@ -48,6 +51,7 @@ def build_worker(
 ) -> OutboxWorker:
     """Return an outbox worker with a handler for every job kind scimbridge queues."""
     handlers: dict[str, JobHandler] = {EMAIL_JOB: email_delivery(settings)}
+    directory = UserDirectory(database, settings, load_roles(settings.roles.file))
     return OutboxWorker(
         database,
         handlers,
@@ -55,6 +59,7 @@ def build_worker(
         lease=timedelta(seconds=settings.worker.lease_seconds),
         batch_size=settings.worker.batch_size,
         metrics=metrics,
+        upkeep=lambda: run_maintenance(directory),
     )
 
 

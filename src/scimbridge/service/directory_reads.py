@@ -250,9 +250,7 @@ class DirectoryReader:
     ) -> Page[GroupView]:
         """Return one page of groups, oldest first, with member counts and granted roles."""
         with self.database.read() as conn:
-            total, found = queries.list_groups(
-                conn, after_pk=after, offset=offset, limit=limit + 1
-            )
+            total, found = queries.list_groups(conn, after_pk=after, offset=offset, limit=limit + 1)
         views = [
             GroupView(
                 group,

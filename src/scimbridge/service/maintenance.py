@@ -1,4 +1,4 @@
-"""Periodic upkeep: timed role grants that run out, stale sessions, old rate-limit counters.
+"""Periodic upkeep: expired role grants, stale sessions, rate-limit counters, delivered jobs.
 
 Run by the worker loop (and ``scimbridge maintenance``); each step is its own transaction, so
 one failing step does not hold back the others.
@@ -12,10 +12,15 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
+from ..store import jobs as job_store
 from ..store import lifecycle as accounts
 from .lifecycle import UserDirectory
 
 log = logging.getLogger(__name__)
+
+# Delivered jobs are kept a week for `jobs list` and troubleshooting, then dropped: the audit
+# trail, not the outbox, is the record of what happened.
+_DONE_JOB_RETENTION = timedelta(days=7)
 
 
 @dataclass
@@ -24,6 +29,7 @@ class MaintenanceReport:
 
     role_grants_reverted: int = 0
     sessions_ended: int = 0
+    jobs_purged: int = 0
 
 
 def run_maintenance(directory: UserDirectory, now: datetime | None = None) -> MaintenanceReport:
@@ -40,6 +46,7 @@ def run_maintenance(directory: UserDirectory, now: datetime | None = None) -> Ma
             created_before=now - timedelta(hours=limits.lifetime_hours),
         )
         accounts.forget_old_hits(conn, now - 2 * window)
+        report.jobs_purged = job_store.purge_done(conn, now - _DONE_JOB_RETENTION)
     if report.role_grants_reverted or report.sessions_ended:
         log.info(
             "maintenance: %d role grants reverted, %d stale sessions ended",

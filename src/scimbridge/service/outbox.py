@@ -93,7 +93,12 @@ class OutboxWorker:
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = _utc_now,
         jitter: Callable[[], float] = random.random,
+        upkeep: Callable[[], object] | None = None,
+        upkeep_interval: timedelta = timedelta(minutes=1),
     ) -> None:
+        self.upkeep = upkeep
+        self.upkeep_interval = upkeep_interval
+        self._next_upkeep = clock()
         self.database = database
         self.handlers = dict(handlers)
         self.policy = policy or RetryPolicy()
@@ -131,6 +136,7 @@ class OutboxWorker:
         """Apply jobs until ``stop`` is set, waiting ``poll_interval`` seconds when idle."""
         failing = False
         while not stop.is_set():
+            self._run_upkeep()
             try:
                 claimed = self.run_once(stop)
             except Exception:
@@ -145,6 +151,17 @@ class OutboxWorker:
                 failing = False
             if not claimed:
                 stop.wait(poll_interval)
+
+    def _run_upkeep(self) -> None:
+        """Run the periodic upkeep (timed role grants, stale sessions…) when it is due."""
+        if self.upkeep is None or self.clock() < self._next_upkeep:
+            return
+        self._next_upkeep = self.clock() + self.upkeep_interval
+        try:
+            self.upkeep()
+        except Exception:
+            # Upkeep must never stop the delivery of jobs; it runs again next interval.
+            logger.exception("periodic upkeep failed; retrying next interval")
 
     def _apply(self, job: Job) -> None:
         labels = {"kind": job.kind}

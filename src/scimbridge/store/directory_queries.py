@@ -182,7 +182,9 @@ def _granting_groups_statement() -> Any:
 _GROUPS_OF_MEMBERS = _granting_groups_statement()
 
 
-def groups_of_users(conn: Connection, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str | None]]]:
+def groups_of_users(
+    conn: Connection, user_ids: Sequence[str]
+) -> dict[str, list[tuple[str, str | None]]]:
     """Return (displayName, externalId) of every group each user belongs to, nested included."""
     found: dict[str, list[tuple[str, str | None]]] = {user_id: [] for user_id in user_ids}
     if not user_ids:

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement
 from sqlalchemy import Connection
+from sqlalchemy import delete
 from sqlalchemy import exists
 from sqlalchemy import func
 from sqlalchemy import insert
@@ -318,3 +319,11 @@ def count_jobs(conn: Connection) -> list[QueueCount]:
     return [
         QueueCount(kind, status, count, _as_utc(oldest)) for kind, status, count, oldest in rows
     ]
+
+
+def purge_done(conn: Connection, before: datetime) -> int:
+    """Delete jobs delivered before ``before``; return how many (their history is the audit)."""
+    result = conn.execute(
+        delete(jobs).where(jobs.c.status == JobStatus.DONE, jobs.c.updated < _to_db_time(before))
+    )
+    return int(result.rowcount)

@@ -42,7 +42,7 @@ bp = Blueprint(
     __name__,
     template_folder="templates",
     static_folder="static",
-    static_url_path="/static",
+    static_url_path="/assets",
 )
 
 _MACHINE_PREFIXES = ("/scim/", "/api/")
@@ -90,7 +90,7 @@ def login_required(view: Callable[P, ResponseReturnValue]) -> Callable[P, Respon
     @wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
         if current_visitor() is None:
-            back = request.path if request.method == "GET" else None
+            back = request.full_path.removesuffix("?") if request.method == "GET" else None
             return see_other(url_for("auth.login", next=back))
         return view(*args, **kwargs)
 
@@ -134,7 +134,8 @@ def _sentence(message: str) -> str:
 
 @bp.before_app_request
 def _before_page() -> ResponseReturnValue | None:
-    if not is_page_request():
+    # The stylesheet needs no visitor: spare it the session look-up.
+    if not is_page_request() or request.endpoint == "web.static":
         return None
     load_visitor()
     visitor = current_visitor()
