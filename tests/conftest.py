@@ -19,6 +19,8 @@ from scimbridge.settings import Settings
 from scimbridge.store.database import Database
 from scimbridge.store.migrations import upgrade
 
+from .ldap_server import SlapdServer
+from .ldap_server import slapd_server
 from .services import LiveServer
 from .services import PostgresServer
 from .services import live_server
@@ -30,6 +32,13 @@ _database_names = itertools.count()
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def slapd() -> Iterator[SlapdServer]:
+    """A private OpenLDAP server for the session (started only when a test asks for it)."""
+    with slapd_server() as server:
         yield server
 
 

@@ -369,6 +369,9 @@ def test_forgotten_password_reset_sets_the_password_and_ends_every_session(
     assert phone.get(link.path).status_code == 410
     assert phone.login(email, STRONG_PASSWORD).status_code == 400
     assert _location(phone.login(email, OTHER_STRONG_PASSWORD)) == "/account"
+    pages = "\n".join(desk.bodies + phone.bodies)
+    for secret in (STRONG_PASSWORD, OTHER_STRONG_PASSWORD, "password1234", link.token):
+        assert secret not in pages
 
 
 def test_an_admin_triggered_reset_link_works_on_the_reset_page(

@@ -9,11 +9,14 @@ from flask import Flask
 from flask import Response
 from flask import jsonify
 
+from . import api
 from . import scim
 from . import web
 from .domain.resources import accept_internal_email_domains
+from .service.ldap_status import DirectoryHealth
 from .service.lifecycle import UserDirectory
 from .service.provisioning import ProvisioningService
+from .service.readiness import readiness
 from .service.roles import RolesConfig
 from .service.roles import load_roles
 from .service.secret_key import load_secret_key
@@ -57,11 +60,20 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         tokens=TokenService(database),
     )
     scim.init_app(app)
+    api.init_app(app)
     web.init_app(app, load_secret_key(settings, database))
 
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify(status="ok")
+
+    directory_health = DirectoryHealth(settings.ldap) if settings.ldap.enabled else None
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        # An unreachable directory only degrades: SCIM writes queue up meanwhile.
+        report, serving = readiness(database, directory_health)
+        return jsonify(report), 200 if serving else 503
 
     logging.getLogger(__name__).debug("scimbridge app created for %s", settings.public_url)
     return app

@@ -8,7 +8,9 @@ from typing import Any
 import click
 from gunicorn.app.base import BaseApplication
 
+from . import cli_ldap
 from . import cli_outbox
+from . import cli_users
 from .service.tokens import KINDS
 from .service.tokens import SCOPES
 from .settings import Settings
@@ -223,5 +225,5 @@ def admin_create(email: str, given_name: str | None, family_name: str | None) ->
     click.echo(created.generated_password)
 
 
-for _command in cli_outbox.COMMANDS:
+for _command in (*cli_outbox.COMMANDS, *cli_users.COMMANDS, *cli_ldap.COMMANDS):
     main.add_command(_command)

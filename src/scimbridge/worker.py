@@ -19,7 +19,11 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from .adapters.ldap import LdapDirectory
+from .adapters.ldap import entry_builder
 from .adapters.mail import make_transport
+from .service.ldap_apply import LdapSyncHandler
+from .service.ldap_sync import LDAP_JOB
 from .service.lifecycle import UserDirectory
 from .service.mail import EMAIL_JOB
 from .service.mail_delivery import EmailDelivery
@@ -46,11 +50,18 @@ def email_delivery(settings: Settings) -> EmailDelivery:
     )
 
 
+def ldap_sync_handler(settings: Settings, database: Database) -> LdapSyncHandler:
+    """Return the handler of LDAP sync jobs, with the directory and map of the settings."""
+    return LdapSyncHandler(database, LdapDirectory(settings.ldap), entry_builder(settings.ldap))
+
+
 def build_worker(
     settings: Settings, database: Database, metrics: Metrics | None = None
 ) -> OutboxWorker:
     """Return an outbox worker with a handler for every job kind scimbridge queues."""
     handlers: dict[str, JobHandler] = {EMAIL_JOB: email_delivery(settings)}
+    if settings.ldap.enabled:
+        handlers[LDAP_JOB] = ldap_sync_handler(settings, database)
     directory = UserDirectory(database, settings, load_roles(settings.roles.file))
     return OutboxWorker(
         database,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from flask import current_app
 from flask import g
@@ -33,6 +34,8 @@ class ApiState:
 
     reader: DirectoryReader
     idempotency: IdempotencyKeys
+    document: dict[str, Any] | None = None
+    """The OpenAPI document, built on first use."""
 
 
 def state() -> ApiState:
@@ -102,7 +105,7 @@ def require_scope(scope: str) -> None:
 
 
 def actor() -> Actor:
-    """The token acting, as the audit trail names it."""
+    """Return the token acting, as the audit trail names it."""
     name = token().name
     return Actor("api", name, name)
 

@@ -1,5 +1,4 @@
-"""``/roles`` and ``/groups``: the configured roles with their granting groups, and the groups
-with their member counts."""
+"""``/roles`` and ``/groups``: roles with their granting groups, groups with member counts."""
 
 from __future__ import annotations
 

@@ -59,8 +59,7 @@ def register(bp: Blueprint) -> None:
             "/invitations",
             "listInvitations",
             "List pending invitations",
-            "Invited users who have not accepted yet, oldest first; `expired` ones need a "
-            "resend.",
+            "Invited users who have not accepted yet, oldest first; `expired` ones need a resend.",
             TAG,
             (Answer(200, "A page of pending invitations.", models.InvitationList),),
             scope="users:read",
@@ -128,10 +127,14 @@ def register(bp: Blueprint) -> None:
                 invitation = _invite(request)
             except LifecycleError as exc:
                 problem = models.Problem(**problem_body(lifecycle_problem(exc)))
-                outcomes.append(models.InvitationOutcome(email=email, invitation=None, problem=problem))
+                outcomes.append(
+                    models.InvitationOutcome(email=email, invitation=None, problem=problem)
+                )
             except ValidationError as exc:
                 problem = models.Problem(**problem_body(validation_problem(exc)))
-                outcomes.append(models.InvitationOutcome(email=email, invitation=None, problem=problem))
+                outcomes.append(
+                    models.InvitationOutcome(email=email, invitation=None, problem=problem)
+                )
             else:
                 outcomes.append(
                     models.InvitationOutcome(email=email, invitation=invitation, problem=None)

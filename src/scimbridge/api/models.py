@@ -40,9 +40,6 @@ def _digits(value: Any) -> Any:
     return value
 
 
-QueryInt = Annotated[int, BeforeValidator(_digits)]
-
-
 def _in_utc(value: datetime) -> datetime:
     # An offset at the edge of the calendar (year 9999, -05:00) has no UTC equivalent.
     try:
@@ -51,8 +48,23 @@ def _in_utc(value: datetime) -> datetime:
         raise ValueError("is outside the range of dates") from None
 
 
-Moment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
-"""A date and time with its offset, held in UTC."""
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc3339(value: Any) -> datetime:
+    # pydantic alone would also read numbers ("0.5") as Unix times and "2030-01-01" as a date.
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2030-01-31T17:00:00Z")
+    try:
+        return datetime.fromisoformat(value.upper())
+    except ValueError:
+        raise ValueError("is not a valid date and time") from None
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc)]
+"""A date and time with its offset (RFC 3339), held in UTC."""
 
 
 class RequestBody(BaseModel):
@@ -138,9 +150,12 @@ class InvitationBatchRequest(RequestBody):
 
 # -- query parameters --------------------------------------------------------------------------
 
-Limit = Annotated[QueryInt, Field(ge=1, le=200, description="Items per page.")]
+# Bounds come before the digits check: after it, pydantic no longer writes them in the schema.
+Limit = Annotated[int, Field(ge=1, le=200, description="Items per page."), BeforeValidator(_digits)]
 Offset = Annotated[
-    QueryInt, Field(ge=0, le=10_000_000, description="Matches to skip (offset paging).")
+    int,
+    Field(ge=0, le=10_000_000, description="Matches to skip (offset paging)."),
+    BeforeValidator(_digits),
 ]
 Cursor = Annotated[
     str,

@@ -21,20 +21,37 @@ from flask import Response
 from flask import request
 from pydantic import BaseModel
 from pydantic import ValidationError
+from werkzeug.routing import BaseConverter
 
 from . import context
 from .problems import ApiProblem
 from .problems import FieldError
 from .problems import validation_problem
+from .responses import empty_response
 from .responses import json_response
 
 View = Callable[..., Response]
 M = TypeVar("M", bound=BaseModel)
 
-# Ids are UUIDs; anything else cannot name a resource (and must not reach the database
-# unchecked: PostgreSQL refuses NUL characters).
-ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
-_ID = re.compile(ID_PATTERN)
+_UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+ID_PATTERN = f"^{_UUID}$"
+"""Users, invitations and sessions are named by UUIDs."""
+
+
+class ResourceIdConverter(BaseConverter):
+    """Route only UUIDs as ids.
+
+    ``/invitations/batch`` is then no invitation, and nothing else (a NUL character that
+    PostgreSQL would refuse) reaches the database as an id.
+    """
+
+    regex = _UUID
+    part_isolating = True
+
+    def to_python(self, value: str) -> str:
+        """Return the id in the lower case scimbridge writes ids in."""
+        return value.lower()
+
 
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
@@ -92,7 +109,7 @@ def operation(bp: Blueprint, spec: Operation) -> Callable[[View], View]:
         def endpoint(**path: str) -> Response:
             return _run(spec, view, path)
 
-        rule = re.sub(r"{(\w+)}", r"<\1>", spec.path)
+        rule = re.sub(r"{(\w+)}", r"<resource_id:\1>", spec.path)
         bp.add_url_rule(rule, endpoint=spec.operation_id, view_func=endpoint, methods=[spec.method])
         OPERATIONS.append(spec)
         return view
@@ -103,9 +120,6 @@ def operation(bp: Blueprint, spec: Operation) -> Callable[[View], View]:
 def _run(spec: Operation, view: View, path: dict[str, str]) -> Response:
     if spec.scope is not None:
         context.require_scope(spec.scope)
-    for name, value in path.items():
-        if not _ID.fullmatch(value):
-            raise ApiProblem("not-found", f"no resource with {name} {value[:64]!r}")
     key = request.headers.get("Idempotency-Key") if spec.idempotent else None
     if key is None:
         return _call(spec, view, path)
@@ -130,11 +144,13 @@ def _call(spec: Operation, view: View, path: dict[str, str]) -> Response:
 def _idempotent_call(spec: Operation, view: View, path: dict[str, str], key: str) -> Response:
     keys = context.state().idempotency
     token_name = context.token().name
-    replay = keys.begin(token_name, key, _request_hash())
+    replay = keys.begin(token_name, key, request_fingerprint())
     if replay is not None:
         headers = {**replay.headers, "Idempotent-Replayed": "true"}
         if replay.body is None:
-            return Response(status=replay.status, headers=headers)
+            response = empty_response(replay.status)
+            response.headers.update(headers)
+            return response
         return json_response(replay.body, replay.status, headers)
     try:
         response = _call(spec, view, path)
@@ -156,7 +172,7 @@ def _idempotent_call(spec: Operation, view: View, path: dict[str, str], key: str
     return response
 
 
-def _request_hash() -> str:
+def request_fingerprint() -> str:
     """Fingerprint of the request: method, path and body (JSON compared by content)."""
     raw = request.get_data(cache=True)
     try:
@@ -171,11 +187,15 @@ def _request_hash() -> str:
 
 
 def parse_body(model: type[M]) -> M:
-    """Validate the JSON body against ``model`` (an empty body counts as ``{}``)."""
+    """Validate the JSON body against ``model``."""
     raw = request.get_data(cache=True)
     if not raw.strip():
-        raw = b"{}"
-    elif not _is_json(request.mimetype):
+        raise ApiProblem(
+            "validation",
+            "this operation needs a JSON body",
+            [FieldError("body", "send a JSON object")],
+        )
+    if not _is_json(request.mimetype):
         raise ApiProblem("unsupported-media-type", "send request bodies as application/json")
     try:
         return model.model_validate_json(raw)

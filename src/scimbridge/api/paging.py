@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from typing import Any
 
 from ..service.directory_reads import Page
 from .problems import ApiProblem
@@ -40,7 +41,7 @@ def decode_cursor(cursor: str | None) -> int | None:
     return int(found.group(1))
 
 
-def next_cursor(page: Page[object]) -> str | None:
+def next_cursor(page: Page[Any]) -> str | None:
     """Return the cursor of the page after this one, or None on the last page."""
     if not page.has_more or page.last_key is None:
         return None

@@ -27,7 +27,7 @@ def user(view: UserView) -> models.User:
         ],
         title=view.title,
         department=view.department,
-        status=view.status,  # type: ignore[arg-type]
+        status=view.status,
         role=view.role,
         role_until=view.role_until,
         password_change_required=view.password_change_required,

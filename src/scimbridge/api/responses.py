@@ -30,5 +30,7 @@ def model_response(
 
 
 def empty_response(status: int = 204) -> Response:
-    """Answer without a body."""
-    return Response(status=status)
+    """Answer without a body (and so without a ``Content-Type``)."""
+    response = Response(status=status)
+    del response.headers["Content-Type"]
+    return response

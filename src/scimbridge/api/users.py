@@ -1,5 +1,7 @@
-"""``/users``: list, read, create, edit, change the role of, suspend, reactivate and delete users,
-and send them a password reset. Every change goes through the lifecycle service."""
+"""``/users``: list, read, create, edit, suspend, reactivate and delete users.
+
+Also a user's role and password reset. Every change goes through the lifecycle service.
+"""
 
 from __future__ import annotations
 

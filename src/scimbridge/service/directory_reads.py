@@ -1,5 +1,6 @@
-"""Reading the directory for programs and the command line: users, invitations, groups, roles,
-and the audit trail, filtered and paged in the database.
+"""Reading the directory for programs and the command line, filtered and paged in the database.
+
+Users, pending invitations, groups, roles and the audit trail.
 
 Changes go through :class:`~scimbridge.service.lifecycle.UserDirectory`; this module only reads.
 """

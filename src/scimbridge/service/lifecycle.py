@@ -43,6 +43,7 @@ from ..store.lifecycle import Account
 from ..store.lifecycle import SessionRow
 from ..store.resources import DuplicateKey
 from . import audit
+from .ldap_sync import LdapSyncQueue
 from .mail import queue_email
 from .mapping import document
 from .mapping import user_columns
@@ -113,7 +114,8 @@ class UserDirectory:
         self.database = database
         self.settings = settings
         self.roles = roles
-        self.role_membership = RoleMembership(roles)
+        self.ldap_sync = LdapSyncQueue.from_settings(settings.ldap)
+        self.role_membership = RoleMembership(roles, self.ldap_sync)
 
     # -- links ------------------------------------------------------------------------------
 
@@ -270,6 +272,7 @@ class UserDirectory:
             record = self._insert_account(
                 conn, email, None, None, UserStatus.INVITED, None, False, now
             )
+            self.ldap_sync.queue_user_sync(conn, record.id)
             self.role_membership.assign(conn, record.id, target_role, now)
             account = accounts.account_by_pk(conn, record.pk)
             assert account is not None
@@ -318,6 +321,7 @@ class UserDirectory:
             if account.status != UserStatus.INVITED:
                 raise InvalidTransition("only a pending invitation can be cancelled")
             store.delete_by_id(conn, "User", account.id)
+            self.ldap_sync.queue_user_sync(conn, account.id)
             audit.record(
                 conn,
                 actor,
@@ -355,6 +359,7 @@ class UserDirectory:
             record = self._insert_account(
                 conn, email, given_name, family_name, UserStatus.ACTIVE, password_hash, True, now
             )
+            self.ldap_sync.queue_user_sync(conn, record.id)
             self.role_membership.assign(conn, record.id, target_role, now)
             audit.record(
                 conn,
@@ -407,6 +412,7 @@ class UserDirectory:
                 )
             except DuplicateKey:
                 raise EmailTaken(f"{new_email} already belongs to a user") from None
+            self.ldap_sync.queue_user_sync(conn, user_id)
             if old_email and new_email != old_email:
                 queue_email(
                     conn,
@@ -518,6 +524,7 @@ class UserDirectory:
             user.active = False
             store.update_user(conn, record, user_columns(user), document(user), None, now)
             self.on_suspended(conn, record.pk, actor, request, now)
+            self.ldap_sync.queue_user_sync(conn, user_id)
 
     def reactivate(self, user_id: str, actor: Actor, request: RequestInfo | None = None) -> None:
         """Allow login again; old sessions stay ended."""
@@ -532,6 +539,7 @@ class UserDirectory:
             user.active = True
             store.update_user(conn, record, user_columns(user), document(user), None, now)
             self.on_reactivated(conn, record.pk, actor, request, now)
+            self.ldap_sync.queue_user_sync(conn, user_id)
 
     def on_suspended(
         self,
@@ -604,6 +612,7 @@ class UserDirectory:
         with self.database.write() as conn:
             account = self._account(conn, user_id)
             store.delete_by_id(conn, "User", user_id)
+            self.ldap_sync.queue_user_sync(conn, user_id)
             self.record_deletion(conn, account, actor, request, now)
 
     def record_deletion(
@@ -720,6 +729,7 @@ class UserDirectory:
                 password_hash=password_hash,
                 password_change_required=False,
             )
+            self.ldap_sync.queue_user_sync(conn, account.id)
             audit.record(
                 conn,
                 Actor("user", account.id, account.user_name),
@@ -775,6 +785,8 @@ class UserDirectory:
         accounts.set_account_fields(
             conn, account.pk, password_hash=password_hash, password_change_required=False
         )
+        # The directory gets the new hash: the clear password never leaves this request.
+        self.ldap_sync.queue_user_sync(conn, account.id)
         if account.email:
             queue_email(
                 conn,

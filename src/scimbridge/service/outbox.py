@@ -13,11 +13,15 @@ import random
 import threading
 from collections.abc import Callable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
+from typing import Protocol
+
+from sqlalchemy import Connection
 
 from ..settings import WorkerSettings
 from ..store import jobs as job_store
@@ -34,10 +38,47 @@ or None to keep the payload as it is. Raises :class:`TransientJobError` for a fa
 retrying, :class:`PermanentJobError` for one that is not; any other exception counts as
 transient."""
 
+
+@dataclass(frozen=True)
+class JobResult:
+    """What became of one job a batch handler was given."""
+
+    error: Exception | None = None
+    """None when the job was applied; otherwise the failure, classified like an exception a
+    :data:`JobHandler` raises."""
+    payload: dict[str, Any] | None = None
+    """When applied: the payload to keep (None keeps it as it is)."""
+    started: bool = True
+    """False for a job the handler did not get to because it was asked to stop."""
+
+
+@dataclass
+class BatchResult:
+    """The answer of a batch handler: one result per job, in order."""
+
+    results: list[JobResult]
+    persist: Callable[[Connection], None] | None = None
+    """The handler's own writes, committed in the transaction that settles the jobs."""
+
+
+class BatchJobHandler(Protocol):
+    """A handler that takes the claimed jobs of its kind together (also a :data:`JobHandler`).
+
+    The jobs have distinct ordering keys, so they are independent; applying them with shared
+    reads and settling them in one transaction saves the per-job cost of the store. The
+    handler checks ``must_stop`` between jobs and marks the rest ``started=False``.
+    """
+
+    def apply_batch(self, jobs: Sequence[Job], must_stop: Callable[[], bool]) -> BatchResult:
+        """Apply the jobs in order; never raise for one job's failure."""
+        ...
+
+
 ATTEMPTS = "scimbridge_outbox_attempts_total"
 DONE = "scimbridge_outbox_done_total"
 RETRIES = "scimbridge_outbox_retries_total"
 FAILURES = "scimbridge_outbox_failures_total"
+UNAVAILABLE = "scimbridge_outbox_unavailable_total"
 QUEUE_DEPTH = "scimbridge_outbox_jobs"
 OLDEST_AGE = "scimbridge_outbox_oldest_pending_age_seconds"
 
@@ -48,6 +89,20 @@ class TransientJobError(Exception):
 
 class PermanentJobError(Exception):
     """A failure that retrying cannot cure: the job is parked as failed at once."""
+
+
+class UnavailableJobError(TransientJobError):
+    """The system a job writes to cannot be used now (unreachable, down, refusing the bind).
+
+    Not the job's fault, so it does not use up one of the job's attempts: the job is handed
+    back, and the worker stops claiming jobs of its kind for a pause that doubles while the
+    system stays away (up to :data:`UNAVAILABLE_PAUSE_MAX_SECONDS`). An outage of any length
+    delays those jobs; it never parks them, and other kinds keep flowing.
+    """
+
+
+UNAVAILABLE_PAUSE_MAX_SECONDS = 60.0
+"""Longest pause of a job kind whose system is unavailable: how soon a recovery is noticed."""
 
 
 def _utc_now() -> datetime:
@@ -108,6 +163,9 @@ class OutboxWorker:
         self.clock = clock
         self.jitter = jitter
         self._kinds = sorted(self.handlers)
+        # Kinds whose system was found unavailable: claimed again once the pause ends.
+        self._paused_until: dict[str, datetime] = {}
+        self._unavailable_streak: dict[str, int] = {}
 
     def run_once(self, stop: threading.Event | None = None) -> int:
         """Claim a batch of due jobs and apply them; return how many were claimed.
@@ -116,21 +174,45 @@ class OutboxWorker:
         handed back for the next claim.
         """
         now = self.clock()
+        kinds = [kind for kind in self._kinds if not self._paused(kind, now)]
+        if not kinds:
+            return 0
         # Looking before claiming keeps an idle worker off SQLite's single write lock.
         with self.database.read() as conn:
-            if not job_store.has_due_jobs(conn, self._kinds, now):
+            if not job_store.has_due_jobs(conn, kinds, now):
                 return 0
         lease_until = now + self.lease
         with self.database.write() as conn:
-            claimed = job_store.claim_jobs(conn, self._kinds, now, lease_until, self.batch_size)
-        for position, job in enumerate(claimed):
+            claimed = job_store.claim_jobs(conn, kinds, now, lease_until, self.batch_size)
+
+        def must_stop() -> bool:
             # Half the lease left is a safe margin for one more job; past it, another worker
             # could claim the job again while this one is still applying it.
-            if (stop is not None and stop.is_set()) or self.clock() >= now + self.lease / 2:
-                self._release(claimed[position:])
+            return (stop is not None and stop.is_set()) or self.clock() >= now + self.lease / 2
+
+        pending = list(claimed)
+        while pending:
+            if must_stop():
+                self._release(pending)
                 break
-            self._apply(job)
+            job = pending[0]
+            if self._paused(job.kind, self.clock()):
+                # An earlier job of this batch found the system unavailable.
+                self._release([pending.pop(0)])
+                continue
+            apply_batch = getattr(self.handlers[job.kind], "apply_batch", None)
+            if apply_batch is None:
+                self._apply(pending.pop(0))
+                continue
+            # A claim holds one job per ordering key: the jobs of a kind are independent.
+            batch = [item for item in pending if item.kind == job.kind]
+            pending = [item for item in pending if item.kind != job.kind]
+            self._apply_batch(batch, apply_batch, must_stop)
         return len(claimed)
+
+    def _paused(self, kind: str, now: datetime) -> bool:
+        until = self._paused_until.get(kind)
+        return until is not None and now < until
 
     def run(self, stop: threading.Event, poll_interval: float = 1.0) -> None:
         """Apply jobs until ``stop`` is set, waiting ``poll_interval`` seconds when idle."""
@@ -164,39 +246,103 @@ class OutboxWorker:
             logger.exception("periodic upkeep failed; retrying next interval")
 
     def _apply(self, job: Job) -> None:
-        labels = {"kind": job.kind}
         if job.attempts > self.policy.max_attempts:
             # Only workers that died mid-job leave a job to be claimed this often.
             self._park(job, f"gave up after {job.attempts - 1} attempts without an outcome")
             return
-        self.metrics.increment(ATTEMPTS, labels)
+        self.metrics.increment(ATTEMPTS, {"kind": job.kind})
         try:
-            kept_payload = self.handlers[job.kind](job)
-        except PermanentJobError as exc:
-            self._park(job, str(exc))
-        except TransientJobError as exc:
-            self._retry_or_park(job, str(exc))
+            result = JobResult(payload=self.handlers[job.kind](job))
         except Exception as exc:
-            logger.exception("job %d (%s) raised an unexpected error", job.pk, job.kind)
-            self._retry_or_park(job, f"unexpected error: {type(exc).__name__}")
-        else:
-            with self.database.write() as conn:
-                settled = job_store.mark_done(conn, job, self.clock(), kept_payload)
-            self.metrics.increment(DONE, labels)
-            self._log_settled(job, settled, "done")
-
-    def _retry_or_park(self, job: Job, error: str) -> None:
-        if job.attempts >= self.policy.max_attempts:
-            self._park(job, f"{error} (after {job.attempts} attempts)")
-            return
-        now = self.clock()
-        delay = self.policy.delay(job.attempts, self.jitter())
+            if not isinstance(exc, TransientJobError | PermanentJobError):
+                logger.exception("job %d (%s) raised an unexpected error", job.pk, job.kind)
+            result = JobResult(error=exc)
         with self.database.write() as conn:
-            settled = job_store.schedule_retry(
-                conn, job, now, now + timedelta(seconds=delay), error
+            outcome = self._settle(conn, job, result)
+        self._report(job, outcome)
+
+    def _apply_batch(
+        self,
+        jobs: list[Job],
+        apply_batch: Callable[[Sequence[Job], Callable[[], bool]], BatchResult],
+        must_stop: Callable[[], bool],
+    ) -> None:
+        """Apply jobs of one kind with one call, and settle them in one transaction."""
+        runnable = []
+        for job in jobs:
+            if job.attempts > self.policy.max_attempts:
+                self._park(job, f"gave up after {job.attempts - 1} attempts without an outcome")
+            else:
+                runnable.append(job)
+        if not runnable:
+            return
+        for job in runnable:
+            self.metrics.increment(ATTEMPTS, {"kind": job.kind})
+        try:
+            batch = apply_batch(runnable, must_stop)
+            results, persist = list(batch.results), batch.persist
+            if len(results) != len(runnable):
+                raise ValueError(f"{len(results)} results for {len(runnable)} jobs")
+        except Exception as exc:
+            logger.exception(
+                "a batch of %d %s jobs raised an unexpected error", len(jobs), jobs[0].kind
             )
-        self.metrics.increment(RETRIES, {"kind": job.kind})
-        self._log_settled(job, settled, f"retrying in {delay:.0f} s after: {error}")
+            results, persist = [JobResult(error=exc) for _ in runnable], None
+        with self.database.write() as conn:
+            if persist is not None:
+                persist(conn)
+            outcomes = [
+                self._settle(conn, job, result)
+                for job, result in zip(runnable, results, strict=True)
+            ]
+        for job, outcome in zip(runnable, outcomes, strict=True):
+            self._report(job, outcome)
+
+    def _settle(self, conn: Connection, job: Job, result: JobResult) -> _Outcome:
+        """Record what became of a job, in the caller's transaction."""
+        now = self.clock()
+        error = result.error
+        if not result.started:
+            return _Outcome(job_store.release(conn, job, now), "handed back", None, logging.DEBUG)
+        if error is None:
+            if self._unavailable_streak.pop(job.kind, 0):
+                self._paused_until.pop(job.kind, None)
+                logger.info("jobs of kind %s are applied again", job.kind)
+            return _Outcome(job_store.mark_done(conn, job, now, result.payload), "done", DONE)
+        if isinstance(error, PermanentJobError):
+            settled = job_store.park(conn, job, now, str(error))
+            return _Outcome(settled, f"failed: {error}", FAILURES, logging.WARNING)
+        if isinstance(error, UnavailableJobError):
+            self._pause(job.kind, str(error))
+            settled = job_store.release(conn, job, now, str(error))
+            return _Outcome(settled, f"handed back: {error}", UNAVAILABLE, logging.DEBUG)
+        if isinstance(error, TransientJobError):
+            text = str(error)
+        else:
+            text = f"unexpected error: {type(error).__name__}"
+        if job.attempts >= self.policy.max_attempts:
+            text = f"{text} (after {job.attempts} attempts)"
+            return _Outcome(
+                job_store.park(conn, job, now, text), f"failed: {text}", FAILURES, logging.WARNING
+            )
+        delay = self.policy.delay(job.attempts, self.jitter())
+        settled = job_store.schedule_retry(conn, job, now, now + timedelta(seconds=delay), text)
+        return _Outcome(settled, f"retrying in {delay:.0f} s after: {text}", RETRIES)
+
+    def _report(self, job: Job, outcome: _Outcome) -> None:
+        if outcome.metric is not None:
+            self.metrics.increment(outcome.metric, {"kind": job.kind})
+        self._log_settled(job, outcome.settled, outcome.message, outcome.level)
+
+    def _pause(self, kind: str, error: str) -> None:
+        """Stop claiming jobs of a kind for a while: its system is unavailable."""
+        streak = self._unavailable_streak.get(kind, 0) + 1
+        self._unavailable_streak[kind] = streak
+        delay = min(self.policy.delay(streak, self.jitter()), UNAVAILABLE_PAUSE_MAX_SECONDS)
+        self._paused_until[kind] = self.clock() + timedelta(seconds=delay)
+        # Once per outage at WARNING; the pauses that follow only at INFO.
+        level = logging.WARNING if streak == 1 else logging.INFO
+        logger.log(level, "jobs of kind %s paused for %.0f s: %s", kind, delay, error)
 
     def _park(self, job: Job, error: str) -> None:
         with self.database.write() as conn:
@@ -216,6 +362,15 @@ class OutboxWorker:
         else:
             # The lease ran out and another worker claimed the job: its outcome wins.
             logger.warning("job %d (%s) %s, but its claim had expired", job.pk, job.kind, outcome)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    settled: bool
+    """False when the claim had expired and another worker owns the job now."""
+    message: str
+    metric: str | None
+    level: int = logging.INFO
 
 
 def record_queue_gauges(database: Database, metrics: Metrics, now: datetime) -> None:

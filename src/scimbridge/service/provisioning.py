@@ -47,6 +47,7 @@ from ..store.filters import compile_value_filter
 from ..store.resources import ConcurrentUpdate
 from ..store.resources import DuplicateKey
 from . import audit
+from .ldap_sync import MemberDelta
 from .lifecycle import UserDirectory
 from .mapping import document
 from .mapping import group_columns
@@ -203,6 +204,7 @@ class ProvisioningService:
                 raise UniquenessException(
                     detail=f"userName {user.user_name!r} is already taken"
                 ) from None
+            self.directory.ldap_sync.queue_user_sync(conn, record.id)
             if invite:
                 account = accounts.account_by_pk(conn, record.pk)
                 assert account is not None
@@ -296,6 +298,7 @@ class ProvisioningService:
             self.directory.on_reactivated(conn, saved.pk, caller.actor, caller.request, now)
             refreshed = store.get(conn, "User", saved.id)
             saved.status = refreshed.status if refreshed else saved.status
+        self.directory.ldap_sync.queue_user_sync(conn, saved.id)
         return saved
 
     # -- groups -----------------------------------------------------------------------------
@@ -317,6 +320,8 @@ class ProvisioningService:
                     detail=f"group {group.display_name!r} already exists"
                 ) from None
             store.add_members(conn, record.pk, wanted, _displays(members))
+            # The new entry gets every member the group has when the job runs.
+            self.directory.ldap_sync.queue_group_sync(conn, record.id)
             self._audit_group(
                 conn,
                 caller,
@@ -345,9 +350,18 @@ class ProvisioningService:
             group.replace(group_model(record))
             wanted = self._resolve_members(conn, members)
             before = record.doc
+            ldap_sync = self.directory.ldap_sync
+            previous = ldap_sync.current_members(conn, record.pk)
             store.remove_members(conn, record.pk, None)
             store.add_members(conn, record.pk, wanted, _displays(members))
             record = self._write_group(conn, record, group)
+            ldap_sync.queue_group_sync(conn, record.id)
+            ldap_sync.queue_membership_change(
+                conn,
+                record.id,
+                [member_id for member_id in wanted if member_id not in previous],
+                [member_id for member_id in previous if member_id not in wanted],
+            )
             self._audit_group(
                 conn,
                 caller or Caller(),
@@ -380,10 +394,11 @@ class ProvisioningService:
             attribute_operations: list[PatchOperation[Any]] = []
             member_operations: list[dict[str, Any]] = []
             changed = False
+            delta = MemberDelta()
             for operation in patch.operations or []:
                 member_change, rest = self._split_member_operation(operation)
                 if member_change is not None:
-                    changed |= member_change(conn, record)
+                    changed |= member_change(conn, record, delta)
                     member_operations.append(_operation_audit(operation))
                 if rest is not None:
                     attribute_operations.append(rest)
@@ -396,8 +411,11 @@ class ProvisioningService:
                     group = model
             if group is not None:
                 record = self._write_group(conn, record, group)
+                self.directory.ldap_sync.queue_group_sync(conn, record.id)
             elif changed:
                 record = self._bump_group(conn, record)
+            if delta:
+                self.directory.ldap_sync.queue_member_delta(conn, record.id, delta)
             if group is not None or changed:
                 changes = audit.document_changes(before, record.doc)
                 if member_operations:
@@ -456,7 +474,8 @@ class ProvisioningService:
         except ConcurrentUpdate:
             raise PreconditionFailedException(detail="the group changed meanwhile") from None
 
-    _MemberChange = Callable[[Connection, StoredResource], bool]
+    # Applies a member operation; notes what it changed in the MemberDelta for LDAP sync.
+    _MemberChange = Callable[[Connection, StoredResource, MemberDelta], bool]
 
     def _split_member_operation(
         self, operation: PatchOperation[Any]
@@ -494,18 +513,33 @@ class ProvisioningService:
     def _member_values_change(self, op: str, path: Any, value: Any) -> _MemberChange:
         """Add, replace or remove the members listed in ``value``."""
         if op == "remove" and value is None:
-            return lambda conn, record: store.remove_members(conn, record.pk, None) > 0
+
+            def remove_all(conn: Connection, record: StoredResource, delta: MemberDelta) -> bool:
+                delta.remove(self.directory.ldap_sync.current_members(conn, record.pk))
+                return store.remove_members(conn, record.pk, None) > 0
+
+            return remove_all
         entries = value if isinstance(value, list) else [value]
         if len(entries) > self.max_patch_members:
             raise TooManyException(detail=f"at most {self.max_patch_members} members per operation")
         ids = [_member_id(entry) for entry in entries]
         if op == "remove":
-            return lambda conn, record: store.remove_members(conn, record.pk, ids) > 0
+
+            def remove(conn: Connection, record: StoredResource, delta: MemberDelta) -> bool:
+                delta.remove(ids)
+                return store.remove_members(conn, record.pk, ids) > 0
+
+            return remove
         displays = _entry_displays(entries)
 
-        def add(conn: Connection, record: StoredResource) -> bool:
+        def add(conn: Connection, record: StoredResource, delta: MemberDelta) -> bool:
             wanted = self._resolve_ids(conn, ids)
-            removed = store.remove_members(conn, record.pk, None) if op == "replace" else 0
+            removed = 0
+            if op == "replace":
+                previous = self.directory.ldap_sync.current_members(conn, record.pk)
+                delta.remove(member_id for member_id in previous if member_id not in wanted)
+                removed = store.remove_members(conn, record.pk, None)
+            delta.add(wanted)
             return store.add_members(conn, record.pk, wanted, displays) > 0 or removed > 0
 
         return add
@@ -517,9 +551,10 @@ class ProvisioningService:
         selection = ScimFilter[Group](f"{node.attr_path}[{node.val_filter}]")
         predicate = compile_value_filter(selection, node, "Group", self.database.dialect)
 
-        def change(conn: Connection, record: StoredResource) -> bool:
+        def change(conn: Connection, record: StoredResource, delta: MemberDelta) -> bool:
             matched = store.members_matching(conn, record.pk, predicate)
             if op == "remove":
+                delta.remove(matched)
                 return store.remove_members(conn, record.pk, matched) > 0
             if not matched:
                 # RFC 7644 §3.5.2.3 and §3.12: a filter that yields no match is noTarget.
@@ -529,6 +564,8 @@ class ProvisioningService:
             wanted = self._resolve_ids(conn, [_member_id(entry) for entry in entries])
             removed = store.remove_members(conn, record.pk, matched)
             added = store.add_members(conn, record.pk, wanted, _entry_displays(entries))
+            delta.remove(matched)
+            delta.add(wanted)
             return added > 0 or removed > 0
 
         return change
@@ -570,6 +607,10 @@ class ProvisioningService:
                 check_if_match(record, if_match)
                 store.delete_resource(conn, record)
                 name = record.doc.get("userName") or record.doc.get("displayName")
+            if resource_type == "User":
+                self.directory.ldap_sync.queue_user_sync(conn, resource_id)
+            else:
+                self.directory.ldap_sync.queue_group_sync(conn, resource_id)
             action = "user.deleted" if resource_type == "User" else "group.deleted"
             audit.record(
                 conn,

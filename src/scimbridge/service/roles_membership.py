@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from ..domain.resources import StoredResource
 from ..store import resources as store
+from .ldap_sync import LdapSyncQueue
 from .mapping import document
 from .mapping import group_columns
 from .mapping import group_name_key
@@ -21,8 +22,10 @@ from .roles import RolesConfig
 class RoleMembership:
     """Applies :class:`RolesConfig` to the groups of the store."""
 
-    def __init__(self, roles: RolesConfig) -> None:
+    def __init__(self, roles: RolesConfig, ldap_sync: LdapSyncQueue | None = None) -> None:
         self.roles = roles
+        # Role groups are groups like any other in the directory.
+        self.ldap_sync = ldap_sync or LdapSyncQueue(enabled=False)
 
     def effective_role(self, conn: Connection, user_id: str) -> Role:
         """Return the role the user's groups (direct or nested) give them."""
@@ -51,11 +54,13 @@ class RoleMembership:
                 record = store.get(conn, "Group", group.id)
                 if record is not None and store.remove_members(conn, record.pk, [user_id]):
                     store.update_group(conn, record, None, None, now)
+                    self.ldap_sync.queue_membership_change(conn, group.id, [], [user_id])
         if not role.groups:
             return
         target = self._role_group(conn, role.groups[0], now)
         if store.add_members(conn, target.pk, {user_id: "User"}):
             store.update_group(conn, target, None, None, now)
+            self.ldap_sync.queue_membership_change(conn, target.id, [user_id], [])
 
     def _role_group(self, conn: Connection, spec: str, now: datetime) -> StoredResource:
         if spec.startswith(EXTERNAL_ID_PREFIX):
@@ -67,6 +72,8 @@ class RoleMembership:
             group = Group(display_name=spec)
         if found is not None:
             return found
-        return store.insert_group(
+        created = store.insert_group(
             conn, str(uuid.uuid4()), group_columns(group), document(group), now
         )
+        self.ldap_sync.queue_group_sync(conn, created.id)
+        return created

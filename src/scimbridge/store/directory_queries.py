@@ -1,5 +1,4 @@
-"""Directory listings for programs and the command line: users by state, role and text,
-groups with their member counts, and the role facts shown beside each user.
+"""Directory listings: users by state, role and text; groups with member counts; role facts.
 
 Every filter runs in the database: a role is a question about group membership, asked with
 recursive queries over ``group_members`` rather than by loading users to test them.

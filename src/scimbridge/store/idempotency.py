@@ -58,11 +58,14 @@ def claim(
             request_hash=request_hash,
             status=IN_PROGRESS,
             created=_db(now),
-        ).on_conflict_do_nothing(
+        )
+        .on_conflict_do_nothing(
             index_elements=[idempotency_keys.c.token_name, idempotency_keys.c.key]
         )
+        # RETURNING rather than rowcount: drivers disagree on rowcount after ON CONFLICT.
+        .returning(idempotency_keys.c.key)
     )
-    if inserted.rowcount == 1:
+    if inserted.first() is not None:
         return None
     row = conn.execute(select(idempotency_keys).where(_key(token_name, key))).one()
     created = row.created if row.created.tzinfo else row.created.replace(tzinfo=UTC)

@@ -236,8 +236,12 @@ def park(conn: Connection, job: Job, now: datetime, error: str) -> bool:
     return _settle(conn, job, now, status=JobStatus.FAILED, last_error=error)
 
 
-def release(conn: Connection, job: Job, now: datetime) -> bool:
-    """Hand back a claimed job that was not started; the claim does not count as an attempt."""
+def release(conn: Connection, job: Job, now: datetime, error: str | None = None) -> bool:
+    """Hand back a claimed job that was not started; the claim does not count as an attempt.
+
+    :param error: Why it could not start (its system is unavailable), shown as its last error.
+    """
+    values: dict[str, Any] = {} if error is None else {"last_error": error}
     return _settle(
         conn,
         job,
@@ -245,6 +249,7 @@ def release(conn: Connection, job: Job, now: datetime) -> bool:
         status=JobStatus.QUEUED if job.attempts == 1 else JobStatus.RETRYING,
         attempts=job.attempts - 1,
         available_at=_to_db_time(now),
+        **values,
     )
 
 

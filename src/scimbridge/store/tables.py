@@ -231,3 +231,29 @@ idempotency_keys = Table(
     Column("headers", Document),
     Column("created", Timestamp, nullable=False, index=True),
 )
+
+# -- LDAP sync -------------------------------------------------------------------------------------
+
+# What scimbridge last wrote to the directory for each user and group: the DN (so a rename or
+# a delete finds the entry after the resource changed or is gone) and the managed attributes
+# (so a change modifies only what differs, without reading the entry first).
+ldap_entries = Table(
+    "ldap_entries",
+    metadata,
+    Column("resource_type", String(16), primary_key=True),
+    Column("resource_id", String(36), primary_key=True),
+    Column("dn", Text, nullable=False),
+    # The DN's comparison form (parsed, lower-cased): finds the other resource that holds
+    # the same entry after a rename took its name.
+    Column("dn_key", String(1024), nullable=False, index=True),
+    Column("attributes", Document, nullable=False),
+    # SHA-256 of the password value written, never the value itself.
+    Column("password_digest", String(64)),
+    # Groups: whether the entry holds the empty-group placeholder member; and, after a write
+    # of the whole member list, the newest job of the group it already contains and when it
+    # was written (pks alone could be reused once old jobs are purged).
+    Column("placeholder", Boolean, nullable=False, default=False, server_default=false()),
+    Column("members_as_of", Integer, nullable=False, default=0, server_default="0"),
+    Column("members_written", Timestamp),
+    Column("written", Timestamp, nullable=False),
+)

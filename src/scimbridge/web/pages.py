@@ -46,7 +46,7 @@ bp = Blueprint(
 )
 
 _MACHINE_PREFIXES = ("/scim/", "/api/")
-_MACHINE_PATHS = ("/scim", "/api", "/healthz")
+_MACHINE_PATHS = ("/scim", "/api", "/healthz", "/readyz")
 _UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 # What a visitor who must replace a temporary password may still reach.

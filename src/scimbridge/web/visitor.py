@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from flask import current_app
@@ -16,8 +17,11 @@ from ..domain.lifecycle import Actor
 from ..domain.lifecycle import RequestInfo
 from ..service.lifecycle import UserDirectory
 from ..settings import Settings
-from ..store.lifecycle import Account
-from ..store.lifecycle import SessionRow
+
+if TYPE_CHECKING:
+    # Types only: the pages reach the store through UserDirectory, never directly.
+    from ..store.lifecycle import Account
+    from ..store.lifecycle import SessionRow
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 

@@ -3,7 +3,7 @@
 Every value scimbridge puts into a DN or a filter goes through :func:`escape_dn_value` or
 :func:`escape_filter_value`, so that a userName such as ``a,b=c`` or ``x)(uid=*`` is stored
 and searched for literally. :func:`dn_key` gives the comparison form of a DN: directories
-answer with their own spelling (``uid=a\\2Cb``, other letter case), scimbridge compares keys.
+answer with their own spelling (hex escapes, other letter case), scimbridge compares keys.
 """
 
 from __future__ import annotations

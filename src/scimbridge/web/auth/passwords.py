@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Blueprint
 from flask import request
 from flask import url_for
@@ -14,7 +16,6 @@ from ...domain.lifecycle import LoginRefused
 from ...domain.lifecycle import PasswordRejected
 from ...domain.lifecycle import RateLimited
 from ...domain.lifecycle import UserStatus
-from ...store.lifecycle import Account
 from ..forms import FormErrors
 from ..forms import read_fields
 from ..forms import require
@@ -25,6 +26,9 @@ from ..visitor import clear_session_cookie
 from ..visitor import current_visitor
 from ..visitor import directory
 from ..visitor import request_info
+
+if TYPE_CHECKING:
+    from ...store.lifecycle import Account
 
 # Emailed tokens are 43 characters; a longer one is refused without a look-up.
 _MAX_TOKEN_LENGTH = 128

@@ -1,0 +1,231 @@
+"""Directory entries computed from scimbridge's users and groups through the attribute map.
+
+An :class:`Entry` is what the directory should hold for one resource: its DN, object classes
+and every attribute the map manages (an attribute without a value is an empty list, meaning
+"absent"). Members and the password are kept apart: they are written by their own rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .attribute_map import AttributeMap
+from .attribute_map import ValueSource
+from .errors import MappingError
+from .names import child_dn
+
+_PRIMARY = "[primary]"
+
+
+@dataclass(frozen=True)
+class UserState:
+    """What the directory mirrors of a user."""
+
+    id: str
+    doc: dict[str, Any]
+    """The stored SCIM document (camelCase keys, extensions under their schema URN)."""
+    suspended: bool
+    password_hash: str | None
+    """scimbridge's argon2id hash, or None when the user has no local password."""
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """What the directory mirrors of a group (its members are handled apart)."""
+
+    id: str
+    doc: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """The entry one user or group should be."""
+
+    dn: str
+    rdn_attribute: str
+    rdn_value: str
+    object_classes: tuple[str, ...]
+    attributes: dict[str, list[str]]
+    """Every managed attribute (not members, not the password); ``[]`` means absent."""
+    password: str | None = None
+    """Value of the password attribute, when passwords are written and the user has one."""
+
+    def present_attributes(self) -> dict[str, list[str]]:
+        """Return the attributes that have values (what an add sends)."""
+        return {name: values for name, values in self.attributes.items() if values}
+
+
+def password_digest(value: str | None) -> str | None:
+    """Return a fingerprint of a written password value, to notice changes without keeping it."""
+    return hashlib.sha256(value.encode()).hexdigest() if value is not None else None
+
+
+def changed_attributes(
+    before: Mapping[str, Sequence[str]], after: Mapping[str, Sequence[str]]
+) -> dict[str, list[str]]:
+    """Return the attributes of ``after`` whose values differ from ``before``.
+
+    That is what a modify must replace. Names compare case-insensitively, values as sets.
+    """
+    previous = {name.lower(): sorted(values) for name, values in before.items()}
+    return {
+        name: list(values)
+        for name, values in after.items()
+        if previous.get(name.lower(), []) != sorted(values)
+    }
+
+
+def _get(node: dict[str, Any], name: str) -> Any:
+    if name in node:
+        return node[name]
+    lowered = name.lower()
+    return next((value for key, value in node.items() if key.lower() == lowered), None)
+
+
+def _primary_first(items: list[Any], primary_only: bool) -> list[Any]:
+    ordered = sorted(items, key=lambda item: not (isinstance(item, dict) and item.get("primary")))
+    return ordered[:1] if primary_only else ordered
+
+
+def scim_values(doc: dict[str, Any], path: str) -> list[str]:
+    """Return the values a SCIM path names in a stored document, as LDAP strings."""
+    node: Any = doc
+    rest = path
+    if path.lower().startswith("urn:"):
+        schema = max(
+            (key for key in doc if path.lower().startswith(key.lower() + ":")),
+            key=len,
+            default=None,
+        )
+        if schema is None:
+            return []
+        node = doc[schema]
+        rest = path[len(schema) + 1 :]
+    current: list[Any] = [node]
+    for part in rest.split("."):
+        primary_only = part.endswith(_PRIMARY)
+        name = part.removesuffix(_PRIMARY)
+        found: list[Any] = []
+        for item in current:
+            value = _get(item, name) if isinstance(item, dict) else None
+            if isinstance(value, list):
+                found.extend(_primary_first(value, primary_only))
+            elif value is not None:
+                found.append(value)
+        current = found
+    return [_ldap_text(value) for value in current if not isinstance(value, dict | list)]
+
+
+def _ldap_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    return str(value)
+
+
+def _values(doc: dict[str, Any], source: ValueSource) -> list[str]:
+    for path in source.paths:
+        values = [value for value in scim_values(doc, path) if value.strip()]
+        if values:
+            break
+    else:
+        return []
+    if source.transform == "before_at":
+        values = [value.split("@", 1)[0] for value in values]
+    elif source.transform == "lower":
+        values = [value.lower() for value in values]
+    if source.max_length is not None:
+        values = [value[: source.max_length] for value in values]
+    # A directory refuses an entry that repeats a value; most attributes compare ignoring case.
+    unique: dict[str, str] = {}
+    for value in values:
+        unique.setdefault(value.lower(), value)
+    return list(unique.values())
+
+
+class EntryBuilder:
+    """Computes entries, DNs and attribute lists for one directory layout."""
+
+    def __init__(self, attribute_map: AttributeMap, users_dn: str, groups_dn: str) -> None:
+        self.map = attribute_map
+        self.users_dn = users_dn
+        self.groups_dn = groups_dn
+
+    @property
+    def member_attribute(self) -> str:
+        """The attribute holding a group's member DNs."""
+        return self.map.groups.member_attribute
+
+    @property
+    def placeholder(self) -> str | None:
+        """The DN an empty group holds as its only member, if the map needs one."""
+        return self.map.groups.empty_member
+
+    @property
+    def password_attribute(self) -> str | None:
+        """The attribute passwords are written to, or None when they are not synchronised."""
+        return self.map.users.password.attribute if self.map.users.password else None
+
+    def user_attribute_names(self) -> list[str]:
+        """Names of the attributes a user entry's comparison reads (not the password)."""
+        names = [*self.map.users.attributes, *self.map.users.static]
+        if self.map.users.suspension is not None:
+            names.append(self.map.users.suspension.attribute)
+        return names
+
+    def group_attribute_names(self) -> list[str]:
+        """Names of the attributes a group entry's comparison reads (not the members)."""
+        return [*self.map.groups.attributes, *self.map.groups.static]
+
+    def user_entry(self, user: UserState) -> Entry:
+        """Return the entry a user should be."""
+        users = self.map.users
+        attributes = {name: _values(user.doc, source) for name, source in users.attributes.items()}
+        attributes.update({name: list(values) for name, values in users.static.items()})
+        suspension = users.suspension
+        if suspension is not None:
+            value = suspension.suspended if user.suspended else suspension.active
+            attributes[suspension.attribute] = [value] if value is not None else []
+        password = None
+        if users.password is not None and user.password_hash:
+            # Only an argon2 hash can be written as {ARGON2}; nothing else is ever stored.
+            if user.password_hash.startswith("$argon2"):
+                password = "{ARGON2}" + user.password_hash
+        return self._entry("user", user.id, self.users_dn, users.rdn, users, attributes, password)
+
+    def group_entry(self, group: GroupState) -> Entry:
+        """Return the entry a group should be (without its members)."""
+        groups = self.map.groups
+        attributes = {
+            name: _values(group.doc, source) for name, source in groups.attributes.items()
+        }
+        attributes.update({name: list(values) for name, values in groups.static.items()})
+        return self._entry("group", group.id, self.groups_dn, groups.rdn, groups, attributes, None)
+
+    def _entry(
+        self,
+        kind: str,
+        resource_id: str,
+        parent: str,
+        rdn_attribute: str,
+        entry_map: Any,
+        attributes: dict[str, list[str]],
+        password: str | None,
+    ) -> Entry:
+        rdn_name = next(name for name in attributes if name.lower() == rdn_attribute.lower())
+        rdn_values = attributes[rdn_name]
+        if not rdn_values:
+            raise MappingError(f"{kind} {resource_id} has no value for the RDN {rdn_attribute}")
+        # A multi-valued naming attribute names the entry by its first value.
+        rdn_value = rdn_values[0]
+        return Entry(
+            dn=child_dn(rdn_name, rdn_value, parent),
+            rdn_attribute=rdn_name,
+            rdn_value=rdn_value,
+            object_classes=tuple(entry_map.object_classes),
+            attributes=attributes,
+            password=password,
+        )

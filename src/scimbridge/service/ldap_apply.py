@@ -1,0 +1,455 @@
+"""Apply ``ldap`` jobs: make directory entries match what the store holds.
+
+A user or group job reads the resource as it is now and compares it with what was last
+written (``ldap_entries``), not with the entry: only changed attributes are modified, an
+entry whose RDN value changed is renamed, an entry whose resource is gone is deleted. When
+nothing was written yet the entry is added; if it exists already (a replayed job, an entry
+made by hand, a name taken over from a deleted user) it is read once and corrected.
+
+Member jobs add and delete only the member values they name, without reading the group. A
+group that becomes empty gets the placeholder member its object class needs; a group that
+gets members loses it. A delete that finds a value missing (a replay) falls back to reading
+the group's members once and writing the exact difference.
+
+Failures: an unreachable directory raises :class:`UnavailableJobError` (the job waits, it is
+never parked); a refusal (schema violation, insufficient rights…) raises
+:class:`PermanentJobError` with the server's message, and the job is parked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterable
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+from ..adapters.ldap import Entry
+from ..adapters.ldap import EntryAlreadyExists
+from ..adapters.ldap import EntryBuilder
+from ..adapters.ldap import GroupState
+from ..adapters.ldap import LdapDirectory
+from ..adapters.ldap import LdapRefused
+from ..adapters.ldap import LdapUnavailable
+from ..adapters.ldap import MappingError
+from ..adapters.ldap import NoSuchEntry
+from ..adapters.ldap import NoSuchValue
+from ..adapters.ldap import ObjectClassViolation
+from ..adapters.ldap import UserState
+from ..adapters.ldap import changed_attributes
+from ..adapters.ldap import dn_key
+from ..adapters.ldap import escape_filter_value
+from ..adapters.ldap import password_digest
+from ..adapters.ldap.names import first_rdn
+from ..domain.lifecycle import UserStatus
+from ..store import ldap_entries as ldap_store
+from ..store.database import Database
+from ..store.jobs import Job
+from ..store.ldap_entries import GroupRow
+from ..store.ldap_entries import UserRow
+from ..store.ldap_entries import WrittenEntry
+from ..store.resources import resource_types_of
+from .ldap_sync import LDAP_JOB
+from .ldap_sync import group_key
+from .outbox import PermanentJobError
+from .outbox import TransientJobError
+from .outbox import UnavailableJobError
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def user_state(row: UserRow) -> UserState:
+    """Return what the directory mirrors of a stored user."""
+    return UserState(row.id, row.doc, row.status == UserStatus.SUSPENDED, row.password_hash)
+
+
+def group_state(row: GroupRow) -> GroupState:
+    """Return what the directory mirrors of a stored group."""
+    return GroupState(row.id, row.doc)
+
+
+class LdapSyncHandler:
+    """The outbox handler of ``ldap`` jobs (one per worker thread: it holds a connection)."""
+
+    def __init__(
+        self,
+        database: Database,
+        directory: LdapDirectory,
+        builder: EntryBuilder,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.database = database
+        self.directory = directory
+        self.builder = builder
+        self.clock = clock
+        self._containers_ready = False
+
+    def close(self) -> None:
+        """Close the connection to the directory (the next job opens a new one)."""
+        self.directory.close()
+
+    def __call__(self, job: Job) -> dict[str, Any] | None:
+        """Apply one job; see the module documentation for how failures are reported."""
+        payload = job.payload
+        try:
+            self._ensure_containers()
+            operation = payload.get("op")
+            if operation == "user":
+                self.sync_user(payload["id"])
+            elif operation == "group":
+                self.sync_group(payload["id"])
+            elif operation == "members":
+                self.change_members(
+                    payload["group"], payload.get("add", []), payload.get("remove", []), job
+                )
+            else:
+                raise PermanentJobError(f"unknown ldap job {operation!r}")
+        except LdapUnavailable as exc:
+            raise UnavailableJobError(str(exc)) from None
+        except (LdapRefused, MappingError) as exc:
+            raise PermanentJobError(f"the directory refused it: {exc}") from None
+        return None
+
+    # -- users and groups ---------------------------------------------------------------------
+
+    def sync_user(self, user_id: str) -> None:
+        """Make a user's entry match the store, whatever happened since the last write."""
+        with self.database.read() as conn:
+            row = ldap_store.user_row(conn, user_id)
+            written = ldap_store.written_entry(conn, "User", user_id)
+        if row is None:
+            if written is not None:
+                self._remove(written)
+            return
+        self._put("User", user_id, self.builder.user_entry(user_state(row)), written)
+
+    def sync_group(self, group_id: str) -> None:
+        """Make a group's entry match the store; a new entry gets every current member."""
+        with self.database.read() as conn:
+            row = ldap_store.group_row(conn, group_id)
+            written = ldap_store.written_entry(conn, "Group", group_id)
+        if row is None:
+            if written is not None:
+                self._remove(written)
+            return
+        self._put("Group", group_id, self.builder.group_entry(group_state(row)), written, row)
+
+    def _put(
+        self,
+        resource_type: str,
+        resource_id: str,
+        entry: Entry,
+        written: WrittenEntry | None,
+        group: GroupRow | None = None,
+    ) -> None:
+        if written is None:
+            self._create(resource_type, resource_id, entry, group)
+            return
+        before = dict(written.attributes)
+        renamed = written.dn != entry.dn
+        if renamed:
+            try:
+                self.directory.rename(written.dn, entry.dn)
+            except NoSuchEntry:
+                # Deleted behind scimbridge's back: write it anew.
+                self._create(resource_type, resource_id, entry, group)
+                return
+            except EntryAlreadyExists:
+                # Usually a deleted resource's entry whose delete is still queued.
+                raise TransientJobError(
+                    f"cannot rename {written.dn} to {entry.dn}: that name is taken"
+                ) from None
+            self._repoint_memberships(written.dn, entry.dn)
+            before[entry.rdn_attribute] = _after_rename(
+                before.get(entry.rdn_attribute, []), first_rdn(written.dn)[1], entry.rdn_value
+            )
+        changes = changed_attributes(before, entry.attributes)
+        digest = password_digest(entry.password)
+        password_attribute = self.builder.password_attribute
+        if password_attribute and resource_type == "User" and digest != written.password_digest:
+            changes[password_attribute] = [entry.password] if entry.password else []
+        if changes:
+            try:
+                self.directory.replace(entry.dn, changes)
+            except NoSuchEntry:
+                self._create(resource_type, resource_id, entry, group)
+                return
+        if changes or renamed:
+            self._record(resource_type, resource_id, entry)
+
+    def _create(
+        self, resource_type: str, resource_id: str, entry: Entry, group: GroupRow | None
+    ) -> None:
+        attributes = entry.present_attributes()
+        password_attribute = self.builder.password_attribute
+        if password_attribute and entry.password:
+            attributes[password_attribute] = [entry.password]
+        members_as_of: int | None = None
+        member_dns: list[str] | None = None
+        placeholder: bool | None = None
+        if group is not None:
+            member_dns, members_as_of = self._current_member_dns(group)
+            empty_member = self.builder.placeholder
+            placeholder = not member_dns and empty_member is not None
+            values = member_dns or ([empty_member] if empty_member is not None else [])
+            if values:
+                attributes[self.builder.member_attribute] = values
+        try:
+            self._add(entry.dn, entry.object_classes, attributes)
+        except EntryAlreadyExists:
+            placeholder = self._converge(resource_type, resource_id, entry, member_dns)
+        self._record(
+            resource_type, resource_id, entry, placeholder=placeholder, members_as_of=members_as_of
+        )
+
+    def _converge(
+        self, resource_type: str, resource_id: str, entry: Entry, member_dns: list[str] | None
+    ) -> bool | None:
+        """Correct an existing entry to ``entry``; return whether it holds the placeholder."""
+        names = [*entry.attributes, "objectClass"]
+        password_attribute = self.builder.password_attribute if resource_type == "User" else None
+        if password_attribute:
+            names.append(password_attribute)
+        member_attribute = self.builder.member_attribute
+        if member_dns is not None:
+            names.append(member_attribute)
+        current = self.directory.read(entry.dn, names)
+        if current is None:
+            raise TransientJobError(f"{entry.dn} vanished while being corrected")
+        found = {name.lower(): values for name, values in current.items()}
+        changes = changed_attributes(current, entry.attributes)
+        classes = found.get("objectclass", [])
+        missing = [oc for oc in entry.object_classes if oc.lower() not in _lower(classes)]
+        if missing:
+            changes["objectClass"] = [*classes, *missing]
+        if password_attribute:
+            wanted = [entry.password] if entry.password else []
+            if found.get(password_attribute.lower(), []) != wanted:
+                changes[password_attribute] = wanted
+        placeholder = None
+        if member_dns is not None:
+            wanted_members = member_dns or (
+                [self.builder.placeholder] if self.builder.placeholder else []
+            )
+            present = found.get(member_attribute.lower(), [])
+            if {dn_key(dn) for dn in present} != {dn_key(dn) for dn in wanted_members}:
+                changes[member_attribute] = wanted_members
+            placeholder = not member_dns and self.builder.placeholder is not None
+        if changes:
+            self.directory.replace(entry.dn, changes)
+        self._drop_foreign_memberships(resource_type, resource_id, entry.dn)
+        return placeholder
+
+    def _remove(self, written: WrittenEntry) -> None:
+        # Leaving the groups first keeps refint from rewriting them behind our back, and lets
+        # an emptied group get its placeholder from us.
+        for group_dn in self._groups_holding(written.dn):
+            self._remove_member_value(group_dn, written.dn)
+        self.directory.delete(written.dn)
+        with self.database.write() as conn:
+            ldap_store.forget_entry(conn, written.resource_type, written.resource_id)
+
+    def _record(
+        self,
+        resource_type: str,
+        resource_id: str,
+        entry: Entry,
+        *,
+        placeholder: bool | None = None,
+        members_as_of: int | None = None,
+    ) -> None:
+        with self.database.write() as conn:
+            ldap_store.record_entry(
+                conn,
+                resource_type,
+                resource_id,
+                entry.dn,
+                dn_key(entry.dn),
+                entry.attributes,
+                password_digest(entry.password) if resource_type == "User" else None,
+                self.clock(),
+                placeholder=placeholder,
+                members_as_of=members_as_of,
+            )
+
+    # -- members --------------------------------------------------------------------------------
+
+    def change_members(
+        self, group_id: str, add_ids: Iterable[str], remove_ids: Iterable[str], job: Job
+    ) -> None:
+        """Add and delete the member values a member job names."""
+        with self.database.read() as conn:
+            row = ldap_store.group_row(conn, group_id)
+            written = ldap_store.written_entry(conn, "Group", group_id)
+        if row is None:
+            return  # the group's own job deletes the entry
+        if written is None:
+            self.sync_group(group_id)  # a new entry gets every member, these included
+            return
+        if written.contains_member_job(job.pk, job.created):
+            return
+        add = self._member_dns(list(add_ids))
+        with self.database.read() as conn:
+            recorded = ldap_store.written_dns(conn, remove_ids)
+        remove = [recorded[member_id] for member_id in remove_ids if member_id in recorded]
+        placeholder = self._change_member_values(written.dn, add, remove, written.placeholder)
+        if placeholder != written.placeholder:
+            with self.database.write() as conn:
+                ldap_store.set_placeholder(conn, dn_key(written.dn), placeholder)
+
+    def _change_member_values(
+        self, group_dn: str, add: list[str], remove: list[str], placeholder: bool
+    ) -> bool:
+        """Apply member changes to a group's entry; return whether it holds the placeholder."""
+        if not add and not remove:
+            return placeholder
+        attribute = self.builder.member_attribute
+        empty_member = self.builder.placeholder
+        delete = [*remove, empty_member] if add and placeholder and empty_member else remove
+        try:
+            self.directory.change_values(group_dn, attribute, add, delete)
+            return placeholder and not add
+        except ObjectClassViolation:
+            # The group would be left without a member: its object class needs one.
+            if add or not empty_member:
+                raise
+            self.directory.change_values(group_dn, attribute, [empty_member], remove)
+            return True
+        except NoSuchValue:
+            return self._change_member_values_exactly(group_dn, add, remove)
+
+    def _change_member_values_exactly(
+        self, group_dn: str, add: list[str], remove: list[str]
+    ) -> bool:
+        """Read the members once and write the exact difference (after a replay, a race)."""
+        attribute = self.builder.member_attribute
+        empty_member = self.builder.placeholder
+        current = self.directory.read(group_dn, [attribute])
+        if current is None:
+            raise TransientJobError(f"{group_dn} vanished while its members changed")
+        present = {dn_key(dn): dn for values in current.values() for dn in values}
+        to_add = [dn for dn in add if dn_key(dn) not in present]
+        to_delete = [present[dn_key(dn)] for dn in remove if dn_key(dn) in present]
+        empty_key = dn_key(empty_member) if empty_member else None
+        remaining = (set(present) | {dn_key(dn) for dn in to_add}) - {
+            dn_key(dn) for dn in to_delete
+        }
+        remaining.discard(empty_key)
+        holds_placeholder = empty_key is not None and empty_key in present
+        if empty_member is not None:
+            if not remaining and not holds_placeholder:
+                to_add.append(empty_member)
+            elif remaining and holds_placeholder:
+                to_delete.append(present[empty_key])  # type: ignore[index]
+        self.directory.change_values(group_dn, attribute, to_add, to_delete)
+        return empty_member is not None and not remaining
+
+    def _remove_member_value(self, group_dn: str, member_dn: str) -> None:
+        """Take one member out of a group found in the directory, keeping the record true."""
+        placeholder = self._change_member_values(group_dn, [], [member_dn], False)
+        if placeholder:
+            with self.database.write() as conn:
+                ldap_store.set_placeholder(conn, dn_key(group_dn), True)
+
+    def _current_member_dns(self, group: GroupRow) -> tuple[list[str], int]:
+        """Return the DNs of a group's members now, and the newest group job they contain."""
+        with self.database.read() as conn:
+            # The job first, then the members: on PostgreSQL each statement sees its own
+            # snapshot, and the members must contain every change of jobs up to this one.
+            as_of = ldap_store.last_job(conn, LDAP_JOB, group_key(group.id))
+            members = [member_id for member_id, _ in ldap_store.members_of(conn, group.pk)]
+        return self._member_dns(members), as_of
+
+    def _member_dns(self, member_ids: list[str]) -> list[str]:
+        """Return the DNs of members; users without an entry yet get it now, first.
+
+        A user entry must exist before a group names it, or the directory's memberOf would
+        miss the group. A nested group without an entry is named by the DN its own job will
+        give it. Members since deleted are left out.
+        """
+        if not member_ids:
+            return []
+        with self.database.read() as conn:
+            dns = ldap_store.written_dns(conn, member_ids)
+            missing = [member_id for member_id in member_ids if member_id not in dns]
+            kinds = resource_types_of(conn, missing) if missing else {}
+            nested = {
+                member_id: ldap_store.group_row(conn, member_id)
+                for member_id, kind in kinds.items()
+                if kind == "Group"
+            }
+        for member_id, kind in kinds.items():
+            if kind == "User":
+                self.sync_user(member_id)
+        if any(kind == "User" for kind in kinds.values()):
+            with self.database.read() as conn:
+                dns.update(ldap_store.written_dns(conn, list(kinds)))
+        for member_id, row in nested.items():
+            if row is not None and member_id not in dns:
+                dns[member_id] = self.builder.group_entry(group_state(row)).dn
+        return [dns[member_id] for member_id in member_ids if member_id in dns]
+
+    def _groups_holding(self, member_dn: str) -> list[str]:
+        """Return the DNs of the groups under ``groups_dn`` whose members include a DN."""
+        search_filter = f"({self.builder.member_attribute}={escape_filter_value(member_dn)})"
+        return [
+            dn for dn, _ in self.directory.search(self.builder.groups_dn, search_filter, ["1.1"])
+        ]
+
+    def _repoint_memberships(self, old_dn: str, new_dn: str) -> None:
+        """Rename a member in the groups naming it (refint or Active Directory may have)."""
+        attribute = self.builder.member_attribute
+        for group_dn in self._groups_holding(old_dn):
+            try:
+                self.directory.change_values(group_dn, attribute, [new_dn], [old_dn])
+            except NoSuchValue:
+                # refint renamed it meanwhile; make sure the new name is there.
+                self.directory.change_values(group_dn, attribute, [new_dn])
+
+    def _drop_foreign_memberships(self, resource_type: str, resource_id: str, dn: str) -> None:
+        """Take an entry scimbridge just took over out of groups its resource is not in."""
+        groups = self._groups_holding(dn)
+        if not groups:
+            return
+        with self.database.read() as conn:
+            member_of = ldap_store.groups_of_member(conn, resource_id)
+            owners = {
+                group_dn: ldap_store.group_id_of(conn, dn_key(group_dn)) for group_dn in groups
+            }
+        for group_dn, group_id in owners.items():
+            if group_id is None or group_id not in member_of:
+                self._remove_member_value(group_dn, dn)
+
+    # -- containers ----------------------------------------------------------------------------
+
+    def _ensure_containers(self) -> None:
+        if self._containers_ready:
+            return
+        containers = self.builder.map.containers
+        self.directory.ensure_entries(self.builder.users_dn, containers)
+        self.directory.ensure_entries(self.builder.groups_dn, containers)
+        self._containers_ready = True
+
+    def _add(
+        self, dn: str, object_classes: Iterable[str], attributes: dict[str, list[str]]
+    ) -> None:
+        try:
+            self.directory.add(dn, list(object_classes), attributes)
+        except NoSuchEntry:
+            # The container went away (deleted by hand): create it again, once.
+            self._containers_ready = False
+            self._ensure_containers()
+            self.directory.add(dn, list(object_classes), attributes)
+
+
+def _lower(values: Iterable[str]) -> set[str]:
+    return {value.lower() for value in values}
+
+
+def _after_rename(values: list[str], old_value: str, new_value: str) -> list[str]:
+    """Return the naming attribute's values after a rename that dropped the old RDN value."""
+    kept = [value for value in values if value.lower() != old_value.lower()]
+    return [*kept, new_value] if new_value.lower() not in _lower(kept) else kept

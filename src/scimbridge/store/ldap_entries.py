@@ -1,0 +1,283 @@
+"""Queries of LDAP sync: what the directory should hold, and what scimbridge last wrote there.
+
+``ldap_entries`` keeps, per user and group, the DN and managed attributes last written to the
+directory. A resource's DN is unique among the rows: a resource that takes over an entry (a
+new user named like a deleted one whose delete is still queued) takes its row too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy import and_
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import not_
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+
+from .tables import group_members
+from .tables import groups
+from .tables import jobs
+from .tables import ldap_entries
+from .tables import users
+
+
+@dataclass(frozen=True)
+class UserRow:
+    """A user as the directory mirrors it."""
+
+    id: str
+    doc: dict[str, Any]
+    status: str
+    password_hash: str | None
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    """A group as the directory mirrors it."""
+
+    pk: int
+    id: str
+    doc: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WrittenEntry:
+    """What scimbridge last wrote for one resource."""
+
+    resource_type: str
+    resource_id: str
+    dn: str
+    attributes: dict[str, list[str]]
+    password_digest: str | None
+    placeholder: bool
+    members_as_of: int
+    members_written: datetime | None
+
+    def contains_member_job(self, job_pk: int, job_created: datetime) -> bool:
+        """Whether the last write of the whole member list already applied a member job."""
+        return (
+            self.members_written is not None
+            and job_pk <= self.members_as_of
+            and job_created <= self.members_written
+        )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands timestamps back without their zone; they are always written in UTC.
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _db_time(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _written(row: Any) -> WrittenEntry:
+    return WrittenEntry(
+        row.resource_type,
+        row.resource_id,
+        row.dn,
+        row.attributes,
+        row.password_digest,
+        bool(row.placeholder),
+        row.members_as_of,
+        _utc(row.members_written),
+    )
+
+
+_USER = select(users.c.id, users.c.doc, users.c.status, users.c.password_hash)
+_GROUP = select(groups.c.pk, groups.c.id, groups.c.doc)
+_WRITTEN = select(ldap_entries)
+
+
+def user_row(conn: Connection, user_id: str) -> UserRow | None:
+    """Return a user's mirrored state, or None when there is no such user."""
+    row = conn.execute(_USER.where(users.c.id == user_id)).first()
+    return UserRow(row.id, row.doc, row.status, row.password_hash) if row else None
+
+
+def group_row(conn: Connection, group_id: str) -> GroupRow | None:
+    """Return a group's mirrored state, or None when there is no such group."""
+    row = conn.execute(_GROUP.where(groups.c.id == group_id)).first()
+    return GroupRow(row.pk, row.id, row.doc) if row else None
+
+
+def written_entry(conn: Connection, resource_type: str, resource_id: str) -> WrittenEntry | None:
+    """Return what was last written for a resource, or None when nothing was."""
+    row = conn.execute(
+        _WRITTEN.where(
+            ldap_entries.c.resource_type == resource_type,
+            ldap_entries.c.resource_id == resource_id,
+        )
+    ).first()
+    return _written(row) if row else None
+
+
+def all_written(conn: Connection) -> list[WrittenEntry]:
+    """Return every record."""
+    return [_written(row) for row in conn.execute(_WRITTEN)]
+
+
+def written_dns(conn: Connection, resource_ids: Iterable[str]) -> dict[str, str]:
+    """Map the resources among ``resource_ids`` that have an entry to its DN."""
+    wanted = list(set(resource_ids))
+    found: dict[str, str] = {}
+    # Chunks keep the statement under the databases' bound-parameter limits.
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        query = select(ldap_entries.c.resource_id, ldap_entries.c.dn).where(
+            ldap_entries.c.resource_id.in_(chunk)
+        )
+        found.update({resource_id: dn for resource_id, dn in conn.execute(query)})
+    return found
+
+
+def record_entry(
+    conn: Connection,
+    resource_type: str,
+    resource_id: str,
+    dn: str,
+    dn_key: str,
+    attributes: dict[str, list[str]],
+    password_digest: str | None,
+    now: datetime,
+    *,
+    placeholder: bool | None = None,
+    members_as_of: int | None = None,
+) -> None:
+    """Record the entry just written for a resource; other rows naming its DN are dropped.
+
+    :param placeholder: Whether a group's entry now holds the placeholder member; None keeps
+        what was recorded.
+    :param members_as_of: After a write of a group's whole member list: the newest job of
+        the group it contains. None keeps what was recorded.
+    """
+    conn.execute(
+        delete(ldap_entries).where(
+            ldap_entries.c.dn_key == dn_key,
+            not_(
+                and_(
+                    ldap_entries.c.resource_type == resource_type,
+                    ldap_entries.c.resource_id == resource_id,
+                )
+            ),
+        )
+    )
+    values: dict[str, Any] = {
+        "dn": dn,
+        "dn_key": dn_key,
+        "attributes": attributes,
+        "password_digest": password_digest,
+        "written": _db_time(now),
+    }
+    # A write that leaves the members alone keeps what was recorded about them.
+    if placeholder is not None:
+        values["placeholder"] = placeholder
+    if members_as_of is not None:
+        values["members_as_of"] = members_as_of
+        values["members_written"] = _db_time(now)
+    insert = (
+        postgresql.insert(ldap_entries)
+        if conn.dialect.name == "postgresql"
+        else sqlite.insert(ldap_entries)
+    )
+    statement = insert.values(
+        resource_type=resource_type, resource_id=resource_id, **values
+    ).on_conflict_do_update(index_elements=["resource_type", "resource_id"], set_=values)
+    conn.execute(statement)
+
+
+def set_placeholder(conn: Connection, group_dn_key: str, placeholder: bool) -> None:
+    """Record whether a group's entry (by DN key) holds the empty-group placeholder now."""
+    conn.execute(
+        update(ldap_entries)
+        .where(ldap_entries.c.resource_type == "Group", ldap_entries.c.dn_key == group_dn_key)
+        .values(placeholder=placeholder)
+    )
+
+
+def group_id_of(conn: Connection, group_dn_key: str) -> str | None:
+    """Return the id of the group whose entry has this DN key, if scimbridge wrote it."""
+    query = select(ldap_entries.c.resource_id).where(
+        ldap_entries.c.resource_type == "Group", ldap_entries.c.dn_key == group_dn_key
+    )
+    return conn.execute(query).scalars().first()
+
+
+def groups_of_member(conn: Connection, member_id: str) -> set[str]:
+    """Return the ids of the groups a user or group belongs to directly."""
+    query = (
+        select(groups.c.id)
+        .join(group_members, group_members.c.group_pk == groups.c.pk)
+        .where(group_members.c.member_id == member_id)
+    )
+    return set(conn.execute(query).scalars())
+
+
+def forget_entry(conn: Connection, resource_type: str, resource_id: str) -> None:
+    """Drop the record of a resource whose entry was deleted."""
+    conn.execute(
+        delete(ldap_entries).where(
+            ldap_entries.c.resource_type == resource_type,
+            ldap_entries.c.resource_id == resource_id,
+        )
+    )
+
+
+def forget_all(conn: Connection) -> None:
+    """Drop every record (reconcile writes them again from the directory's state)."""
+    conn.execute(delete(ldap_entries))
+
+
+def members_of(conn: Connection, group_pk: int) -> list[tuple[str, str]]:
+    """Return the direct members of a group as (id, ``User`` or ``Group``)."""
+    query = select(group_members.c.member_id, group_members.c.member_type).where(
+        group_members.c.group_pk == group_pk
+    )
+    return [(member_id, member_type) for member_id, member_type in conn.execute(query)]
+
+
+def member_ids(conn: Connection, group_pk: int) -> set[str]:
+    """Return the ids of a group's direct members."""
+    query = select(group_members.c.member_id).where(group_members.c.group_pk == group_pk)
+    return set(conn.execute(query).scalars())
+
+
+def last_job(conn: Connection, kind: str, ordering_key: str) -> int:
+    """Return the primary key of the newest job with this kind and key (0 without one)."""
+    query = select(func.max(jobs.c.pk)).where(
+        jobs.c.kind == kind, jobs.c.ordering_key == ordering_key
+    )
+    return int(conn.execute(query).scalar() or 0)
+
+
+# -- whole-directory reads, for reconcile ---------------------------------------------------------
+
+
+def all_users(conn: Connection) -> Iterator[UserRow]:
+    """Yield every user."""
+    for row in conn.execute(_USER.order_by(users.c.pk)):
+        yield UserRow(row.id, row.doc, row.status, row.password_hash)
+
+
+def all_groups(conn: Connection) -> Iterator[GroupRow]:
+    """Yield every group."""
+    for row in conn.execute(_GROUP.order_by(groups.c.pk)):
+        yield GroupRow(row.pk, row.id, row.doc)
+
+
+def all_memberships(conn: Connection) -> list[tuple[int, str, str]]:
+    """Return every direct membership as (group pk, member id, member type)."""
+    query = select(group_members.c.group_pk, group_members.c.member_id, group_members.c.member_type)
+    return [(group_pk, member_id, kind) for group_pk, member_id, kind in conn.execute(query)]
