@@ -738,3 +738,31 @@ def test_no_password_token_or_hash_appears_in_pages_or_logs(
         assert secret not in caplog.text
         assert secret not in trail
     assert len(queued_emails(database, "password_changed")) == 2
+
+
+def test_trusted_proxy_headers_give_the_client_address(tmp_path: Path) -> None:
+    """With proxy_hops=1 the audit trail records X-Forwarded-For, not the proxy's address."""
+    from scimbridge.app import create_app
+    from scimbridge.settings import ServerSettings
+    from scimbridge.store.database import Database
+    from scimbridge.store.migrations import upgrade
+
+    from .conftest import make_settings
+
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'proxy.db'}", server=ServerSettings(proxy_hops=1)
+    )
+    database = Database(settings.database_url)
+    upgrade(database)
+    app = create_app(settings, database)
+
+    @app.get("/_address")
+    def _address() -> str:
+        from flask import request
+
+        return request.remote_addr or ""
+
+    client = app.test_client()
+    answer = client.get("/_address", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert answer.get_data(as_text=True) == "203.0.113.7"
+    database.dispose()

@@ -18,6 +18,7 @@ import scimbridge.service.lifecycle as lifecycle_module
 from scimbridge.app import create_app
 from scimbridge.domain.lifecycle import Actor
 from scimbridge.domain.lifecycle import EmailTaken
+from scimbridge.domain.lifecycle import InvalidEmail
 from scimbridge.domain.lifecycle import InvalidTransition
 from scimbridge.domain.lifecycle import LinkInvalid
 from scimbridge.domain.lifecycle import LinkPurpose
@@ -654,3 +655,39 @@ def test_no_password_token_or_hash_reaches_the_audit_trail_or_the_log(
     for secret in secrets:
         assert secret not in trail
         assert secret not in caplog.text
+
+
+# -- refusals of malformed input and guessing ----------------------------------------------------
+
+
+def test_inviting_or_creating_with_a_malformed_address_is_refused(
+    directory: UserDirectory,
+) -> None:
+    """A malformed address is a lifecycle refusal (readable), not a validation crash."""
+    with pytest.raises(InvalidEmail):
+        directory.invite("not an address", "member", ADMIN)
+    with pytest.raises(InvalidEmail):
+        directory.create_user("also@not@valid", None, None, "member", None, ADMIN)
+
+
+def test_profile_edit_with_a_malformed_address_is_refused(
+    directory: UserDirectory, db: Database
+) -> None:
+    """Editing the email to something that is not an address changes nothing."""
+    user_id = _active_user(directory, db, "stays@example.com")
+    with pytest.raises(InvalidEmail):
+        directory.update_profile(user_id, ProfileChanges(email="nope"), ADMIN)
+    assert directory.account(user_id).email == "stays@example.com"
+
+
+def test_guessing_the_current_password_is_rate_limited(
+    directory: UserDirectory, db: Database
+) -> None:
+    """Wrong current passwords on a change count, and stop further guesses for a while."""
+    user_id = _active_user(directory, db, "guess@example.com")
+    limit = directory.settings.lifecycle.login_attempts_per_account
+    for _ in range(limit):
+        with pytest.raises(LoginRefused):
+            directory.change_password(user_id, "wrong guess", OTHER_STRONG_PASSWORD, BROWSER)
+    with pytest.raises(RateLimited):
+        directory.change_password(user_id, STRONG_PASSWORD, OTHER_STRONG_PASSWORD, BROWSER)

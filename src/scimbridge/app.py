@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from flask import Flask
 from flask import Response
 from flask import jsonify
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import api
 from . import scim
@@ -44,6 +45,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     database = database or Database(settings.database_url)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.scim.max_payload_bytes
+    if settings.server.proxy_hops:
+        hops = settings.server.proxy_hops
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
     roles = load_roles(settings.roles.file)
     directory = UserDirectory(database, settings, roles)
     app.extensions["scimbridge"] = Services(

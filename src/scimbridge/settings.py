@@ -39,6 +39,10 @@ class ServerSettings(BaseModel):
     threads: int = 4
     """Threads per worker (gthread worker class, which keeps client connections alive)."""
 
+    proxy_hops: int = Field(default=0, ge=0)
+    """Reverse proxies in front of scimbridge whose X-Forwarded-For/-Proto/-Host headers are
+    trusted (0: none). Client addresses in the audit trail and in rate limits come from them."""
+
 
 class ScimSettings(BaseModel):
     """Limits of the SCIM protocol endpoint, advertised in ``/ServiceProviderConfig``."""

@@ -60,6 +60,10 @@ class UserNotFound(LifecycleError):
     """No user with this id."""
 
 
+class InvalidEmail(LifecycleError):
+    """The address is not a usable email address."""
+
+
 class EmailTaken(LifecycleError):
     """Another user already has this email address (or userName)."""
 

@@ -11,18 +11,26 @@ group that becomes empty gets the placeholder member its object class needs; a g
 gets members loses it. A delete that finds a value missing (a replay) falls back to reading
 the group's members once and writing the exact difference.
 
-Failures: an unreachable directory raises :class:`UnavailableJobError` (the job waits, it is
-never parked); a refusal (schema violation, insufficient rights…) raises
+The record of what was written is a cache, never the truth: a lost record costs one read of
+the entry, not a wrong directory. That lets a batch of jobs share one read of the store and
+commit its records with the jobs' outcomes, in one transaction.
+
+Failures: an unreachable directory gives :class:`UnavailableJobError` (the job waits, it is
+never parked); a refusal (schema violation, insufficient rights…) gives
 :class:`PermanentJobError` with the server's message, and the job is parked.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import UTC
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import Connection
 
 from ..adapters.ldap import Entry
 from ..adapters.ldap import EntryAlreadyExists
@@ -51,9 +59,13 @@ from ..store.ldap_entries import WrittenEntry
 from ..store.resources import resource_types_of
 from .ldap_sync import LDAP_JOB
 from .ldap_sync import group_key
+from .outbox import BatchResult
+from .outbox import JobResult
 from .outbox import PermanentJobError
 from .outbox import TransientJobError
 from .outbox import UnavailableJobError
+
+logger = logging.getLogger(__name__)
 
 
 def _utc_now() -> datetime:
@@ -68,6 +80,135 @@ def user_state(row: UserRow) -> UserState:
 def group_state(row: GroupRow) -> GroupState:
     """Return what the directory mirrors of a stored group."""
     return GroupState(row.id, row.doc)
+
+
+_MISSING = object()
+
+
+class _Batch:
+    """The store as one batch sees it: rows read up front, and the records it wrote.
+
+    Writes wait for :meth:`persist`, which the worker runs in the transaction that settles
+    the jobs; until then, reads of the records see the batch's own writes first.
+    """
+
+    def __init__(self, database: Database, clock: Callable[[], datetime]) -> None:
+        self.database = database
+        self.clock = clock
+        self.users: dict[str, UserRow | None] = {}
+        self.groups: dict[str, GroupRow | None] = {}
+        self.written: dict[str, WrittenEntry | None] = {}
+        self.writes: list[Callable[[Connection], None]] = []
+
+    def prefetch(self, jobs: Sequence[Job]) -> None:
+        user_ids = [job.payload["id"] for job in jobs if job.payload.get("op") == "user"]
+        group_ids = [
+            job.payload.get("id") or job.payload.get("group")
+            for job in jobs
+            if job.payload.get("op") in ("group", "members")
+        ]
+        with self.database.read() as conn:
+            users = ldap_store.user_rows(conn, user_ids)
+            groups = ldap_store.group_rows(conn, [gid for gid in group_ids if gid])
+            written = ldap_store.written_entries(conn, [*user_ids, *groups])
+        self.users.update({user_id: users.get(user_id) for user_id in user_ids})
+        self.groups.update({group_id: groups.get(group_id) for group_id in groups})
+        self.written.update(
+            {resource_id: written.get(resource_id) for resource_id in [*user_ids, *groups]}
+        )
+
+    def user(self, user_id: str) -> UserRow | None:
+        found = self.users.get(user_id, _MISSING)
+        if found is _MISSING:
+            with self.database.read() as conn:
+                found = self.users[user_id] = ldap_store.user_row(conn, user_id)
+        return found  # type: ignore[return-value]
+
+    def group(self, group_id: str) -> GroupRow | None:
+        found = self.groups.get(group_id, _MISSING)
+        if found is _MISSING:
+            with self.database.read() as conn:
+                found = self.groups[group_id] = ldap_store.group_row(conn, group_id)
+        return found  # type: ignore[return-value]
+
+    def written_entry(self, resource_id: str) -> WrittenEntry | None:
+        found = self.written.get(resource_id, _MISSING)
+        if found is _MISSING:
+            with self.database.read() as conn:
+                found = ldap_store.written_entries(conn, [resource_id]).get(resource_id)
+            self.written[resource_id] = found  # type: ignore[assignment]
+        return found  # type: ignore[return-value]
+
+    def written_dns(self, resource_ids: Iterable[str]) -> dict[str, str]:
+        wanted = list(resource_ids)
+        unknown = [resource_id for resource_id in wanted if resource_id not in self.written]
+        dns: dict[str, str] = {}
+        if unknown:
+            with self.database.read() as conn:
+                dns = ldap_store.written_dns(conn, unknown)
+        for resource_id in wanted:
+            if resource_id in self.written:
+                entry = self.written[resource_id]
+                if entry is not None:
+                    dns[resource_id] = entry.dn
+        return dns
+
+    def record(self, entry: WrittenEntry, *, placeholder: bool | None, as_of: int | None) -> None:
+        now = self.clock()
+        previous = self.written.get(entry.resource_id)
+        kept = previous if isinstance(previous, WrittenEntry) else None
+        self.written[entry.resource_id] = WrittenEntry(
+            entry.resource_type,
+            entry.resource_id,
+            entry.dn,
+            entry.attributes,
+            entry.password_digest,
+            placeholder if placeholder is not None else bool(kept and kept.placeholder),
+            as_of if as_of is not None else (kept.members_as_of if kept else 0),
+            now if as_of is not None else (kept.members_written if kept else None),
+        )
+        key = dn_key(entry.dn)
+        for resource_id, other in list(self.written.items()):
+            if other is not None and resource_id != entry.resource_id and dn_key(other.dn) == key:
+                self.written[resource_id] = None
+
+        def write(conn: Connection) -> None:
+            ldap_store.record_entry(
+                conn,
+                entry.resource_type,
+                entry.resource_id,
+                entry.dn,
+                key,
+                entry.attributes,
+                entry.password_digest,
+                now,
+                placeholder=placeholder,
+                members_as_of=as_of,
+            )
+
+        self.writes.append(write)
+
+    def forget(self, resource_type: str, resource_id: str) -> None:
+        self.written[resource_id] = None
+        self.writes.append(lambda conn: ldap_store.forget_entry(conn, resource_type, resource_id))
+
+    def set_placeholder(self, group_dn: str, placeholder: bool) -> None:
+        key = dn_key(group_dn)
+        holder = next(
+            (e for e in self.written.values() if e is not None and dn_key(e.dn) == key), None
+        )
+        if holder is None:
+            with self.database.read() as conn:
+                holder = ldap_store.written_by_dn_key(conn, key)
+        if holder is not None:
+            self.written[holder.resource_id] = WrittenEntry(
+                **{**holder.__dict__, "placeholder": placeholder}
+            )
+        self.writes.append(lambda conn: ldap_store.set_placeholder(conn, key, placeholder))
+
+    def persist(self, conn: Connection) -> None:
+        for write in self.writes:
+            write(conn)
 
 
 class LdapSyncHandler:
@@ -86,13 +227,41 @@ class LdapSyncHandler:
         self.builder = builder
         self.clock = clock
         self._containers_ready = False
+        self._batch = _Batch(database, clock)
 
     def close(self) -> None:
         """Close the connection to the directory (the next job opens a new one)."""
         self.directory.close()
 
+    # -- the outbox's entry points ----------------------------------------------------------------
+
     def __call__(self, job: Job) -> dict[str, Any] | None:
-        """Apply one job; see the module documentation for how failures are reported."""
+        """Apply one job on its own, committing its records at once."""
+        batch = self.apply_batch([job], lambda: False)
+        if batch.persist is not None:
+            with self.database.write() as conn:
+                batch.persist(conn)
+        error = batch.results[0].error
+        if error is not None:
+            raise error
+        return None
+
+    def apply_batch(self, jobs: Sequence[Job], must_stop: Callable[[], bool]) -> BatchResult:
+        """Apply jobs in order; stop at the first sign that the directory is unavailable."""
+        self._batch = _Batch(self.database, self.clock)
+        self._batch.prefetch(jobs)
+        results: list[JobResult] = []
+        stopped = False
+        for job in jobs:
+            if stopped or must_stop():
+                results.append(JobResult(started=False))
+                continue
+            result = self._apply_one(job)
+            stopped = isinstance(result.error, UnavailableJobError)
+            results.append(result)
+        return BatchResult(results, self._batch.persist if self._batch.writes else None)
+
+    def _apply_one(self, job: Job) -> JobResult:
         payload = job.payload
         try:
             self._ensure_containers()
@@ -108,18 +277,22 @@ class LdapSyncHandler:
             else:
                 raise PermanentJobError(f"unknown ldap job {operation!r}")
         except LdapUnavailable as exc:
-            raise UnavailableJobError(str(exc)) from None
+            return JobResult(error=UnavailableJobError(str(exc)))
         except (LdapRefused, MappingError) as exc:
-            raise PermanentJobError(f"the directory refused it: {exc}") from None
-        return None
+            return JobResult(error=PermanentJobError(f"the directory refused it: {exc}"))
+        except (TransientJobError, PermanentJobError) as exc:
+            return JobResult(error=exc)
+        except Exception as exc:
+            logger.exception("ldap job %d raised an unexpected error", job.pk)
+            return JobResult(error=exc)
+        return JobResult()
 
     # -- users and groups ---------------------------------------------------------------------
 
     def sync_user(self, user_id: str) -> None:
         """Make a user's entry match the store, whatever happened since the last write."""
-        with self.database.read() as conn:
-            row = ldap_store.user_row(conn, user_id)
-            written = ldap_store.written_entry(conn, "User", user_id)
+        row = self._batch.user(user_id)
+        written = self._batch.written_entry(user_id)
         if row is None:
             if written is not None:
                 self._remove(written)
@@ -128,9 +301,8 @@ class LdapSyncHandler:
 
     def sync_group(self, group_id: str) -> None:
         """Make a group's entry match the store; a new entry gets every current member."""
-        with self.database.read() as conn:
-            row = ldap_store.group_row(conn, group_id)
-            written = ldap_store.written_entry(conn, "Group", group_id)
+        row = self._batch.group(group_id)
+        written = self._batch.written_entry(group_id)
         if row is None:
             if written is not None:
                 self._remove(written)
@@ -231,16 +403,15 @@ class LdapSyncHandler:
                 changes[password_attribute] = wanted
         placeholder = None
         if member_dns is not None:
-            wanted_members = member_dns or (
-                [self.builder.placeholder] if self.builder.placeholder else []
-            )
+            empty_member = self.builder.placeholder
+            wanted_members = member_dns or ([empty_member] if empty_member else [])
             present = found.get(member_attribute.lower(), [])
             if {dn_key(dn) for dn in present} != {dn_key(dn) for dn in wanted_members}:
                 changes[member_attribute] = wanted_members
-            placeholder = not member_dns and self.builder.placeholder is not None
+            placeholder = not member_dns and empty_member is not None
         if changes:
             self.directory.replace(entry.dn, changes)
-        self._drop_foreign_memberships(resource_type, resource_id, entry.dn)
+        self._drop_foreign_memberships(resource_id, entry.dn)
         return placeholder
 
     def _remove(self, written: WrittenEntry) -> None:
@@ -249,8 +420,7 @@ class LdapSyncHandler:
         for group_dn in self._groups_holding(written.dn):
             self._remove_member_value(group_dn, written.dn)
         self.directory.delete(written.dn)
-        with self.database.write() as conn:
-            ldap_store.forget_entry(conn, written.resource_type, written.resource_id)
+        self._batch.forget(written.resource_type, written.resource_id)
 
     def _record(
         self,
@@ -261,19 +431,20 @@ class LdapSyncHandler:
         placeholder: bool | None = None,
         members_as_of: int | None = None,
     ) -> None:
-        with self.database.write() as conn:
-            ldap_store.record_entry(
-                conn,
+        self._batch.record(
+            WrittenEntry(
                 resource_type,
                 resource_id,
                 entry.dn,
-                dn_key(entry.dn),
                 entry.attributes,
                 password_digest(entry.password) if resource_type == "User" else None,
-                self.clock(),
-                placeholder=placeholder,
-                members_as_of=members_as_of,
-            )
+                False,
+                0,
+                None,
+            ),
+            placeholder=placeholder,
+            as_of=members_as_of,
+        )
 
     # -- members --------------------------------------------------------------------------------
 
@@ -281,9 +452,8 @@ class LdapSyncHandler:
         self, group_id: str, add_ids: Iterable[str], remove_ids: Iterable[str], job: Job
     ) -> None:
         """Add and delete the member values a member job names."""
-        with self.database.read() as conn:
-            row = ldap_store.group_row(conn, group_id)
-            written = ldap_store.written_entry(conn, "Group", group_id)
+        row = self._batch.group(group_id)
+        written = self._batch.written_entry(group_id)
         if row is None:
             return  # the group's own job deletes the entry
         if written is None:
@@ -292,13 +462,12 @@ class LdapSyncHandler:
         if written.contains_member_job(job.pk, job.created):
             return
         add = self._member_dns(list(add_ids))
-        with self.database.read() as conn:
-            recorded = ldap_store.written_dns(conn, remove_ids)
-        remove = [recorded[member_id] for member_id in remove_ids if member_id in recorded]
+        removed = list(remove_ids)
+        recorded = self._batch.written_dns(removed)
+        remove = [recorded[member_id] for member_id in removed if member_id in recorded]
         placeholder = self._change_member_values(written.dn, add, remove, written.placeholder)
         if placeholder != written.placeholder:
-            with self.database.write() as conn:
-                ldap_store.set_placeholder(conn, dn_key(written.dn), placeholder)
+            self._batch.set_placeholder(written.dn, placeholder)
 
     def _change_member_values(
         self, group_dn: str, add: list[str], remove: list[str], placeholder: bool
@@ -333,26 +502,23 @@ class LdapSyncHandler:
         present = {dn_key(dn): dn for values in current.values() for dn in values}
         to_add = [dn for dn in add if dn_key(dn) not in present]
         to_delete = [present[dn_key(dn)] for dn in remove if dn_key(dn) in present]
-        empty_key = dn_key(empty_member) if empty_member else None
         remaining = (set(present) | {dn_key(dn) for dn in to_add}) - {
             dn_key(dn) for dn in to_delete
         }
-        remaining.discard(empty_key)
-        holds_placeholder = empty_key is not None and empty_key in present
         if empty_member is not None:
-            if not remaining and not holds_placeholder:
+            empty_key = dn_key(empty_member)
+            remaining.discard(empty_key)
+            if not remaining and empty_key not in present:
                 to_add.append(empty_member)
-            elif remaining and holds_placeholder:
-                to_delete.append(present[empty_key])  # type: ignore[index]
+            elif remaining and empty_key in present:
+                to_delete.append(present[empty_key])
         self.directory.change_values(group_dn, attribute, to_add, to_delete)
         return empty_member is not None and not remaining
 
     def _remove_member_value(self, group_dn: str, member_dn: str) -> None:
         """Take one member out of a group found in the directory, keeping the record true."""
-        placeholder = self._change_member_values(group_dn, [], [member_dn], False)
-        if placeholder:
-            with self.database.write() as conn:
-                ldap_store.set_placeholder(conn, dn_key(group_dn), True)
+        if self._change_member_values(group_dn, [], [member_dn], False):
+            self._batch.set_placeholder(group_dn, True)
 
     def _current_member_dns(self, group: GroupRow) -> tuple[list[str], int]:
         """Return the DNs of a group's members now, and the newest group job they contain."""
@@ -372,32 +538,28 @@ class LdapSyncHandler:
         """
         if not member_ids:
             return []
-        with self.database.read() as conn:
-            dns = ldap_store.written_dns(conn, member_ids)
-            missing = [member_id for member_id in member_ids if member_id not in dns]
-            kinds = resource_types_of(conn, missing) if missing else {}
-            nested = {
-                member_id: ldap_store.group_row(conn, member_id)
-                for member_id, kind in kinds.items()
-                if kind == "Group"
-            }
-        for member_id, kind in kinds.items():
-            if kind == "User":
-                self.sync_user(member_id)
-        if any(kind == "User" for kind in kinds.values()):
+        dns = self._batch.written_dns(member_ids)
+        missing = [member_id for member_id in member_ids if member_id not in dns]
+        if missing:
             with self.database.read() as conn:
-                dns.update(ldap_store.written_dns(conn, list(kinds)))
-        for member_id, row in nested.items():
-            if row is not None and member_id not in dns:
-                dns[member_id] = self.builder.group_entry(group_state(row)).dn
+                kinds = resource_types_of(conn, missing)
+            for member_id, kind in kinds.items():
+                if kind == "User":
+                    self.sync_user(member_id)
+                    entry = self._batch.written_entry(member_id)
+                    if entry is not None:
+                        dns[member_id] = entry.dn
+                else:
+                    row = self._batch.group(member_id)
+                    if row is not None:
+                        dns[member_id] = self.builder.group_entry(group_state(row)).dn
         return [dns[member_id] for member_id in member_ids if member_id in dns]
 
     def _groups_holding(self, member_dn: str) -> list[str]:
         """Return the DNs of the groups under ``groups_dn`` whose members include a DN."""
         search_filter = f"({self.builder.member_attribute}={escape_filter_value(member_dn)})"
-        return [
-            dn for dn, _ in self.directory.search(self.builder.groups_dn, search_filter, ["1.1"])
-        ]
+        found = self.directory.search(self.builder.groups_dn, search_filter, ["1.1"])
+        return [dn for dn, _ in found]
 
     def _repoint_memberships(self, old_dn: str, new_dn: str) -> None:
         """Rename a member in the groups naming it (refint or Active Directory may have)."""
@@ -409,7 +571,7 @@ class LdapSyncHandler:
                 # refint renamed it meanwhile; make sure the new name is there.
                 self.directory.change_values(group_dn, attribute, [new_dn])
 
-    def _drop_foreign_memberships(self, resource_type: str, resource_id: str, dn: str) -> None:
+    def _drop_foreign_memberships(self, resource_id: str, dn: str) -> None:
         """Take an entry scimbridge just took over out of groups its resource is not in."""
         groups = self._groups_holding(dn)
         if not groups:

@@ -16,6 +16,7 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
+from pydantic import ValidationError
 from scim2_models import Email
 from scim2_models import EnterpriseUser
 from scim2_models import Name
@@ -24,6 +25,7 @@ from sqlalchemy import Connection
 
 from ..domain.lifecycle import Actor
 from ..domain.lifecycle import EmailTaken
+from ..domain.lifecycle import InvalidEmail
 from ..domain.lifecycle import InvalidTransition
 from ..domain.lifecycle import LinkInvalid
 from ..domain.lifecycle import LinkPurpose
@@ -238,11 +240,14 @@ class UserDirectory:
         password_change_required: bool,
         now: datetime,
     ) -> StoredResource:
-        user = UserResource(
-            user_name=email,
-            emails=[Email(value=email, primary=True, type="work")],
-            active=True,
-        )
+        try:
+            user = UserResource(
+                user_name=email,
+                emails=[Email(value=email, primary=True, type="work")],
+                active=True,
+            )
+        except ValidationError:
+            raise InvalidEmail(f"{email!r} is not a valid email address") from None
         if given_name or family_name:
             user.name = Name(given_name=given_name or None, family_name=family_name or None)
             user.display_name = " ".join(p for p in (given_name, family_name) if p)
@@ -396,7 +401,10 @@ class UserDirectory:
                 raise UserNotFound(f"no user {user_id}")
             user = user_model(record)
             old_email = _primary_email(user)
-            _apply_profile(user, changes)
+            try:
+                _apply_profile(user, changes)
+            except ValidationError:
+                raise InvalidEmail(f"{changes.email!r} is not a valid email address") from None
             new_email = _primary_email(user)
             if new_email and new_email != old_email:
                 other = accounts.account_by_login(conn, user_name_key(new_email))
@@ -757,12 +765,22 @@ class UserDirectory:
         Other sessions end; ``keep_session`` (the one making the change) stays.
         """
         now = _now()
+        failure_key = f"password-change-failures:{user_id}"
         with self.database.write() as conn:
             account = self._account(conn, user_id)
-            if account.password_hash is None or not verify_password(
+            # Someone holding a stolen session could otherwise guess the current password.
+            failures = accounts.hits(conn, failure_key, self._window(now))
+            if failures >= self.settings.lifecycle.login_attempts_per_account:
+                raise RateLimited("too many failed attempts; wait a few minutes")
+            wrong = account.password_hash is None or not verify_password(
                 account.password_hash, current_password
-            ):
-                raise LoginRefused("the current password is not right")
+            )
+            if wrong:
+                accounts.count_hit(conn, failure_key, self._window(now))
+        if wrong:
+            raise LoginRefused("the current password is not right")
+        with self.database.write() as conn:
+            account = self._account(conn, user_id)
             if current_password == new_password:
                 raise PasswordRejected(["choose a password different from the current one"])
             password_hash = self._checked_hash(account, new_password)

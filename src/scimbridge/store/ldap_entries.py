@@ -113,6 +113,46 @@ def group_row(conn: Connection, group_id: str) -> GroupRow | None:
     return GroupRow(row.pk, row.id, row.doc) if row else None
 
 
+def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
+    # Chunks keep the statements under the databases' bound-parameter limits.
+    wanted = list(set(ids))
+    for start in range(0, len(wanted), 500):
+        yield wanted[start : start + 500]
+
+
+def user_rows(conn: Connection, user_ids: Iterable[str]) -> dict[str, UserRow]:
+    """Return the users among ``user_ids`` that exist, by id."""
+    found = {}
+    for chunk in _chunks(user_ids):
+        for row in conn.execute(_USER.where(users.c.id.in_(chunk))):
+            found[row.id] = UserRow(row.id, row.doc, row.status, row.password_hash)
+    return found
+
+
+def group_rows(conn: Connection, group_ids: Iterable[str]) -> dict[str, GroupRow]:
+    """Return the groups among ``group_ids`` that exist, by id."""
+    found = {}
+    for chunk in _chunks(group_ids):
+        for row in conn.execute(_GROUP.where(groups.c.id.in_(chunk))):
+            found[row.id] = GroupRow(row.pk, row.id, row.doc)
+    return found
+
+
+def written_entries(conn: Connection, resource_ids: Iterable[str]) -> dict[str, WrittenEntry]:
+    """Return what was last written for the resources among ``resource_ids``, by id."""
+    found = {}
+    for chunk in _chunks(resource_ids):
+        for row in conn.execute(_WRITTEN.where(ldap_entries.c.resource_id.in_(chunk))):
+            found[row.resource_id] = _written(row)
+    return found
+
+
+def written_by_dn_key(conn: Connection, dn_key: str) -> WrittenEntry | None:
+    """Return the record naming an entry by its DN key, if any."""
+    row = conn.execute(_WRITTEN.where(ldap_entries.c.dn_key == dn_key)).first()
+    return _written(row) if row else None
+
+
 def written_entry(conn: Connection, resource_type: str, resource_id: str) -> WrittenEntry | None:
     """Return what was last written for a resource, or None when nothing was."""
     row = conn.execute(
@@ -131,11 +171,8 @@ def all_written(conn: Connection) -> list[WrittenEntry]:
 
 def written_dns(conn: Connection, resource_ids: Iterable[str]) -> dict[str, str]:
     """Map the resources among ``resource_ids`` that have an entry to its DN."""
-    wanted = list(set(resource_ids))
     found: dict[str, str] = {}
-    # Chunks keep the statement under the databases' bound-parameter limits.
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
+    for chunk in _chunks(resource_ids):
         query = select(ldap_entries.c.resource_id, ldap_entries.c.dn).where(
             ldap_entries.c.resource_id.in_(chunk)
         )
