@@ -282,16 +282,15 @@ class UserDirectory:
             account = accounts.account_by_pk(conn, record.pk)
             assert account is not None
             self.issue_invitation(conn, account, now, actor)
-            audit.record(
+            self._audit(
                 conn,
                 actor,
                 "user.invited",
-                target_type="User",
-                target_id=record.id,
-                target_name=email,
-                changes={"email": email, "role": target_role.name},
+                record.id,
+                email,
                 request=request,
                 now=now,
+                changes={"email": email, "role": target_role.name},
             )
             return record.id
 
@@ -305,13 +304,12 @@ class UserDirectory:
             if account.status != UserStatus.INVITED:
                 raise InvalidTransition("only a pending invitation can be resent")
             self.issue_invitation(conn, account, now, actor)
-            audit.record(
+            self._audit(
                 conn,
                 actor,
                 "user.invitation_resent",
-                target_type="User",
-                target_id=account.id,
-                target_name=account.user_name,
+                account.id,
+                account.user_name,
                 request=request,
                 now=now,
             )
@@ -327,13 +325,12 @@ class UserDirectory:
                 raise InvalidTransition("only a pending invitation can be cancelled")
             store.delete_by_id(conn, "User", account.id)
             self.ldap_sync.queue_user_sync(conn, account.id)
-            audit.record(
+            self._audit(
                 conn,
                 actor,
                 "user.invitation_cancelled",
-                target_type="User",
-                target_id=account.id,
-                target_name=account.user_name,
+                account.id,
+                account.user_name,
                 request=request,
                 now=now,
             )
@@ -366,21 +363,20 @@ class UserDirectory:
             )
             self.ldap_sync.queue_user_sync(conn, record.id)
             self.role_membership.assign(conn, record.id, target_role, now)
-            audit.record(
+            self._audit(
                 conn,
                 actor,
                 "user.created",
-                target_type="User",
-                target_id=record.id,
-                target_name=email,
+                record.id,
+                email,
+                request=request,
+                now=now,
                 changes={
                     "email": email,
                     "name": " ".join(p for p in (given_name, family_name) if p) or None,
                     "role": target_role.name,
                     "password_change_required": True,
                 },
-                request=request,
-                now=now,
             )
             return CreatedUser(record.id, generated)
 
@@ -430,16 +426,15 @@ class UserDirectory:
                     now,
                     ordering_key=f"user:{user_id}",
                 )
-            audit.record(
+            self._audit(
                 conn,
                 actor,
                 "user.updated",
-                target_type="User",
-                target_id=user_id,
-                target_name=user.user_name,
-                changes=audit.document_changes(before, saved.doc),
+                user_id,
+                user.user_name,
                 request=request,
                 now=now,
+                changes=audit.document_changes(before, saved.doc),
             )
 
     def role_of(self, user_id: str) -> Role:
@@ -475,19 +470,18 @@ class UserDirectory:
                 )
             else:
                 accounts.delete_grant(conn, account.pk)
-            audit.record(
+            self._audit(
                 conn,
                 actor,
                 "user.role_changed",
-                target_type="User",
-                target_id=user_id,
-                target_name=account.user_name,
+                user_id,
+                account.user_name,
+                request=request,
+                now=now,
                 changes={
                     "role": {"before": previous.name, "after": target.name},
                     **({"until": until.isoformat()} if until else {}),
                 },
-                request=request,
-                now=now,
             )
 
     def expire_role_grants(self) -> int:
@@ -504,15 +498,15 @@ class UserDirectory:
                     self.roles.default_role
                 )
                 self.role_membership.assign(conn, account.id, role, now)
-                audit.record(
+                self._audit(
                     conn,
                     Actor.system(),
                     "user.role_grant_expired",
-                    target_type="User",
-                    target_id=account.id,
-                    target_name=account.user_name,
-                    changes={"role": {"before": grant.role, "after": role.name}},
+                    account.id,
+                    account.user_name,
+                    request=None,
                     now=now,
+                    changes={"role": {"before": grant.role, "after": role.name}},
                 )
                 reverted += 1
         return reverted
@@ -572,20 +566,19 @@ class UserDirectory:
                 now,
                 ordering_key=f"user:{account.id}",
             )
-        audit.record(
+        self._audit(
             conn,
             actor,
             "user.suspended",
-            target_type="User",
-            target_id=account.id,
-            target_name=account.user_name,
+            account.id,
+            account.user_name,
+            request=request,
+            now=now,
             changes={
                 "status": {"before": account.status, "after": UserStatus.SUSPENDED.value},
                 "sessions_ended": ended,
                 "links_voided": voided,
             },
-            request=request,
-            now=now,
         )
 
     def on_reactivated(
@@ -602,16 +595,15 @@ class UserDirectory:
         # A user who never set a password goes back to waiting for an invitation.
         status = UserStatus.ACTIVE if account.password_hash else UserStatus.INVITED
         accounts.set_account_fields(conn, user_pk, status=status)
-        audit.record(
+        self._audit(
             conn,
             actor,
             "user.reactivated",
-            target_type="User",
-            target_id=account.id,
-            target_name=account.user_name,
-            changes={"status": {"before": account.status, "after": status.value}},
+            account.id,
+            account.user_name,
             request=request,
             now=now,
+            changes={"status": {"before": account.status, "after": status.value}},
         )
 
     def delete(self, user_id: str, actor: Actor, request: RequestInfo | None = None) -> None:
@@ -632,16 +624,15 @@ class UserDirectory:
         now: datetime,
     ) -> None:
         """Write the tombstone of a deleted user (sessions and links went with the row)."""
-        audit.record(
+        self._audit(
             conn,
             actor,
             "user.deleted",
-            target_type="User",
-            target_id=account.id,
-            target_name=account.user_name,
-            changes={"tombstone": {"id": account.id, "userName": account.user_name}},
+            account.id,
+            account.user_name,
             request=request,
             now=now,
+            changes={"tombstone": {"id": account.id, "userName": account.user_name}},
         )
 
     # -- password resets ------------------------------------------------------------------------
@@ -661,13 +652,12 @@ class UserDirectory:
             if account.email is None:
                 raise InvalidTransition("the user has no email address")
             self._issue_reset(conn, account, now)
-            audit.record(
+            self._audit(
                 conn,
                 actor,
                 "user.password_reset_requested",
-                target_type="User",
-                target_id=account.id,
-                target_name=account.user_name,
+                account.id,
+                account.user_name,
                 request=request,
                 now=now,
             )
@@ -688,13 +678,12 @@ class UserDirectory:
             if accounts.count_hit(conn, f"reset:{account.pk}", self._window(now)) > 5:
                 return
             self._issue_reset(conn, account, now)
-            audit.record(
+            self._audit(
                 conn,
                 Actor("user", account.id, account.user_name),
                 "user.password_reset_requested",
-                target_type="User",
-                target_id=account.id,
-                target_name=account.user_name,
+                account.id,
+                account.user_name,
                 request=request,
                 now=now,
             )
@@ -708,16 +697,15 @@ class UserDirectory:
             self._use_link(conn, token, LinkPurpose.PASSWORD_RESET)
             self._set_password(conn, account, password_hash, now)
             ended = accounts.delete_sessions(conn, account.pk)
-            audit.record(
+            self._audit(
                 conn,
                 Actor("user", account.id, account.user_name),
                 "user.password_reset",
-                target_type="User",
-                target_id=account.id,
-                target_name=account.user_name,
-                changes={"sessions_ended": ended},
+                account.id,
+                account.user_name,
                 request=request,
                 now=now,
+                changes={"sessions_ended": ended},
             )
             return account.id
 
@@ -738,16 +726,15 @@ class UserDirectory:
                 password_change_required=False,
             )
             self.ldap_sync.queue_user_sync(conn, account.id)
-            audit.record(
+            self._audit(
                 conn,
                 Actor("user", account.id, account.user_name),
                 "user.invitation_accepted",
-                target_type="User",
-                target_id=account.id,
-                target_name=account.user_name,
-                changes={"status": {"before": "invited", "after": "active"}},
+                account.id,
+                account.user_name,
                 request=request,
                 now=now,
+                changes={"status": {"before": "invited", "after": "active"}},
             )
             return account.id
 
@@ -786,13 +773,12 @@ class UserDirectory:
             password_hash = self._checked_hash(account, new_password)
             self._set_password(conn, account, password_hash, now)
             accounts.delete_sessions(conn, account.pk, keep=keep_session)
-            audit.record(
+            self._audit(
                 conn,
                 Actor("user", account.id, account.user_name),
                 "user.password_changed",
-                target_type="User",
-                target_id=account.id,
-                target_name=account.user_name,
+                account.id,
+                account.user_name,
                 request=request,
                 now=now,
             )
@@ -872,13 +858,12 @@ class UserDirectory:
     def _audit_login(
         self, conn: Connection, account: Account, action: str, request: RequestInfo, now: datetime
     ) -> None:
-        audit.record(
+        self._audit(
             conn,
             Actor("user", account.id, account.user_name),
             action,
-            target_type="User",
-            target_id=account.id,
-            target_name=account.user_name,
+            account.id,
+            account.user_name,
             request=request,
             now=now,
         )
@@ -931,16 +916,15 @@ class UserDirectory:
             account = self._account(conn, user_id)
             ended = accounts.delete_session(conn, session_id, account.pk)
             if ended:
-                audit.record(
+                self._audit(
                     conn,
                     actor,
                     "user.session_ended",
-                    target_type="User",
-                    target_id=account.id,
-                    target_name=account.user_name,
-                    changes={"session": session_id},
+                    account.id,
+                    account.user_name,
                     request=request,
                     now=now,
+                    changes={"session": session_id},
                 )
             return ended
 
@@ -957,20 +941,44 @@ class UserDirectory:
         with self.database.write() as conn:
             account = self._account(conn, user_id)
             ended = accounts.delete_sessions(conn, account.pk, keep=keep)
-            audit.record(
+            self._audit(
                 conn,
                 actor,
                 "user.sessions_ended",
-                target_type="User",
-                target_id=account.id,
-                target_name=account.user_name,
-                changes={"sessions_ended": ended},
+                account.id,
+                account.user_name,
                 request=request,
                 now=now,
+                changes={"sessions_ended": ended},
             )
             return ended
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _audit(
+        self,
+        conn: Connection,
+        actor: Actor,
+        action: str,
+        user_id: str,
+        user_name: str | None,
+        *,
+        request: RequestInfo | None,
+        now: datetime | None,
+        changes: dict[str, Any] | None = None,
+    ) -> None:
+        """Append an event about a user."""
+        audit.record(
+            conn,
+            actor,
+            action,
+            target_type="User",
+            target_id=user_id,
+            target_name=user_name,
+            changes=changes,
+            request=request,
+            now=now,
+        )
 
     def account(self, user_id: str) -> Account:
         """Return a user's account, or raise UserNotFound."""
