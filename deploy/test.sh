@@ -8,5 +8,18 @@ if [ "$(id -u)" = 0 ] && [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
     apt-get update -q
     apt-get install -y -q --no-install-recommends postgresql-15
 fi
+# The admin UI's browser tests drive Debian's Chromium through Playwright (never
+# `playwright install`, which downloads a browser of its own).
+if [ "$(id -u)" = 0 ] && [ ! -x /usr/bin/chromium ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends chromium
+fi
+# LDAP sync tests run a private OpenLDAP (slapd) of Debian's package; no daemon is started.
+if [ "$(id -u)" = 0 ] && [ ! -x /usr/sbin/slapd ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends slapd ldap-utils
+fi
 bash deploy/setup-env.sh test
 exec .venv/bin/python -m pytest "$@"

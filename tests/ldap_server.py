@@ -41,11 +41,7 @@ dn: cn=module{{0}},cn=config
 objectClass: olcModuleList
 cn: module{{0}}
 olcModulePath: /usr/lib/ldap
-olcModuleLoad: back_mdb
-olcModuleLoad: memberof
-olcModuleLoad: refint
-olcModuleLoad: ppolicy
-olcModuleLoad: argon2
+{modules}
 
 dn: cn=schema,cn=config
 objectClass: olcSchemaConfig
@@ -79,10 +75,15 @@ olcDbIndex: uid eq
 olcDbIndex: cn eq
 olcDbIndex: mail eq
 olcDbIndex: member eq
-olcDbIndex: memberOf eq
 olcSizeLimit: unlimited
 olcAccess: {{0}}to attrs=userPassword by self write by anonymous auth by * none
 olcAccess: {{1}}to * by * read
+{overlays}"""
+
+_OPENLDAP_MODULES = ("back_mdb", "memberof", "refint", "ppolicy", "argon2")
+_OPENLDAP_SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
+_OPENLDAP_OVERLAYS = """\
+olcDbIndex: memberOf eq
 
 dn: olcOverlay={{0}}memberof,olcDatabase={{1}}mdb,cn=config
 objectClass: olcOverlayConfig
@@ -104,12 +105,20 @@ olcOverlay: {{2}}ppolicy
 olcPPolicyDefault: cn=default,ou=policies,{suffix}
 """
 
+# Active Directory keeps member values true by itself (linked attributes); Debian's msuser
+# schema brings its own memberOf, which the memberof overlay would define a second time.
+_ACTIVE_DIRECTORY_MODULES = ("back_mdb",)
+_ACTIVE_DIRECTORY_SCHEMAS = ("core", "cosine", "inetorgperson", "nis", "msuser")
+
 _BASE_ENTRIES = """\
 dn: {suffix}
 objectClass: dcObject
 objectClass: organization
 dc: example
 o: Example
+"""
+
+_PASSWORD_POLICY = """\
 
 dn: ou=policies,{suffix}
 objectClass: organizationalUnit
@@ -172,15 +181,13 @@ class SlapdServer:
         time.sleep(0.05)
 
 
-def _schema_includes(names: tuple[str, ...]) -> str:
-    return "\n".join(f"include: file://{SCHEMA_DIR / name}.ldif" for name in names)
-
-
 @contextmanager
-def slapd_server(schemas: tuple[str, ...] = ("core", "cosine", "inetorgperson", "nis")) -> Iterator[
-    SlapdServer
-]:
-    """Build a fresh directory in a temporary folder, run slapd on it, remove it afterwards."""
+def slapd_server(*, active_directory: bool = False) -> Iterator[SlapdServer]:
+    """Build a fresh directory in a temporary folder, run slapd on it, remove it afterwards.
+
+    ``active_directory`` loads Microsoft's user schema instead of the OpenLDAP overlays, for
+    the activedirectory profile.
+    """
     if not SLAPD.exists():
         raise RuntimeError(f"{SLAPD} not found: apt-get install slapd ldap-utils")
     workdir = Path(tempfile.mkdtemp(prefix="scimbridge-slapd-"))
@@ -192,24 +199,33 @@ def slapd_server(schemas: tuple[str, ...] = ("core", "cosine", "inetorgperson", 
         "admin_dn": ADMIN_DN,
         "admin_password": ADMIN_PASSWORD,
         "placeholder": PLACEHOLDER_DN,
-        "schemas": _schema_includes(schemas),
     }
+    modules = _ACTIVE_DIRECTORY_MODULES if active_directory else _OPENLDAP_MODULES
+    schemas = _ACTIVE_DIRECTORY_SCHEMAS if active_directory else _OPENLDAP_SCHEMAS
     config = workdir / "config.ldif"
-    config.write_text(_CONFIG.format(**values))
+    config.write_text(
+        _CONFIG.format(
+            **values,
+            modules="\n".join(f"olcModuleLoad: {module}" for module in modules),
+            schemas="\n".join(f"include: file://{SCHEMA_DIR / name}.ldif" for name in schemas),
+            overlays="" if active_directory else _OPENLDAP_OVERLAYS.format(**values),
+        )
+    )
     base = workdir / "base.ldif"
-    base.write_text(_BASE_ENTRIES.format(**values))
-    subprocess.run(
-        [str(SLAPADD), "-n0", "-F", str(workdir / "slapd.d"), "-l", str(config)],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [str(SLAPADD), "-n1", "-F", str(workdir / "slapd.d"), "-l", str(base)],
-        check=True,
-        capture_output=True,
-    )
-    server = SlapdServer(workdir, free_port())
-    server.start()
+    entries = _BASE_ENTRIES if active_directory else _BASE_ENTRIES + _PASSWORD_POLICY
+    base.write_text(entries.format(**values))
+    try:
+        for number, ldif in (("-n0", config), ("-n1", base)):
+            subprocess.run(
+                [str(SLAPADD), number, "-F", str(workdir / "slapd.d"), "-l", str(ldif)],
+                check=True,
+                capture_output=True,
+            )
+        server = SlapdServer(workdir, free_port())
+        server.start()
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
     try:
         yield server
     finally:

@@ -107,7 +107,9 @@ class DirectoryView:
     def groups(self) -> dict[str, set[str]]:
         """Return the group entries by DN key, with their members' DN keys (placeholder kept)."""
         assert self.settings.groups_dn
-        found = self.directory.search(self.settings.groups_dn, GROUP_CLASSES, ["member"], scope="one")
+        found = self.directory.search(
+            self.settings.groups_dn, GROUP_CLASSES, ["member"], scope="one"
+        )
         return {
             dn_key(dn): {dn_key(member) for member in values.get("member", [])}
             for dn, values in found

@@ -141,8 +141,9 @@ def test_an_oversized_body_is_a_413_problem(api: ApiClient) -> None:
 
 
 def test_unknown_paths_and_methods_are_problems(api: ApiClient) -> None:
-    missing = api.get("/nothing/here")
-    assert missing.status_code == 404 and problem_type(missing) == "not-found"
+    for path in ("/nothing/here", "/users/%0A/sessions", "/users/x%0Ay", "/%0A"):
+        missing = api.get(path)
+        assert missing.status_code == 404 and problem_type(missing) == "not-found", path
     wrong_method = api.patch("/users")
     assert wrong_method.status_code == 405
     assert problem_type(wrong_method) == "method-not-allowed"

@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         return jsonify(status="ok")
 
     directory_health = DirectoryHealth(settings.ldap) if settings.ldap.enabled else None
+    app.extensions["scimbridge.directory_health"] = directory_health
 
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:

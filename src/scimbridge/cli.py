@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -108,13 +110,17 @@ def token() -> None:
     """Bearer tokens for SCIM clients and System API programs."""
 
 
-def _tokens() -> Any:
+@contextmanager
+def _tokens() -> Iterator[Any]:
     from .service.tokens import TokenService
 
     settings = _settings()
     database = Database(settings.database_url)
-    upgrade(database)
-    return TokenService(database)
+    try:
+        upgrade(database)
+        yield TokenService(database)
+    finally:
+        database.dispose()
 
 
 @token.command("create")
@@ -149,7 +155,8 @@ def token_create(name: str, profile: str, kind: str, scopes: tuple[str, ...]) ->
     if kind == "scim" and scopes:
         raise click.UsageError("--scope is for api tokens; a scim token may do all of SCIM")
     try:
-        value = _tokens().create(name, profile, kind, scopes)
+        with _tokens() as tokens:
+            value = tokens.create(name, profile, kind, scopes)
     except TokenNameTaken:
         raise click.ClickException(f"a token named {name!r} already exists") from None
     granted = f"scopes {' '.join(sorted(set(scopes)))}" if kind == "api" else f"profile {profile}"
@@ -160,7 +167,9 @@ def token_create(name: str, profile: str, kind: str, scopes: tuple[str, ...]) ->
 @token.command("list")
 def token_list() -> None:
     """List tokens (never their values): name, kind, profile or scopes, dates."""
-    for info in _tokens().list():
+    with _tokens() as tokens:
+        listed = tokens.list()
+    for info in listed:
         last_used = info.last_used.isoformat(timespec="seconds") if info.last_used else "never"
         granted = " ".join(sorted(info.scopes)) if info.kind == "api" else info.profile
         click.echo(
@@ -173,7 +182,9 @@ def token_list() -> None:
 @click.argument("name")
 def token_revoke(name: str) -> None:
     """Revoke a token by name."""
-    if not _tokens().revoke(name):
+    with _tokens() as tokens:
+        revoked = tokens.revoke(name)
+    if not revoked:
         raise click.ClickException(f"no token named {name!r}")
     click.echo(f"token {name!r} revoked")
 

@@ -28,7 +28,7 @@ def _database(settings: Settings) -> Iterator[Database]:
 
 @click.command()
 def worker() -> None:
-    """Apply queued jobs (emails) until stopped with SIGTERM or Ctrl-C."""
+    """Apply queued jobs (emails, LDAP changes) until stopped with SIGTERM or Ctrl-C."""
     from .worker import run_worker_process
 
     settings = Settings()

@@ -380,14 +380,15 @@ def audit(
 ) -> None:
     """Show the audit trail, newest first."""
     with _directory() as directory:
-        user_id = None
+        user_id = target = None
         if user is not None:
             try:
                 user_id = directory.reads.find_user(user).id
             except LifecycleError:
-                user_id = user  # a deleted user: their events remain under their id
+                target = user  # a deleted user: their events remain, by id or address
         page = directory.reads.audit_events(
             user_id=user_id,
+            target=target,
             actor=actor,
             action=action,
             since=_moment(since),

@@ -179,8 +179,10 @@ class WorkerSettings(BaseModel):
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     """How long an idle worker waits before looking for due jobs again."""
 
-    batch_size: int = Field(default=10, ge=1)
-    """Jobs claimed at once (at most one per ordering key)."""
+    batch_size: int = Field(default=100, ge=1)
+    """Jobs claimed at once (at most one per ordering key). Jobs of a kind whose handler takes
+    batches (LDAP sync) share one read of the store and one commit: larger batches keep sync
+    close to the directory's own speed."""
 
     lease_seconds: float = Field(default=300.0, gt=0)
     """How long a claimed job belongs to its worker. A job whose worker died is claimed again

@@ -30,6 +30,7 @@ from .context import request_id
 from .context import state
 from .openapi import build_document
 from .operations import OPERATIONS
+from .operations import AnyPathConverter
 from .operations import ResourceIdConverter
 from .problems import PROBLEM_TYPES
 from .problems import ApiProblem
@@ -126,7 +127,7 @@ def reference_css() -> Response:
 
 
 @bp.route("/", defaults={"unknown": ""}, methods=list(_METHODS))
-@bp.route("/<path:unknown>", methods=list(_METHODS))
+@bp.route("/<any_path:unknown>", methods=list(_METHODS))
 def not_found(unknown: str) -> Response:
     """Answer unknown paths with 404, and known paths with another method with 405."""
     allowed = _allowed_methods()
@@ -155,4 +156,5 @@ def init_app(app: Flask) -> None:
         idempotency=IdempotencyKeys(services.database),
     )
     app.url_map.converters["resource_id"] = ResourceIdConverter
+    app.url_map.converters["any_path"] = AnyPathConverter
     app.register_blueprint(bp)

@@ -25,6 +25,7 @@ from pydantic import StringConstraints
 
 # Control characters have no place in names or addresses, and PostgreSQL refuses NUL.
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+_UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 Name = Annotated[str, StringConstraints(max_length=100, pattern=_PRINTABLE)]
 ShortText = Annotated[str, StringConstraints(max_length=255, pattern=_PRINTABLE)]
@@ -162,9 +163,11 @@ Cursor = Annotated[
     StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
     Field(description="`next_cursor` of the previous page (cursor paging)."),
 ]
+# Query parameters stay short: with every one at its longest, the request line still fits the
+# 4 KiB that HTTP servers (gunicorn) accept.
 SearchText = Annotated[
     str,
-    StringConstraints(max_length=255, pattern=_PRINTABLE),
+    StringConstraints(max_length=100, pattern=_PRINTABLE),
     Field(description="Case-insensitive fragment of the name, userName or email."),
 ]
 
@@ -194,9 +197,15 @@ class InvitationListQuery(PageQuery):
 class AuditQuery(PageQuery):
     """Filters of the audit trail."""
 
-    user_id: ShortText | None = Field(default=None, description="Events about this user.")
-    actor: ShortText | None = Field(default=None, description="Actor id or name.")
-    action: ShortText | None = Field(default=None, description="E.g. `user.suspended`.")
+    user_id: Annotated[str, StringConstraints(pattern=_UUID)] | None = Field(
+        default=None, description="Events about this user (deleted ones included)."
+    )
+    actor: Annotated[str, StringConstraints(max_length=128, pattern=_PRINTABLE)] | None = Field(
+        default=None, description="Actor id or name, e.g. an API token's name."
+    )
+    action: Annotated[str, StringConstraints(max_length=64, pattern=_PRINTABLE)] | None = Field(
+        default=None, description="E.g. `user.suspended`."
+    )
     since: Moment | None = Field(default=None, description="Events at or after.")
     until: Moment | None = Field(default=None, description="Events before.")
 

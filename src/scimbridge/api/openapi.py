@@ -230,7 +230,11 @@ def build_document(operations: list[Operation], public_url: str) -> dict[str, An
                     "scheme": "bearer",
                     "description": "An API token (`scimbridge token create NAME --kind api "
                     "--scope …`). Scopes: "
-                    + "; ".join(f"`{scope}`: {text}" for scope, text in SCOPE_DESCRIPTIONS.items()),
+                    + "; ".join(
+                        f"`{scope}`: {text.rstrip('.')}"
+                        for scope, text in SCOPE_DESCRIPTIONS.items()
+                    )
+                    + ".",
                 }
             },
         },

@@ -22,6 +22,7 @@ from flask import request
 from pydantic import BaseModel
 from pydantic import ValidationError
 from werkzeug.routing import BaseConverter
+from werkzeug.routing import PathConverter
 
 from . import context
 from .problems import ApiProblem
@@ -36,6 +37,17 @@ M = TypeVar("M", bound=BaseModel)
 _UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 ID_PATTERN = f"^{_UUID}$"
 """Users, invitations and sessions are named by UUIDs."""
+
+
+class AnyPathConverter(PathConverter):
+    """Match the rest of a path, newlines included.
+
+    Werkzeug's ``path`` stops at a newline; a path it cannot match would miss the API's
+    404 problem and get the site's plain 404 instead.
+    """
+
+    regex = r"[^/][\s\S]*?"
+    part_isolating = False
 
 
 class ResourceIdConverter(BaseConverter):

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from ..domain.lifecycle import EmailTaken
+from ..domain.lifecycle import InvalidEmail
 from ..domain.lifecycle import InvalidTransition
 from ..domain.lifecycle import LifecycleError
 from ..domain.lifecycle import PasswordRejected
@@ -231,6 +232,8 @@ def lifecycle_problem(exc: LifecycleError) -> ApiProblem:
         return ApiProblem("not-found", detail)
     if isinstance(exc, EmailTaken):
         return ApiProblem("email-taken", detail, [FieldError("email", detail)])
+    if isinstance(exc, InvalidEmail):
+        return ApiProblem("validation", detail, [FieldError("email", detail)])
     if isinstance(exc, PasswordRejected):
         return ApiProblem(
             "password-rejected",

@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed
 
 from ..domain.resources import UserResource
+from ..service.client_deviations import record_client_deviations
 from .bulk import register_bulk_view
 from .discovery import register_discovery_views
 from .errors import register_error_handlers
@@ -53,6 +54,21 @@ def _authenticate() -> None:
         raise UnauthorizedException(detail="the bearer token is not valid")
     g.scim_token = info
     g.client_profile = ClientProfile(info.name, info.profile)
+
+
+@bp.after_request
+def _record_deviations(response: Response) -> Response:
+    # The one place deviations become durable: after the request (SCIM errors and bulk
+    # included), and only when one was met, so ordinary requests write nothing more.
+    profile: ClientProfile | None = g.get("client_profile")
+    if profile is not None and (profile.seen or profile.refused):
+        record_client_deviations(
+            current_app.extensions["scimbridge"].database,
+            profile.token_name,
+            [deviation.value for deviation in profile.seen],
+            [deviation.value for deviation in profile.refused],
+        )
+    return response
 
 
 @bp.post("/.search")

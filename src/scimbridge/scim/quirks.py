@@ -99,6 +99,8 @@ class ClientProfile:
     token_name: str
     name: str = "strict"
     seen: list[Deviation] = field(default_factory=list)
+    refused: list[Deviation] = field(default_factory=list)
+    """Deviations the profile did not accept (the request was refused for the first)."""
 
     @property
     def tolerances(self) -> frozenset[Deviation]:
@@ -112,6 +114,8 @@ class ClientProfile:
     def meet(self, deviation: Deviation, detail: str) -> None:
         """Accept a tolerated deviation (logged), or refuse the request with a SCIM error."""
         if not self.tolerates(deviation):
+            if deviation not in self.refused:
+                self.refused.append(deviation)
             raise _REFUSALS.get(deviation, InvalidValueException)(
                 detail=f"{detail} (not RFC 7644: {deviation.value})"
             )

@@ -292,6 +292,7 @@ class DirectoryReader:
         self,
         *,
         user_id: str | None = None,
+        target: str | None = None,
         actor: str | None = None,
         action: str | None = None,
         since: datetime | None = None,
@@ -300,11 +301,15 @@ class DirectoryReader:
         offset: int = 0,
         limit: int = 50,
     ) -> Page[AuditEvent]:
-        """Return one page of audit events, newest first; ``before`` pages by event key."""
+        """Return one page of audit events, newest first; ``before`` pages by event key.
+
+        ``target`` matches the target's id or name (a deleted user's address).
+        """
         with self.database.read() as conn:
             total, events = audit_store.query(
                 conn,
                 target_id=user_id,
+                target=target,
                 actor=actor,
                 action=action,
                 since=since,

@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -82,14 +83,11 @@ def group_state(row: GroupRow) -> GroupState:
     return GroupState(row.id, row.doc)
 
 
-_MISSING = object()
-
-
 class _Batch:
     """The store as one batch sees it: rows read up front, and the records it wrote.
 
-    Writes wait for :meth:`persist`, which the worker runs in the transaction that settles
-    the jobs; until then, reads of the records see the batch's own writes first.
+    Records are written by :meth:`persist`, which the worker runs in the transaction that
+    settles the jobs; until then, reads of the records see the batch's own writes first.
     """
 
     def __init__(self, database: Database, clock: Callable[[], datetime]) -> None:
@@ -98,46 +96,53 @@ class _Batch:
         self.users: dict[str, UserRow | None] = {}
         self.groups: dict[str, GroupRow | None] = {}
         self.written: dict[str, WrittenEntry | None] = {}
-        self.writes: list[Callable[[Connection], None]] = []
+        self._holders: dict[str, str] = {}
+        """DN key → id of the resource whose record names it, for records read or written."""
+        self.touched: dict[str, None] = {}
+        """Ids whose record this batch changed (or dropped, when ``written`` says None)."""
 
     def prefetch(self, jobs: Sequence[Job]) -> None:
-        user_ids = [job.payload["id"] for job in jobs if job.payload.get("op") == "user"]
-        group_ids = [
-            job.payload.get("id") or job.payload.get("group")
-            for job in jobs
-            if job.payload.get("op") in ("group", "members")
-        ]
+        """Read the rows and records the jobs name, with one query of each kind."""
+        # A malformed payload is left to its job, which fails on its own.
+        user_ids: list[str] = []
+        wanted_groups: list[str] = []
+        for job in jobs:
+            operation = job.payload.get("op")
+            resource_id = job.payload.get("group" if operation == "members" else "id")
+            if isinstance(resource_id, str):
+                (user_ids if operation == "user" else wanted_groups).append(resource_id)
         with self.database.read() as conn:
             users = ldap_store.user_rows(conn, user_ids)
-            groups = ldap_store.group_rows(conn, [gid for gid in group_ids if gid])
-            written = ldap_store.written_entries(conn, [*user_ids, *groups])
+            groups = ldap_store.group_rows(conn, wanted_groups)
+            written = ldap_store.written_entries(conn, [*user_ids, *wanted_groups])
         self.users.update({user_id: users.get(user_id) for user_id in user_ids})
-        self.groups.update({group_id: groups.get(group_id) for group_id in groups})
-        self.written.update(
-            {resource_id: written.get(resource_id) for resource_id in [*user_ids, *groups]}
-        )
+        self.groups.update({group_id: groups.get(group_id) for group_id in wanted_groups})
+        for resource_id in [*user_ids, *wanted_groups]:
+            self._remember(resource_id, written.get(resource_id))
+
+    def _remember(self, resource_id: str, entry: WrittenEntry | None) -> None:
+        self.written[resource_id] = entry
+        if entry is not None:
+            self._holders[entry.dn_key] = resource_id
 
     def user(self, user_id: str) -> UserRow | None:
-        found = self.users.get(user_id, _MISSING)
-        if found is _MISSING:
+        if user_id not in self.users:
             with self.database.read() as conn:
-                found = self.users[user_id] = ldap_store.user_row(conn, user_id)
-        return found  # type: ignore[return-value]
+                self.users[user_id] = ldap_store.user_row(conn, user_id)
+        return self.users[user_id]
 
     def group(self, group_id: str) -> GroupRow | None:
-        found = self.groups.get(group_id, _MISSING)
-        if found is _MISSING:
+        if group_id not in self.groups:
             with self.database.read() as conn:
-                found = self.groups[group_id] = ldap_store.group_row(conn, group_id)
-        return found  # type: ignore[return-value]
+                self.groups[group_id] = ldap_store.group_row(conn, group_id)
+        return self.groups[group_id]
 
     def written_entry(self, resource_id: str) -> WrittenEntry | None:
-        found = self.written.get(resource_id, _MISSING)
-        if found is _MISSING:
+        if resource_id not in self.written:
             with self.database.read() as conn:
-                found = ldap_store.written_entries(conn, [resource_id]).get(resource_id)
-            self.written[resource_id] = found  # type: ignore[assignment]
-        return found  # type: ignore[return-value]
+                found = ldap_store.written_entries(conn, [resource_id])
+            self._remember(resource_id, found.get(resource_id))
+        return self.written[resource_id]
 
     def written_dns(self, resource_ids: Iterable[str]) -> dict[str, str]:
         wanted = list(resource_ids)
@@ -153,62 +158,62 @@ class _Batch:
                     dns[resource_id] = entry.dn
         return dns
 
-    def record(self, entry: WrittenEntry, *, placeholder: bool | None, as_of: int | None) -> None:
-        now = self.clock()
-        previous = self.written.get(entry.resource_id)
-        kept = previous if isinstance(previous, WrittenEntry) else None
-        self.written[entry.resource_id] = WrittenEntry(
-            entry.resource_type,
-            entry.resource_id,
+    def record(
+        self,
+        resource_type: str,
+        resource_id: str,
+        entry: Entry,
+        digest: str | None,
+        *,
+        placeholder: bool | None,
+        as_of: int | None,
+    ) -> None:
+        """Note the entry just written for a resource (None keeps a group's member facts)."""
+        kept = self.written_entry(resource_id)
+        key = entry.dn_key
+        holder = self._holders.get(key)
+        if holder is not None and holder != resource_id:
+            # The entry is this resource's now: the other record no longer names it.
+            self.written[holder] = None
+            self.touched[holder] = None
+        self.written[resource_id] = WrittenEntry(
+            resource_type,
+            resource_id,
             entry.dn,
+            key,
             entry.attributes,
-            entry.password_digest,
+            digest,
             placeholder if placeholder is not None else bool(kept and kept.placeholder),
             as_of if as_of is not None else (kept.members_as_of if kept else 0),
-            now if as_of is not None else (kept.members_written if kept else None),
+            self.clock() if as_of is not None else (kept.members_written if kept else None),
         )
-        key = dn_key(entry.dn)
-        for resource_id, other in list(self.written.items()):
-            if other is not None and resource_id != entry.resource_id and dn_key(other.dn) == key:
-                self.written[resource_id] = None
+        self._holders[key] = resource_id
+        self.touched[resource_id] = None
 
-        def write(conn: Connection) -> None:
-            ldap_store.record_entry(
-                conn,
-                entry.resource_type,
-                entry.resource_id,
-                entry.dn,
-                key,
-                entry.attributes,
-                entry.password_digest,
-                now,
-                placeholder=placeholder,
-                members_as_of=as_of,
-            )
-
-        self.writes.append(write)
-
-    def forget(self, resource_type: str, resource_id: str) -> None:
+    def forget(self, resource_id: str) -> None:
+        """Note that a resource's entry was deleted."""
         self.written[resource_id] = None
-        self.writes.append(lambda conn: ldap_store.forget_entry(conn, resource_type, resource_id))
+        self.touched[resource_id] = None
 
     def set_placeholder(self, group_dn: str, placeholder: bool) -> None:
+        """Note whether a group's entry (by DN) holds the placeholder member now."""
         key = dn_key(group_dn)
-        holder = next(
-            (e for e in self.written.values() if e is not None and dn_key(e.dn) == key), None
-        )
+        holder_id = self._holders.get(key)
+        holder = self.written.get(holder_id) if holder_id else None
         if holder is None:
             with self.database.read() as conn:
                 holder = ldap_store.written_by_dn_key(conn, key)
-        if holder is not None:
-            self.written[holder.resource_id] = WrittenEntry(
-                **{**holder.__dict__, "placeholder": placeholder}
-            )
-        self.writes.append(lambda conn: ldap_store.set_placeholder(conn, key, placeholder))
+        if holder is not None and holder.placeholder != placeholder:
+            self._remember(holder.resource_id, replace(holder, placeholder=placeholder))
+            self.touched[holder.resource_id] = None
 
     def persist(self, conn: Connection) -> None:
-        for write in self.writes:
-            write(conn)
+        """Write the batch's records in the caller's transaction."""
+        entries = [self.written[i] for i in self.touched if self.written.get(i) is not None]
+        forgotten = [i for i in self.touched if self.written.get(i) is None]
+        ldap_store.write_entries(
+            conn, [entry for entry in entries if entry is not None], forgotten, self.clock()
+        )
 
 
 class LdapSyncHandler:
@@ -259,7 +264,7 @@ class LdapSyncHandler:
             result = self._apply_one(job)
             stopped = isinstance(result.error, UnavailableJobError)
             results.append(result)
-        return BatchResult(results, self._batch.persist if self._batch.writes else None)
+        return BatchResult(results, self._batch.persist if self._batch.touched else None)
 
     def _apply_one(self, job: Job) -> JobResult:
         payload = job.payload
@@ -420,7 +425,7 @@ class LdapSyncHandler:
         for group_dn in self._groups_holding(written.dn):
             self._remove_member_value(group_dn, written.dn)
         self.directory.delete(written.dn)
-        self._batch.forget(written.resource_type, written.resource_id)
+        self._batch.forget(written.resource_id)
 
     def _record(
         self,
@@ -432,16 +437,10 @@ class LdapSyncHandler:
         members_as_of: int | None = None,
     ) -> None:
         self._batch.record(
-            WrittenEntry(
-                resource_type,
-                resource_id,
-                entry.dn,
-                entry.attributes,
-                password_digest(entry.password) if resource_type == "User" else None,
-                False,
-                0,
-                None,
-            ),
+            resource_type,
+            resource_id,
+            entry,
+            password_digest(entry.password) if resource_type == "User" else None,
             placeholder=placeholder,
             as_of=members_as_of,
         )

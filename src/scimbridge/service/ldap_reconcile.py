@@ -39,6 +39,7 @@ from ..adapters.ldap import dn_key
 from ..adapters.ldap import password_digest
 from ..store import ldap_entries as ldap_store
 from ..store.database import Database
+from ..store.ldap_entries import WrittenEntry
 from .ldap_apply import group_state
 from .ldap_apply import user_state
 
@@ -362,23 +363,25 @@ class LdapReconciler:
 
     def _rewrite_records(self, expected: dict[str, _Expected]) -> None:
         now = self.clock()
+        entries = [
+            WrittenEntry(
+                item.resource_type,
+                item.resource_id,
+                item.entry.dn,
+                key,
+                item.entry.attributes,
+                password_digest(item.entry.password) if item.resource_type == "User" else None,
+                item.members is not None
+                and not item.members
+                and self.builder.placeholder is not None,
+                0,
+                None,
+            )
+            for key, item in expected.items()
+        ]
         with self.database.write() as conn:
             ldap_store.forget_all(conn)
-            for key, item in expected.items():
-                entry = item.entry
-                ldap_store.record_entry(
-                    conn,
-                    item.resource_type,
-                    item.resource_id,
-                    entry.dn,
-                    key,
-                    entry.attributes,
-                    password_digest(entry.password) if item.resource_type == "User" else None,
-                    now,
-                    placeholder=item.members is not None
-                    and not item.members
-                    and self.builder.placeholder is not None,
-                )
+            ldap_store.write_entries(conn, entries, [], now)
 
 
 class _Fixes:

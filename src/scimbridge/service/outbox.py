@@ -166,6 +166,7 @@ class OutboxWorker:
         # Kinds whose system was found unavailable: claimed again once the pause ends.
         self._paused_until: dict[str, datetime] = {}
         self._unavailable_streak: dict[str, int] = {}
+        self._busy = False
 
     def run_once(self, stop: threading.Event | None = None) -> int:
         """Claim a batch of due jobs and apply them; return how many were claimed.
@@ -177,13 +178,16 @@ class OutboxWorker:
         kinds = [kind for kind in self._kinds if not self._paused(kind, now)]
         if not kinds:
             return 0
-        # Looking before claiming keeps an idle worker off SQLite's single write lock.
-        with self.database.read() as conn:
-            if not job_store.has_due_jobs(conn, kinds, now):
-                return 0
+        # Looking before claiming keeps an idle worker off SQLite's single write lock; a
+        # worker whose last claim was full is busy, and claims straight away.
+        if not self._busy:
+            with self.database.read() as conn:
+                if not job_store.has_due_jobs(conn, kinds, now):
+                    return 0
         lease_until = now + self.lease
         with self.database.write() as conn:
             claimed = job_store.claim_jobs(conn, kinds, now, lease_until, self.batch_size)
+        self._busy = len(claimed) == self.batch_size
 
         def must_stop() -> bool:
             # Half the lease left is a safe margin for one more job; past it, another worker
@@ -288,13 +292,26 @@ class OutboxWorker:
                 "a batch of %d %s jobs raised an unexpected error", len(jobs), jobs[0].kind
             )
             results, persist = [JobResult(error=exc) for _ in runnable], None
+        done = [
+            job
+            for job, result in zip(runnable, results, strict=True)
+            if result.started and result.error is None and result.payload is None
+        ]
+        done_pks = {job.pk for job in done}
         with self.database.write() as conn:
             if persist is not None:
                 persist(conn)
+            # The common case, every job applied, costs one statement for the whole batch.
+            settled = job_store.mark_all_done(conn, done, self.clock())
             outcomes = [
-                self._settle(conn, job, result)
+                _Outcome(job.pk in settled, "done", DONE)
+                if job.pk in done_pks
+                else self._settle(conn, job, result)
                 for job, result in zip(runnable, results, strict=True)
             ]
+        if done and self._unavailable_streak.pop(done[0].kind, 0):
+            self._paused_until.pop(done[0].kind, None)
+            logger.info("jobs of kind %s are applied again", done[0].kind)
         for job, outcome in zip(runnable, outcomes, strict=True):
             self._report(job, outcome)
 

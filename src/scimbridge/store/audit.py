@@ -47,6 +47,7 @@ def query(
     conn: Connection,
     *,
     target_id: str | None = None,
+    target: str | None = None,
     actor: str | None = None,
     action: str | None = None,
     since: datetime | None = None,
@@ -57,12 +58,17 @@ def query(
 ) -> tuple[int, list[AuditEvent]]:
     """Return the number of matching events and one page of them, newest first.
 
-    ``actor`` matches the actor's id or name. ``before_pk`` pages by key: the page starts
-    after (older than) that event, and the number still counts every match.
+    ``actor`` matches the actor's id or name, ``target`` the target's id or name (a deleted
+    user's events stay findable by the address they had). ``before_pk`` pages by key: the
+    page starts after (older than) that event, and the number still counts every match.
     """
     conditions: list[ColumnElement[bool]] = []
     if target_id is not None:
         conditions.append(audit_events.c.target_id == target_id)
+    if target is not None:
+        conditions.append(
+            (audit_events.c.target_id == target) | (audit_events.c.target_name == target)
+        )
     if actor is not None:
         conditions.append((audit_events.c.actor_id == actor) | (audit_events.c.actor_name == actor))
     if action is not None:

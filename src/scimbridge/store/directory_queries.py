@@ -119,7 +119,8 @@ def _role_clause(role: RoleCondition) -> ColumnElement[bool]:
     return held
 
 
-def _user_clause(query: UserQuery) -> ColumnElement[bool]:
+def user_filter(query: UserQuery) -> ColumnElement[bool]:
+    """Return the WHERE clause of a user listing (also the admin UI's sorted users table)."""
     conditions: list[ColumnElement[bool]] = []
     if query.status is not None:
         conditions.append(users.c.status == query.status)
@@ -148,7 +149,7 @@ def list_users(
 
     ``after_pk`` pages by key (the page starts after that user); ``offset`` skips matches.
     """
-    where = _user_clause(query)
+    where = user_filter(query)
     if after_pk is None:
         return store.search(conn, "User", where, (), offset, limit)
     total = int(conn.execute(select(func.count()).select_from(users).where(where)).scalar_one())

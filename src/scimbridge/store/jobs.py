@@ -28,6 +28,7 @@ from sqlalchemy import exists
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
+from sqlalchemy import tuple_
 from sqlalchemy import update
 
 from .tables import jobs
@@ -215,6 +216,25 @@ def mark_done(
     if payload is not None:
         values["payload"] = payload
     return _settle(conn, job, now, **values)
+
+
+def mark_all_done(conn: Connection, done: Sequence[Job], now: datetime) -> set[int]:
+    """Record that jobs were applied (payloads kept), in one statement.
+
+    :returns: The primary keys of the jobs still held by their claim, hence settled.
+    """
+    if not done:
+        return set()
+    result = conn.execute(
+        update(jobs)
+        .where(
+            tuple_(jobs.c.pk, jobs.c.attempts).in_([(job.pk, job.attempts) for job in done]),
+            jobs.c.status == JobStatus.RUNNING,
+        )
+        .values(status=JobStatus.DONE, last_error=None, updated=_to_db_time(now))
+        .returning(jobs.c.pk)
+    )
+    return set(result.scalars())
 
 
 def schedule_retry(

@@ -15,12 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy import and_
+from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
-from sqlalchemy import not_
 from sqlalchemy import select
-from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
@@ -57,11 +55,16 @@ class WrittenEntry:
     resource_type: str
     resource_id: str
     dn: str
+    dn_key: str
+    """The DN's comparison form (see ``adapters.ldap.names.dn_key``)."""
     attributes: dict[str, list[str]]
     password_digest: str | None
     placeholder: bool
+    """Groups: whether the entry holds the empty-group placeholder member."""
     members_as_of: int
+    """Groups: the newest job of the group the last whole member list written contains."""
     members_written: datetime | None
+    """Groups: when that member list was written."""
 
     def contains_member_job(self, job_pk: int, job_created: datetime) -> bool:
         """Whether the last write of the whole member list already applied a member job."""
@@ -88,6 +91,7 @@ def _written(row: Any) -> WrittenEntry:
         row.resource_type,
         row.resource_id,
         row.dn,
+        row.dn_key,
         row.attributes,
         row.password_digest,
         bool(row.placeholder),
@@ -180,68 +184,57 @@ def written_dns(conn: Connection, resource_ids: Iterable[str]) -> dict[str, str]
     return found
 
 
-def record_entry(
-    conn: Connection,
-    resource_type: str,
-    resource_id: str,
-    dn: str,
-    dn_key: str,
-    attributes: dict[str, list[str]],
-    password_digest: str | None,
-    now: datetime,
-    *,
-    placeholder: bool | None = None,
-    members_as_of: int | None = None,
+def _upsert(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(ldap_entries)
+    columns = [c.name for c in ldap_entries.c if c.name not in ("resource_type", "resource_id")]
+    return statement.on_conflict_do_update(
+        index_elements=["resource_type", "resource_id"],
+        set_={name: statement.excluded[name] for name in columns},
+    )
+
+
+# Built once: a batch of jobs writes its records with one executemany per statement.
+_UPSERTS = {dialect: _upsert(dialect) for dialect in ("sqlite", "postgresql")}
+_DROP_OTHER_HOLDERS = delete(ldap_entries).where(
+    ldap_entries.c.dn_key == bindparam("dn_key"),
+    ldap_entries.c.resource_id != bindparam("resource_id"),
+)
+_FORGET = delete(ldap_entries).where(ldap_entries.c.resource_id == bindparam("resource_id"))
+
+
+def write_entries(
+    conn: Connection, entries: Iterable[WrittenEntry], forgotten: Iterable[str], now: datetime
 ) -> None:
-    """Record the entry just written for a resource; other rows naming its DN are dropped.
+    """Store the records of a batch at once: ``entries`` as they are now, ``forgotten`` gone.
 
-    :param placeholder: Whether a group's entry now holds the placeholder member; None keeps
-        what was recorded.
-    :param members_as_of: After a write of a group's whole member list: the newest job of
-        the group it contains. None keeps what was recorded.
+    Other records naming the DN of one of ``entries`` are dropped (it has taken the entry).
     """
-    conn.execute(
-        delete(ldap_entries).where(
-            ldap_entries.c.dn_key == dn_key,
-            not_(
-                and_(
-                    ldap_entries.c.resource_type == resource_type,
-                    ldap_entries.c.resource_id == resource_id,
-                )
-            ),
+    rows = [
+        {
+            "resource_type": entry.resource_type,
+            "resource_id": entry.resource_id,
+            "dn": entry.dn,
+            "dn_key": entry.dn_key,
+            "attributes": entry.attributes,
+            "password_digest": entry.password_digest,
+            "placeholder": entry.placeholder,
+            "members_as_of": entry.members_as_of,
+            "members_written": _db_time(entry.members_written) if entry.members_written else None,
+            "written": _db_time(now),
+        }
+        for entry in entries
+    ]
+    gone = [{"resource_id": resource_id} for resource_id in forgotten]
+    if rows:
+        conn.execute(
+            _DROP_OTHER_HOLDERS,
+            [{"dn_key": row["dn_key"], "resource_id": row["resource_id"]} for row in rows],
         )
-    )
-    values: dict[str, Any] = {
-        "dn": dn,
-        "dn_key": dn_key,
-        "attributes": attributes,
-        "password_digest": password_digest,
-        "written": _db_time(now),
-    }
-    # A write that leaves the members alone keeps what was recorded about them.
-    if placeholder is not None:
-        values["placeholder"] = placeholder
-    if members_as_of is not None:
-        values["members_as_of"] = members_as_of
-        values["members_written"] = _db_time(now)
-    insert = (
-        postgresql.insert(ldap_entries)
-        if conn.dialect.name == "postgresql"
-        else sqlite.insert(ldap_entries)
-    )
-    statement = insert.values(
-        resource_type=resource_type, resource_id=resource_id, **values
-    ).on_conflict_do_update(index_elements=["resource_type", "resource_id"], set_=values)
-    conn.execute(statement)
-
-
-def set_placeholder(conn: Connection, group_dn_key: str, placeholder: bool) -> None:
-    """Record whether a group's entry (by DN key) holds the empty-group placeholder now."""
-    conn.execute(
-        update(ldap_entries)
-        .where(ldap_entries.c.resource_type == "Group", ldap_entries.c.dn_key == group_dn_key)
-        .values(placeholder=placeholder)
-    )
+    if gone:
+        conn.execute(_FORGET, gone)
+    if rows:
+        conn.execute(_UPSERTS[conn.dialect.name], rows)
 
 
 def group_id_of(conn: Connection, group_dn_key: str) -> str | None:
@@ -260,16 +253,6 @@ def groups_of_member(conn: Connection, member_id: str) -> set[str]:
         .where(group_members.c.member_id == member_id)
     )
     return set(conn.execute(query).scalars())
-
-
-def forget_entry(conn: Connection, resource_type: str, resource_id: str) -> None:
-    """Drop the record of a resource whose entry was deleted."""
-    conn.execute(
-        delete(ldap_entries).where(
-            ldap_entries.c.resource_type == resource_type,
-            ldap_entries.c.resource_id == resource_id,
-        )
-    )
 
 
 def forget_all(conn: Connection) -> None:

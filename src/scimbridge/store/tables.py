@@ -181,7 +181,8 @@ audit_events = Table(
     Column("action", String(64), nullable=False, index=True),
     Column("target_type", String(16)),
     Column("target_id", String(64), index=True),
-    Column("target_name", String(255)),
+    # Indexed for the admin audit log, which finds a deleted user by the name they had.
+    Column("target_name", String(255), index=True),
     Column("changes", Document),
     Column("request_id", String(64)),
     Column("client_address", String(64)),
@@ -256,4 +257,21 @@ ldap_entries = Table(
     Column("members_as_of", Integer, nullable=False, default=0, server_default="0"),
     Column("members_written", Timestamp),
     Column("written", Timestamp, nullable=False),
+)
+
+# -- SCIM client deviations ---------------------------------------------------------------------
+
+# How often each token's client sent each known deviation from RFC 7644 (see scim/quirks.py),
+# counted once per request: ``tolerated`` under the token's profile, or ``refused`` by it.
+# Admins read it to pick the right profile for a client; it is written only when a request
+# met a deviation, so ordinary requests cost nothing.
+client_deviations = Table(
+    "client_deviations",
+    metadata,
+    Column("token_name", String(128), primary_key=True),
+    Column("deviation", String(64), primary_key=True),
+    Column("tolerated", Integer, nullable=False, default=0, server_default="0"),
+    Column("refused", Integer, nullable=False, default=0, server_default="0"),
+    Column("first_seen", Timestamp, nullable=False),
+    Column("last_seen", Timestamp, nullable=False, index=True),
 )

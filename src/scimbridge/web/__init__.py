@@ -1,9 +1,10 @@
-"""Pages for people: the shared layout and hooks, and the end-user (auth) pages."""
+"""Pages for people: the shared layout and hooks, the end-user (auth) pages, the admin directory."""
 
 from __future__ import annotations
 
 from flask import Flask
 
+from . import admin
 from . import auth
 from . import errors
 from . import pages
@@ -14,3 +15,4 @@ def init_app(app: Flask, secret_key: bytes) -> None:
     pages.init_app(app, secret_key)
     errors.init_app(app)
     app.register_blueprint(auth.bp)
+    admin.init_app(app)

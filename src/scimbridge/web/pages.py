@@ -68,6 +68,11 @@ def init_app(app: Flask, secret_key: bytes) -> None:
     app.register_blueprint(bp)
 
 
+def allow_page_scripts() -> None:
+    """Let this request's page load script files of this site (see ``headers.py``)."""
+    g.page_scripts = True
+
+
 def is_page_request() -> bool:
     """Whether the request is for a page (not SCIM, the System API or the health check)."""
     path = request.path
@@ -129,7 +134,10 @@ def _sentence(message: str) -> str:
     message = message.strip()
     if not message:
         return message
-    return message[0].upper() + message[1:] + ("" if message.endswith((".", "?", "!")) else ".")
+    # An email address opening the message keeps its case ("ada@… already belongs…").
+    first_word = message.split(maxsplit=1)[0]
+    opening = message[0] if "@" in first_word else message[0].upper()
+    return opening + message[1:] + ("" if message.endswith((".", "?", "!")) else ".")
 
 
 @bp.before_app_request
@@ -183,4 +191,8 @@ def _after_page(response: Response) -> Response:
             samesite="Lax",
             secure=secure_cookies(),
         )
-    return add_page_headers(response, static=request.endpoint == "web.static")
+    return add_page_headers(
+        response,
+        static=request.endpoint == "web.static",
+        scripts=bool(g.get("page_scripts")),
+    )

@@ -11,12 +11,14 @@ import hashlib
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from .attribute_map import AttributeMap
 from .attribute_map import ValueSource
 from .errors import MappingError
 from .names import child_dn
+from .names import dn_key
 
 _PRIMARY = "[primary]"
 
@@ -46,6 +48,8 @@ class Entry:
     """The entry one user or group should be."""
 
     dn: str
+    dn_key: str
+    """The DN's comparison form (:func:`.names.dn_key`)."""
     rdn_attribute: str
     rdn_value: str
     object_classes: tuple[str, ...]
@@ -91,24 +95,39 @@ def _primary_first(items: list[Any], primary_only: bool) -> list[Any]:
     return ordered[:1] if primary_only else ordered
 
 
-def scim_values(doc: dict[str, Any], path: str) -> list[str]:
-    """Return the values a SCIM path names in a stored document, as LDAP strings."""
-    node: Any = doc
+@lru_cache(maxsize=256)
+def _parse(path: str) -> tuple[str | None, tuple[tuple[str, bool], ...]]:
+    """Split a path into its extension schema (lower-cased) and (name, primary only) steps.
+
+    ``urn:…:2.0:User:manager.value``: the schema URN ends at the last colon (a URN has dots
+    of its own, attribute names have no colons).
+    """
+    schema = None
     rest = path
-    if path.lower().startswith("urn:"):
-        schema = max(
-            (key for key in doc if path.lower().startswith(key.lower() + ":")),
-            key=len,
-            default=None,
-        )
-        if schema is None:
+    if path[:4].lower() == "urn:":
+        schema, _, rest = path.rpartition(":")
+        schema = schema.lower()
+    steps = tuple(
+        (part.removesuffix(_PRIMARY), part.endswith(_PRIMARY)) for part in rest.split(".")
+    )
+    return schema, steps
+
+
+def scim_values(doc: dict[str, Any], path: str, schemas: dict[str, Any] | None = None) -> list[str]:
+    """Return the values a SCIM path names in a stored document, as LDAP strings.
+
+    :param schemas: The document's keys lower-cased (extension URNs), when already known.
+    """
+    schema, steps = _parse(path)
+    node: Any = doc
+    if schema is not None:
+        if schemas is None:
+            schemas = {key.lower(): value for key, value in doc.items()}
+        node = schemas.get(schema)
+        if node is None:
             return []
-        node = doc[schema]
-        rest = path[len(schema) + 1 :]
     current: list[Any] = [node]
-    for part in rest.split("."):
-        primary_only = part.endswith(_PRIMARY)
-        name = part.removesuffix(_PRIMARY)
+    for name, primary_only in steps:
         found: list[Any] = []
         for item in current:
             value = _get(item, name) if isinstance(item, dict) else None
@@ -126,9 +145,9 @@ def _ldap_text(value: Any) -> str:
     return str(value)
 
 
-def _values(doc: dict[str, Any], source: ValueSource) -> list[str]:
+def _values(doc: dict[str, Any], source: ValueSource, schemas: dict[str, Any]) -> list[str]:
     for path in source.paths:
-        values = [value for value in scim_values(doc, path) if value.strip()]
+        values = [value for value in scim_values(doc, path, schemas) if value.strip()]
         if values:
             break
     else:
@@ -153,6 +172,7 @@ class EntryBuilder:
         self.map = attribute_map
         self.users_dn = users_dn
         self.groups_dn = groups_dn
+        self._parent_keys = {users_dn: dn_key(users_dn), groups_dn: dn_key(groups_dn)}
 
     @property
     def member_attribute(self) -> str:
@@ -183,7 +203,10 @@ class EntryBuilder:
     def user_entry(self, user: UserState) -> Entry:
         """Return the entry a user should be."""
         users = self.map.users
-        attributes = {name: _values(user.doc, source) for name, source in users.attributes.items()}
+        schemas = {key.lower(): value for key, value in user.doc.items()}
+        attributes = {
+            name: _values(user.doc, source, schemas) for name, source in users.attributes.items()
+        }
         attributes.update({name: list(values) for name, values in users.static.items()})
         suspension = users.suspension
         if suspension is not None:
@@ -199,8 +222,9 @@ class EntryBuilder:
     def group_entry(self, group: GroupState) -> Entry:
         """Return the entry a group should be (without its members)."""
         groups = self.map.groups
+        schemas = {key.lower(): value for key, value in group.doc.items()}
         attributes = {
-            name: _values(group.doc, source) for name, source in groups.attributes.items()
+            name: _values(group.doc, source, schemas) for name, source in groups.attributes.items()
         }
         attributes.update({name: list(values) for name, values in groups.static.items()})
         return self._entry("group", group.id, self.groups_dn, groups.rdn, groups, attributes, None)
@@ -223,6 +247,7 @@ class EntryBuilder:
         rdn_value = rdn_values[0]
         return Entry(
             dn=child_dn(rdn_name, rdn_value, parent),
+            dn_key=child_dn(rdn_name.lower(), rdn_value.lower(), self._parent_keys[parent]),
             rdn_attribute=rdn_name,
             rdn_value=rdn_value,
             object_classes=tuple(entry_map.object_classes),

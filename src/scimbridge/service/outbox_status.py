@@ -1,0 +1,98 @@
+"""How the outbox stands, for admins: queue depth and lag per kind, parked jobs, retrying them.
+
+Jobs are what the workers still owe LDAP and the mail server (see ``service/outbox.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+
+from ..domain.lifecycle import Actor
+from ..domain.lifecycle import RequestInfo
+from ..store import jobs as job_store
+from ..store.database import Database
+from ..store.jobs import JobInfo
+from . import audit
+
+__all__ = ["JobInfo", "OutboxStatus", "QueueSummary"]
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    """The jobs of one kind (``email``, ``ldap``…) still to be applied, and the parked ones."""
+
+    kind: str
+    pending: int
+    """Queued, running or waiting to be retried."""
+    retrying: int
+    """Of the pending ones, those that failed at least once and wait for their next try."""
+    failed: int
+    """Parked after too many attempts or a permanent error; they wait for a retry by hand."""
+    lag: timedelta | None
+    """Age of the oldest pending job (None when nothing is pending)."""
+
+
+class OutboxStatus:
+    """Reads the job table and queues parked jobs again."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def queues(self, now: datetime | None = None) -> list[QueueSummary]:
+        """Return one summary per job kind that has jobs not yet done."""
+        now = now or datetime.now(UTC)
+        with self.database.read() as conn:
+            counts = job_store.count_jobs(conn)
+        kinds: dict[str, dict[str, int]] = {}
+        oldest: dict[str, datetime] = {}
+        for count in counts:
+            kinds.setdefault(count.kind, {})[count.status] = count.count
+            if count.status in job_store.PENDING:
+                previous = oldest.get(count.kind)
+                if previous is None or count.oldest_created < previous:
+                    oldest[count.kind] = count.oldest_created
+        return [
+            QueueSummary(
+                kind=kind,
+                pending=sum(by_status.get(status, 0) for status in job_store.PENDING),
+                retrying=by_status.get(job_store.JobStatus.RETRYING, 0),
+                failed=by_status.get(job_store.JobStatus.FAILED, 0),
+                lag=max(now - oldest[kind], timedelta(0)) if kind in oldest else None,
+            )
+            for kind, by_status in sorted(kinds.items())
+        ]
+
+    def parked(self, limit: int = 100) -> list[JobInfo]:
+        """Return the failed jobs, oldest first (never their payloads, which may hold secrets)."""
+        with self.database.read() as conn:
+            return job_store.list_jobs(conn, [job_store.JobStatus.FAILED], limit=limit)
+
+    def retry(
+        self,
+        job_ids: Sequence[int] | None,
+        actor: Actor,
+        request: RequestInfo | None = None,
+    ) -> list[int]:
+        """Queue failed jobs again now (every failed job when ``job_ids`` is None); audited.
+
+        :returns: The jobs queued again (a job retried meanwhile by someone else is left out).
+        """
+        now = datetime.now(UTC)
+        with self.database.write() as conn:
+            requeued = job_store.requeue(conn, now, job_ids)
+            if requeued:
+                audit.record(
+                    conn,
+                    actor,
+                    "jobs.retried",
+                    target_type="Job",
+                    target_id=str(requeued[0]) if len(requeued) == 1 else None,
+                    changes={"jobs": requeued[:100], "count": len(requeued)},
+                    request=request,
+                    now=now,
+                )
+        return requeued

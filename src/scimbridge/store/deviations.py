@@ -1,0 +1,92 @@
+"""Counts of the RFC 7644 deviations each SCIM token's client has sent (see ``scim/quirks.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+
+from .tables import client_deviations
+
+
+@dataclass(frozen=True)
+class DeviationCount:
+    """How many requests of one token met one deviation, and when."""
+
+    token_name: str
+    deviation: str
+    tolerated: int
+    """Requests whose deviation the token's profile accepted."""
+    refused: int
+    """Requests refused because the token's profile does not accept the deviation."""
+    first_seen: datetime
+    last_seen: datetime
+
+
+def _db(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def count_deviations(
+    conn: Connection,
+    token_name: str,
+    tolerated: Iterable[str],
+    refused: Iterable[str],
+    now: datetime,
+) -> None:
+    """Count one request of ``token_name`` against each deviation it met."""
+    outcomes = [(name, 1, 0) for name in tolerated] + [(name, 0, 1) for name in refused]
+    if not outcomes:
+        return
+    dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
+    at = _db(now)
+    for deviation, tolerated_hits, refused_hits in outcomes:
+        statement = dialect.insert(client_deviations).values(
+            token_name=token_name,
+            deviation=deviation,
+            tolerated=tolerated_hits,
+            refused=refused_hits,
+            first_seen=at,
+            last_seen=at,
+        )
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[client_deviations.c.token_name, client_deviations.c.deviation],
+                set_={
+                    "tolerated": client_deviations.c.tolerated + tolerated_hits,
+                    "refused": client_deviations.c.refused + refused_hits,
+                    "last_seen": at,
+                },
+            )
+        )
+
+
+def recent_deviations(conn: Connection, limit: int = 100) -> list[DeviationCount]:
+    """Return the counts met most recently first."""
+    rows = conn.execute(
+        select(client_deviations)
+        .order_by(client_deviations.c.last_seen.desc(), client_deviations.c.token_name)
+        .limit(limit)
+    )
+    return [
+        DeviationCount(
+            token_name=row.token_name,
+            deviation=row.deviation,
+            tolerated=row.tolerated,
+            refused=row.refused,
+            first_seen=_utc(row.first_seen),
+            last_seen=_utc(row.last_seen),
+        )
+        for row in rows
+    ]
