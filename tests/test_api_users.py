@@ -187,7 +187,16 @@ def test_list_users_pages_by_cursor_and_by_offset(api: ApiClient) -> None:
     by_offset = api.get("/users?limit=2&offset=3").get_json()
     assert [user["id"] for user in by_offset["items"]] == created[3:]
     assert by_offset["next_cursor"] is None
-    for bad in ("limit=0", "limit=201", "limit=1.0", "offset=-1", "cursor=abc", "status=gone"):
+    bad_queries = (
+        "limit=0",
+        "limit=201",
+        "limit=1.0",
+        "offset=-1",
+        "cursor=abc",
+        "status=gone",
+        "limit=1&limit=2",
+    )
+    for bad in bad_queries:
         response = api.get(f"/users?{bad}")
         assert response.status_code == 422, bad
         assert problem_type(response) == "validation"

@@ -188,6 +188,11 @@ def _operation(spec: Operation) -> dict[str, Any]:
             }
         responses[str(answer.status)] = response
     document["responses"] = {**responses, **_problem_responses(spec)}
+    if spec.query is not None:
+        document["responses"]["414"] = {
+            "description": "URI Too Long: the HTTP server refuses request lines over 4 KiB "
+            "before the API reads them (no problem document)."
+        }
     return document
 
 

@@ -224,7 +224,14 @@ def _is_json(mimetype: str) -> bool:
 
 
 def parse_query(model: type[M]) -> M:
-    """Validate the query parameters against ``model`` (the first value of each)."""
+    """Validate the query parameters against ``model``; each may be given once."""
+    repeated = [name for name in model.model_fields if len(request.args.getlist(name)) > 1]
+    if repeated:
+        raise ApiProblem(
+            "validation",
+            f"give each query parameter once: {', '.join(repeated)}",
+            [FieldError(name, "given more than once") for name in repeated],
+        )
     values = {name: request.args.get(name) for name in request.args}
     try:
         return model.model_validate(values)

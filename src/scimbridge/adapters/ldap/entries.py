@@ -119,6 +119,15 @@ def scim_values(doc: dict[str, Any], path: str, schemas: dict[str, Any] | None =
     :param schemas: The document's keys lower-cased (extension URNs), when already known.
     """
     schema, steps = _parse(path)
+    if schema is None and len(steps) == 1 and not steps[0][1]:
+        # The common case, a top-level attribute (userName, title…): one lookup.
+        value = _get(doc, steps[0][0])
+        if value is None or isinstance(value, dict):
+            return []
+        if isinstance(value, list):
+            items = _primary_first(value, False)
+            return [_ldap_text(item) for item in items if not isinstance(item, dict | list)]
+        return [_ldap_text(value)]
     node: Any = doc
     if schema is not None:
         if schemas is None:
@@ -158,6 +167,8 @@ def _values(doc: dict[str, Any], source: ValueSource, schemas: dict[str, Any]) -
         values = [value.lower() for value in values]
     if source.max_length is not None:
         values = [value[: source.max_length] for value in values]
+    if len(values) == 1:
+        return values
     # A directory refuses an entry that repeats a value; most attributes compare ignoring case.
     unique: dict[str, str] = {}
     for value in values:
