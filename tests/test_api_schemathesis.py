@@ -50,22 +50,33 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
 def _expected(recorder: Any, case_id: str, check: str, info: Any) -> bool:
     """Whether a reported failure is a heuristic that does not fit this API's documented design.
 
-    ``DELETE /users/{id}/sessions`` ends every session: the collection empties but stays, so
-    reading it afterwards answers 200 with no items, which use_after_free takes for a deleted
-    resource still being there. And a POST retried with an ``Idempotency-Key`` it used before
-    replays the first answer, naming a resource that may be gone since: that answer was not a
-    new creation, whatever ensure_resource_availability infers.
+    - ``DELETE /users/{id}/sessions`` ends every session: the collection empties but stays,
+      so reading it afterwards answers 200 with no items, which use_after_free takes for a
+      deleted resource still being there.
+    - An invitation is its invited user: ``/invitations/{id}`` and ``/users/{id}`` (where the
+      ``Location`` of a new invitation points) name the same person, so deleting or
+      suspending the user ends the invitation, which ensure_resource_availability cannot
+      know. Likewise a POST retried with a used ``Idempotency-Key`` replays the first answer,
+      naming a resource that may be gone since: no new creation.
     """
     if check == "use_after_free":
         deleted_sessions = r"deleted with `DELETE /users/[^/`]+/sessions`"
         return re.search(deleted_sessions, info.failure.message) is not None
-    if check == "ensure_resource_availability":
-        parent = recorder.cases[case_id].parent_id
-        interaction = recorder.interactions.get(parent) if parent else None
-        response = interaction.response if interaction else None
-        headers = {name.lower() for name in response.headers} if response else set()
-        return "idempotent-replayed" in headers
-    return False
+    if check != "ensure_resource_availability":
+        return False
+    node = recorder.cases[case_id]
+    parent = recorder.interactions.get(node.parent_id) if node.parent_id else None
+    if parent is not None and parent.response is not None:
+        if "idempotent-replayed" in {name.lower() for name in parent.response.headers}:
+            return True
+    ids = [str(value) for value in (node.value.path_parameters or {}).values()]
+    return any(
+        interaction.request.method in ("POST", "DELETE")
+        and interaction.response is not None
+        and interaction.response.status_code < 300
+        and any(f"/users/{user_id}" in interaction.request.uri for user_id in ids)
+        for interaction in recorder.interactions.values()
+    )
 
 
 def _failures(schema: Any) -> tuple[list[str], list[str]]:
