@@ -550,9 +550,17 @@ class UserDirectory:
         actor: Actor,
         request: RequestInfo | None,
         now: datetime,
+        *,
+        account: Account | None = None,
+        changes: dict[str, Any] | None = None,
     ) -> None:
-        """Apply suspension to a user whose row already says ``active=false`` (SCIM or admin)."""
-        account = accounts.account_by_pk(conn, user_pk)
+        """Apply suspension to a user whose row already says ``active=false`` (SCIM or admin).
+
+        ``account`` spares reading the user again when the caller holds it (its status must
+        be the one before suspension); ``changes`` are other changes of the same write, told
+        in the one ``user.suspended`` event.
+        """
+        account = account or accounts.account_by_pk(conn, user_pk)
         assert account is not None
         accounts.set_status(conn, user_pk, UserStatus.SUSPENDED)
         ended = accounts.delete_sessions(conn, user_pk)
@@ -575,6 +583,7 @@ class UserDirectory:
             request=request,
             now=now,
             changes={
+                **(changes or {}),
                 "status": {"before": account.status, "after": UserStatus.SUSPENDED.value},
                 "sessions_ended": ended,
                 "links_voided": voided,

@@ -44,6 +44,7 @@ from ..store.database import Database
 from ..store.filters import compile_filter
 from ..store.filters import compile_sort_key
 from ..store.filters import compile_value_filter
+from ..store.lifecycle import Account
 from ..store.resources import ConcurrentUpdate
 from ..store.resources import DuplicateKey
 from . import audit
@@ -279,6 +280,21 @@ class ProvisioningService:
         changes = audit.document_changes(before, saved.doc)
         if password_hash is not None:
             changes["password"] = "set"
+        # SCIM active is the suspension switch: both ways go through the lifecycle rules.
+        if was_active and user.active is False:
+            # One event tells the whole write: the suspension and what else changed with it.
+            self.directory.on_suspended(
+                conn,
+                saved.pk,
+                caller.actor,
+                caller.request,
+                now,
+                account=_account_of(record),
+                changes=changes,
+            )
+            saved.status = UserStatus.SUSPENDED
+            self.directory.ldap_sync.queue_user_sync(conn, saved.id)
+            return saved
         audit.record(
             conn,
             caller.actor,
@@ -290,11 +306,7 @@ class ProvisioningService:
             request=caller.request,
             now=now,
         )
-        # SCIM active is the suspension switch: both ways go through the lifecycle rules.
-        if was_active and user.active is False:
-            self.directory.on_suspended(conn, saved.pk, caller.actor, caller.request, now)
-            saved.status = UserStatus.SUSPENDED
-        elif not was_active and user.active is not False:
+        if not was_active and user.active is not False:
             self.directory.on_reactivated(conn, saved.pk, caller.actor, caller.request, now)
             refreshed = store.get(conn, "User", saved.id)
             saved.status = refreshed.status if refreshed else saved.status
@@ -650,6 +662,20 @@ class ProvisioningService:
             _load_invitations(conn, records)
         else:
             store.load_members(conn, records)
+
+
+def _account_of(record: StoredResource) -> Account:
+    """Return the lifecycle view of a user record just read (no password hash needed)."""
+    return Account(
+        pk=record.pk,
+        id=record.id,
+        user_name=str(record.doc.get("userName", "")),
+        status=record.status or UserStatus.ACTIVE,
+        password_hash=None,
+        password_change_required=record.password_change_required,
+        last_login=record.last_login,
+        doc=record.doc,
+    )
 
 
 def _load_invitations(conn: Connection, records: list[StoredResource]) -> None:
