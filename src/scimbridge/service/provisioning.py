@@ -47,6 +47,7 @@ from ..store.filters import compile_value_filter
 from ..store.lifecycle import Account
 from ..store.resources import ConcurrentUpdate
 from ..store.resources import DuplicateKey
+from ..store.resources import UserColumns
 from . import audit
 from .ldap_sync import MemberDelta
 from .lifecycle import UserDirectory
@@ -236,7 +237,10 @@ class ProvisioningService:
             record = self._require(conn, "User", resource_id, for_update=True)
             check_if_match(record, if_match)
             user.replace(user_model(record))
-            record = self._write_user(conn, record, user, caller or Caller())
+            try:
+                record = self._write_user(conn, record, user, caller or Caller())
+            except ConcurrentUpdate:
+                raise PreconditionFailedException(detail="the user changed meanwhile") from None
             self._load_memberships(conn, [record])
             return record
 
@@ -248,35 +252,66 @@ class ProvisioningService:
         tolerance: PatchTolerance | None = None,
         caller: Caller | None = None,
     ) -> StoredResource:
-        """Apply a PATCH to a user; a PATCH that changes nothing keeps the version."""
+        """Apply a PATCH to a user; a PATCH that changes nothing keeps the version.
+
+        The PATCH is applied to the version read, outside the write transaction, and written
+        only if that version is still current (the UPDATE checks it): the costly model work
+        then runs beside other writers instead of holding the database's single writer. A
+        write that lost the race is redone on the new version; with If-Match it gets 412.
+        After a few lost races the PATCH is applied inside the write transaction, which
+        always wins: a user under heavy concurrent change is never refused.
+        """
+        caller = caller or Caller()
+        for _ in range(_OPTIMISTIC_ATTEMPTS):
+            with self.database.read() as conn:
+                record = self._require(conn, "User", resource_id)
+            check_if_match(record, if_match)
+            user = user_model(record)
+            if not _apply_patch(patch, user, tolerance):
+                with self.database.read() as conn:
+                    self._load_memberships(conn, [record])
+                return record
+            prepared = _PreparedUser.of(user)
+            try:
+                with self.database.write() as conn:
+                    saved = self._write_user(conn, record, user, caller, prepared)
+                    self._load_memberships(conn, [saved])
+                    return saved
+            except ConcurrentUpdate:
+                if if_match is not None:
+                    raise PreconditionFailedException(detail="the user changed meanwhile") from None
         with self.database.write() as conn:
             record = self._require(conn, "User", resource_id, for_update=True)
             check_if_match(record, if_match)
             user = user_model(record)
             if _apply_patch(patch, user, tolerance):
-                record = self._write_user(conn, record, user, caller or Caller())
+                record = self._write_user(conn, record, user, caller)
             self._load_memberships(conn, [record])
             return record
 
     def _write_user(
-        self, conn: Connection, record: StoredResource, user: UserResource, caller: Caller
+        self,
+        conn: Connection,
+        record: StoredResource,
+        user: UserResource,
+        caller: Caller,
+        prepared: _PreparedUser | None = None,
     ) -> StoredResource:
-        password_hash = hash_password(user.password) if user.password else None
-        user.password = None
+        """Write a new version of a user; raise ConcurrentUpdate if ``record`` is stale."""
+        prepared = prepared or _PreparedUser.of(user)
         assert user.user_name is not None
         now = _now()
         was_active = record.doc.get("active", True) is not False
         before = record.doc
+        password_hash = prepared.password_hash
         try:
             saved = store.update_user(
-                conn, record, user_columns(user), document(user), password_hash, now
+                conn, record, prepared.columns, prepared.doc, password_hash, now
             )
         except DuplicateKey:
             raise UniquenessException(
                 detail=f"userName {user.user_name!r} is already taken"
             ) from None
-        except ConcurrentUpdate:
-            raise PreconditionFailedException(detail="the user changed meanwhile") from None
         changes = audit.document_changes(before, saved.doc)
         if password_hash is not None:
             changes["password"] = "set"
@@ -662,6 +697,27 @@ class ProvisioningService:
             _load_invitations(conn, records)
         else:
             store.load_members(conn, records)
+
+
+# How often a PATCH is redone outside the write transaction when another writer changed the
+# user between its read and its write, before it is applied inside the transaction.
+_OPTIMISTIC_ATTEMPTS = 3
+
+
+@dataclass
+class _PreparedUser:
+    """What a user write stores, computed before the write transaction opens."""
+
+    columns: UserColumns
+    doc: dict[str, Any]
+    password_hash: str | None
+
+    @classmethod
+    def of(cls, user: UserResource) -> _PreparedUser:
+        """Hash a new password (argon2 is slow on purpose) and build the row of ``user``."""
+        password_hash = hash_password(user.password) if user.password else None
+        user.password = None
+        return cls(user_columns(user), document(user), password_hash)
 
 
 def _account_of(record: StoredResource) -> Account:
