@@ -6,18 +6,17 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
-
 from ..domain.lifecycle import Actor
 from ..domain.lifecycle import RequestInfo
 from ..store import audit as audit_store
+from ..store.database import Transaction
 
 # Attributes whose values never enter an event, whatever the action.
 _SECRET_KEYS = {"password", "password_hash", "token", "token_hash", "secret"}
 
 
 def record(
-    conn: Connection,
+    conn: Transaction,
     actor: Actor,
     action: str,
     *,

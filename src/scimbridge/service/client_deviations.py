@@ -11,10 +11,9 @@ from collections.abc import Sequence
 from datetime import UTC
 from datetime import datetime
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from ..store import deviations as deviation_store
 from ..store.database import Database
+from ..store.database import DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -37,5 +36,5 @@ def record_client_deviations(
             deviation_store.count_deviations(
                 conn, token_name, tolerated, refused, datetime.now(UTC)
             )
-    except SQLAlchemyError:
+    except DatabaseError:
         log.warning("could not count SCIM deviations of token %r", token_name, exc_info=True)

@@ -15,8 +15,6 @@ from typing import Any
 from typing import Generic
 from typing import TypeVar
 
-from sqlalchemy import Connection
-
 from ..domain.lifecycle import UserNotFound
 from ..domain.lifecycle import UserStatus
 from ..domain.resources import StoredResource
@@ -26,6 +24,7 @@ from ..store import lifecycle as accounts
 from ..store import resources as store
 from ..store.audit import AuditEvent
 from ..store.database import Database
+from ..store.database import Transaction
 from ..store.directory_queries import GroupSelector
 from ..store.directory_queries import GroupSummary
 from ..store.directory_queries import RoleCondition
@@ -204,7 +203,7 @@ class DirectoryReader:
                 raise UserNotFound(f"no user {identifier}")
             return self._views(conn, [record])[0]
 
-    def _views(self, conn: Connection, records: list[StoredResource]) -> list[UserView]:
+    def _views(self, conn: Transaction, records: list[StoredResource]) -> list[UserView]:
         memberships = queries.groups_of_users(conn, [record.id for record in records])
         grants = queries.grants_of(conn, [record.pk for record in records])
         invited = [record.pk for record in records if record.status == UserStatus.INVITED]

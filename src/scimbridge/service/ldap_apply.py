@@ -31,8 +31,6 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
-
 from ..adapters.ldap import Entry
 from ..adapters.ldap import EntryAlreadyExists
 from ..adapters.ldap import EntryBuilder
@@ -53,6 +51,7 @@ from ..adapters.ldap.names import first_rdn
 from ..domain.lifecycle import UserStatus
 from ..store import ldap_entries as ldap_store
 from ..store.database import Database
+from ..store.database import Transaction
 from ..store.jobs import Job
 from ..store.ldap_entries import GroupRow
 from ..store.ldap_entries import UserRow
@@ -207,7 +206,7 @@ class _Batch:
             self._remember(holder.resource_id, replace(holder, placeholder=placeholder))
             self.touched[holder.resource_id] = None
 
-    def persist(self, conn: Connection) -> None:
+    def persist(self, conn: Transaction) -> None:
         """Write the batch's records in the caller's transaction."""
         entries = [self.written[i] for i in self.touched if self.written.get(i) is not None]
         forgotten = [i for i in self.touched if self.written.get(i) is None]

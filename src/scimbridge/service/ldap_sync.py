@@ -17,9 +17,8 @@ from dataclasses import field
 from datetime import UTC
 from datetime import datetime
 
-from sqlalchemy import Connection
-
 from ..settings import LdapSettings
+from ..store.database import Transaction
 from ..store.jobs import enqueue
 from ..store.ldap_entries import member_ids
 
@@ -71,25 +70,25 @@ class LdapSyncQueue:
         """Return the queue of the LDAP settings (off when no directory is configured)."""
         return cls(settings.enabled)
 
-    def current_members(self, conn: Connection, group_pk: int) -> set[str]:
+    def current_members(self, conn: Transaction, group_pk: int) -> set[str]:
         """Return a group's member ids before a change replaces them (none while sync is off).
 
         Only a change that replaces every member needs this; it costs what the group holds.
         """
         return member_ids(conn, group_pk) if self.enabled else set()
 
-    def queue_user_sync(self, conn: Connection, user_id: str) -> None:
+    def queue_user_sync(self, conn: Transaction, user_id: str) -> None:
         """Make the user's entry match the store: created, changed, renamed, locked, deleted."""
         if self.enabled:
             enqueue(conn, LDAP_JOB, user_key(user_id), {"op": "user", "id": user_id}, _now())
 
-    def queue_group_sync(self, conn: Connection, group_id: str) -> None:
+    def queue_group_sync(self, conn: Transaction, group_id: str) -> None:
         """Make the group's entry match the store (with every member when it is created)."""
         if self.enabled:
             enqueue(conn, LDAP_JOB, group_key(group_id), {"op": "group", "id": group_id}, _now())
 
     def queue_membership_change(
-        self, conn: Connection, group_id: str, added: Iterable[str], removed: Iterable[str]
+        self, conn: Transaction, group_id: str, added: Iterable[str], removed: Iterable[str]
     ) -> None:
         """Add and remove these members of the group's entry (nothing is queued for none)."""
         if not self.enabled:
@@ -99,7 +98,7 @@ class LdapSyncQueue:
             payload = {"op": "members", "group": group_id, "add": add, "remove": remove}
             enqueue(conn, LDAP_JOB, group_key(group_id), payload, _now())
 
-    def queue_member_delta(self, conn: Connection, group_id: str, delta: MemberDelta) -> None:
+    def queue_member_delta(self, conn: Transaction, group_id: str, delta: MemberDelta) -> None:
         """Queue the net member changes a :class:`MemberDelta` collected."""
         self.queue_membership_change(conn, group_id, delta.added, delta.removed)
 

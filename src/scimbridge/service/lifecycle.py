@@ -21,7 +21,6 @@ from scim2_models import Email
 from scim2_models import EnterpriseUser
 from scim2_models import Name
 from scim2_models import PhoneNumber
-from sqlalchemy import Connection
 
 from ..domain.lifecycle import Actor
 from ..domain.lifecycle import EmailTaken
@@ -41,6 +40,7 @@ from ..settings import Settings
 from ..store import lifecycle as accounts
 from ..store import resources as store
 from ..store.database import Database
+from ..store.database import Transaction
 from ..store.lifecycle import Account
 from ..store.lifecycle import SessionRow
 from ..store.resources import DuplicateKey
@@ -128,7 +128,7 @@ class UserDirectory:
         return f"{base}/password/reset/{token}"
 
     def issue_invitation(
-        self, conn: Connection, account: Account, now: datetime, actor: Actor
+        self, conn: Transaction, account: Account, now: datetime, actor: Actor
     ) -> None:
         """Void earlier invitations, store a new link and queue the invitation email."""
         email = account.email
@@ -153,7 +153,7 @@ class UserDirectory:
             secret_keys=("link",),
         )
 
-    def _issue_reset(self, conn: Connection, account: Account, now: datetime) -> None:
+    def _issue_reset(self, conn: Transaction, account: Account, now: datetime) -> None:
         email = account.email
         if email is None:
             return
@@ -177,7 +177,7 @@ class UserDirectory:
             secret_keys=("link",),
         )
 
-    def _live_link(self, conn: Connection, token: str, purpose: LinkPurpose) -> Account:
+    def _live_link(self, conn: Transaction, token: str, purpose: LinkPurpose) -> Account:
         link = accounts.find_link(conn, _digest(token))
         if (
             link is None
@@ -197,7 +197,7 @@ class UserDirectory:
         with self.database.read() as conn:
             return self._live_link(conn, token, purpose)
 
-    def _use_link(self, conn: Connection, token: str, purpose: LinkPurpose) -> Account:
+    def _use_link(self, conn: Transaction, token: str, purpose: LinkPurpose) -> Account:
         account = self._live_link(conn, token, purpose)
         link = accounts.find_link(conn, _digest(token))
         assert link is not None
@@ -231,7 +231,7 @@ class UserDirectory:
 
     def _insert_account(
         self,
-        conn: Connection,
+        conn: Transaction,
         email: str,
         given_name: str | None,
         family_name: str | None,
@@ -545,7 +545,7 @@ class UserDirectory:
 
     def on_suspended(
         self,
-        conn: Connection,
+        conn: Transaction,
         user_pk: int,
         actor: Actor,
         request: RequestInfo | None,
@@ -592,7 +592,7 @@ class UserDirectory:
 
     def on_reactivated(
         self,
-        conn: Connection,
+        conn: Transaction,
         user_pk: int,
         actor: Actor,
         request: RequestInfo | None,
@@ -626,7 +626,7 @@ class UserDirectory:
 
     def record_deletion(
         self,
-        conn: Connection,
+        conn: Transaction,
         account: Account,
         actor: Actor,
         request: RequestInfo | None,
@@ -793,7 +793,7 @@ class UserDirectory:
             )
 
     def _set_password(
-        self, conn: Connection, account: Account, password_hash: str, now: datetime
+        self, conn: Transaction, account: Account, password_hash: str, now: datetime
     ) -> None:
         accounts.set_account_fields(
             conn, account.pk, password_hash=password_hash, password_change_required=False
@@ -817,7 +817,7 @@ class UserDirectory:
         epoch_minutes = int(now.timestamp() // 60)
         return datetime.fromtimestamp((epoch_minutes - epoch_minutes % minutes) * 60, UTC)
 
-    def _limit(self, conn: Connection, key: str, now: datetime, limit: int | None = None) -> None:
+    def _limit(self, conn: Transaction, key: str, now: datetime, limit: int | None = None) -> None:
         allowed = limit or self.settings.lifecycle.requests_per_address
         if accounts.count_hit(conn, key, self._window(now)) > allowed:
             raise RateLimited("too many attempts; wait a few minutes and try again")
@@ -865,7 +865,7 @@ class UserDirectory:
         return LoginResult(token, session_id, account.id, account.password_change_required)
 
     def _audit_login(
-        self, conn: Connection, account: Account, action: str, request: RequestInfo, now: datetime
+        self, conn: Transaction, account: Account, action: str, request: RequestInfo, now: datetime
     ) -> None:
         self._audit(
             conn,
@@ -966,7 +966,7 @@ class UserDirectory:
 
     def _audit(
         self,
-        conn: Connection,
+        conn: Transaction,
         actor: Actor,
         action: str,
         user_id: str,
@@ -994,7 +994,7 @@ class UserDirectory:
         with self.database.read() as conn:
             return self._account(conn, user_id)
 
-    def _account(self, conn: Connection, user_id: str) -> Account:
+    def _account(self, conn: Transaction, user_id: str) -> Account:
         account = accounts.account_by_id(conn, user_id)
         if account is None:
             raise UserNotFound(f"no user {user_id}")

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
-
+from ..store.database import Transaction
 from ..store.jobs import enqueue
 
 EMAIL_JOB = "email"
@@ -22,7 +21,7 @@ TEMPLATES = (
 
 
 def queue_email(
-    conn: Connection,
+    conn: Transaction,
     template: str,
     to: str,
     context: dict[str, Any],

@@ -21,11 +21,10 @@ from datetime import timedelta
 from typing import Any
 from typing import Protocol
 
-from sqlalchemy import Connection
-
 from ..settings import WorkerSettings
 from ..store import jobs as job_store
 from ..store.database import Database
+from ..store.database import Transaction
 from ..store.jobs import Job
 from .metrics import Labels
 from .metrics import Metrics
@@ -57,7 +56,7 @@ class BatchResult:
     """The answer of a batch handler: one result per job, in order."""
 
     results: list[JobResult]
-    persist: Callable[[Connection], None] | None = None
+    persist: Callable[[Transaction], None] | None = None
     """The handler's own writes, committed in the transaction that settles the jobs."""
 
 
@@ -315,7 +314,7 @@ class OutboxWorker:
         for job, outcome in zip(runnable, outcomes, strict=True):
             self._report(job, outcome)
 
-    def _settle(self, conn: Connection, job: Job, result: JobResult) -> _Outcome:
+    def _settle(self, conn: Transaction, job: Job, result: JobResult) -> _Outcome:
         """Record what became of a job, in the caller's transaction."""
         now = self.clock()
         error = result.error

@@ -29,7 +29,6 @@ from scim2_models import SearchRequest
 from scim2_models import TooManyException
 from scim2_models import UniquenessException
 from scim2_models.path import ValuePath
-from sqlalchemy import Connection
 
 from ..domain.lifecycle import Actor
 from ..domain.lifecycle import RequestInfo
@@ -41,6 +40,7 @@ from ..domain.resources import UserResource
 from ..store import lifecycle as accounts
 from ..store import resources as store
 from ..store.database import Database
+from ..store.database import Transaction
 from ..store.filters import compile_filter
 from ..store.filters import compile_sort_key
 from ..store.filters import compile_value_filter
@@ -291,7 +291,7 @@ class ProvisioningService:
 
     def _write_user(
         self,
-        conn: Connection,
+        conn: Transaction,
         record: StoredResource,
         user: UserResource,
         caller: Caller,
@@ -481,7 +481,7 @@ class ProvisioningService:
             return record
 
     def _write_group(
-        self, conn: Connection, record: StoredResource, group: GroupResource
+        self, conn: Transaction, record: StoredResource, group: GroupResource
     ) -> StoredResource:
         group.members = None
         try:
@@ -495,7 +495,7 @@ class ProvisioningService:
 
     def _audit_group(
         self,
-        conn: Connection,
+        conn: Transaction,
         caller: Caller,
         action: str,
         group_id: str,
@@ -515,14 +515,14 @@ class ProvisioningService:
             now=now,
         )
 
-    def _bump_group(self, conn: Connection, record: StoredResource) -> StoredResource:
+    def _bump_group(self, conn: Transaction, record: StoredResource) -> StoredResource:
         try:
             return store.update_group(conn, record, None, None, _now())
         except ConcurrentUpdate:
             raise PreconditionFailedException(detail="the group changed meanwhile") from None
 
     # Applies a member operation; notes what it changed in the MemberDelta for LDAP sync.
-    _MemberChange = Callable[[Connection, StoredResource, MemberDelta], bool]
+    _MemberChange = Callable[[Transaction, StoredResource, MemberDelta], bool]
 
     def _split_member_operation(
         self, operation: PatchOperation[Any]
@@ -561,7 +561,7 @@ class ProvisioningService:
         """Add, replace or remove the members listed in ``value``."""
         if op == "remove" and value is None:
 
-            def remove_all(conn: Connection, record: StoredResource, delta: MemberDelta) -> bool:
+            def remove_all(conn: Transaction, record: StoredResource, delta: MemberDelta) -> bool:
                 delta.remove(self.directory.ldap_sync.current_members(conn, record.pk))
                 return store.remove_members(conn, record.pk, None) > 0
 
@@ -572,14 +572,14 @@ class ProvisioningService:
         ids = [_member_id(entry) for entry in entries]
         if op == "remove":
 
-            def remove(conn: Connection, record: StoredResource, delta: MemberDelta) -> bool:
+            def remove(conn: Transaction, record: StoredResource, delta: MemberDelta) -> bool:
                 delta.remove(ids)
                 return store.remove_members(conn, record.pk, ids) > 0
 
             return remove
         displays = _entry_displays(entries)
 
-        def add(conn: Connection, record: StoredResource, delta: MemberDelta) -> bool:
+        def add(conn: Transaction, record: StoredResource, delta: MemberDelta) -> bool:
             wanted = self._resolve_ids(conn, ids)
             removed = 0
             if op == "replace":
@@ -598,7 +598,7 @@ class ProvisioningService:
         selection = ScimFilter[Group](f"{node.attr_path}[{node.val_filter}]")
         predicate = compile_value_filter(selection, node, "Group", self.database.dialect)
 
-        def change(conn: Connection, record: StoredResource, delta: MemberDelta) -> bool:
+        def change(conn: Transaction, record: StoredResource, delta: MemberDelta) -> bool:
             matched = store.members_matching(conn, record.pk, predicate)
             if op == "remove":
                 delta.remove(matched)
@@ -617,11 +617,11 @@ class ProvisioningService:
 
         return change
 
-    def _resolve_members(self, conn: Connection, members: list[GroupMember]) -> dict[str, str]:
+    def _resolve_members(self, conn: Transaction, members: list[GroupMember]) -> dict[str, str]:
         ids = [member.value for member in members if member.value]
         return self._resolve_ids(conn, ids)
 
-    def _resolve_ids(self, conn: Connection, ids: list[str]) -> dict[str, str]:
+    def _resolve_ids(self, conn: Transaction, ids: list[str]) -> dict[str, str]:
         """Map member ids to their resource type; refuse an id that names nothing."""
         found = store.resource_types_of(conn, ids)
         unknown = [member_id for member_id in ids if member_id not in found]
@@ -682,14 +682,14 @@ class ProvisioningService:
             return store.group_name_taken(conn, group_name_key(display_name))
 
     def _require(
-        self, conn: Connection, resource_type: str, resource_id: str, *, for_update: bool = False
+        self, conn: Transaction, resource_type: str, resource_id: str, *, for_update: bool = False
     ) -> StoredResource:
         record = store.get(conn, resource_type, resource_id, for_update=for_update)
         if record is None:
             raise NotFoundException(detail=f"{resource_type} {resource_id} not found")
         return record
 
-    def _load_memberships(self, conn: Connection, records: list[StoredResource]) -> None:
+    def _load_memberships(self, conn: Transaction, records: list[StoredResource]) -> None:
         if not records:
             return
         if records[0].resource_type == "User":
@@ -734,7 +734,7 @@ def _account_of(record: StoredResource) -> Account:
     )
 
 
-def _load_invitations(conn: Connection, records: list[StoredResource]) -> None:
+def _load_invitations(conn: Transaction, records: list[StoredResource]) -> None:
     """Attach the pending invitation's dates to invited users (shown by the lifecycle schema)."""
     invited = [record for record in records if record.status == UserStatus.INVITED]
     if not invited:

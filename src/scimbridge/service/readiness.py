@@ -11,9 +11,8 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from ..store.database import Database
+from ..store.database import DatabaseError
 from .ldap_status import DirectoryHealth
 from .ldap_status import ldap_queue
 
@@ -23,7 +22,7 @@ def readiness(database: Database, directory: DirectoryHealth | None) -> tuple[di
     now = datetime.now(UTC)
     try:
         queue = ldap_queue(database, parked_limit=0)
-    except SQLAlchemyError as exc:
+    except DatabaseError as exc:
         report = {"status": "unavailable", "checks": {"database": _failed(exc)}}
         return report, False
     checks: dict[str, Any] = {"database": {"status": "ok"}}

@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 
 from scim2_models import Group
-from sqlalchemy import Connection
 
 from ..domain.resources import StoredResource
 from ..store import resources as store
+from ..store.database import Transaction
 from .ldap_sync import LdapSyncQueue
 from .mapping import document
 from .mapping import group_columns
@@ -27,14 +27,14 @@ class RoleMembership:
         # Role groups are groups like any other in the directory.
         self.ldap_sync = ldap_sync or LdapSyncQueue(enabled=False)
 
-    def effective_role(self, conn: Connection, user_id: str) -> Role:
+    def effective_role(self, conn: Transaction, user_id: str) -> Role:
         """Return the role the user's groups (direct or nested) give them."""
         groups = store.groups_of_member(conn, user_id)
         return self.roles.effective_role(
             (group.display_name, group.external_id) for group in groups
         )
 
-    def assign(self, conn: Connection, user_id: str, role: Role, now: datetime) -> None:
+    def assign(self, conn: Transaction, user_id: str, role: Role, now: datetime) -> None:
         """Make ``role`` the user's role by moving their direct memberships.
 
         The user leaves every role-granting group of other roles and joins the first group of
@@ -62,7 +62,7 @@ class RoleMembership:
             store.update_group(conn, target, None, None, now)
             self.ldap_sync.queue_membership_change(conn, target.id, [user_id], [])
 
-    def _role_group(self, conn: Connection, spec: str, now: datetime) -> StoredResource:
+    def _role_group(self, conn: Transaction, spec: str, now: datetime) -> StoredResource:
         if spec.startswith(EXTERNAL_ID_PREFIX):
             external_id = spec[len(EXTERNAL_ID_PREFIX) :]
             found = store.group_by_name_or_external_id(conn, None, external_id)

@@ -17,6 +17,12 @@ from sqlalchemy import create_engine
 from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+# The layers above the store never import SQLAlchemy: they pass this transaction handle
+# around and catch this error type, both named here.
+Transaction = Connection
+DatabaseError = SQLAlchemyError
 
 
 class Database:
