@@ -131,53 +131,54 @@ class UserDirectory:
         self, conn: Transaction, account: Account, now: datetime, actor: Actor
     ) -> None:
         """Void earlier invitations, store a new link and queue the invitation email."""
-        email = account.email
-        if email is None:
+        if account.email is None:
             raise InvalidTransition("the user has no email address to send an invitation to")
-        accounts.void_links(conn, account.pk, now, LinkPurpose.INVITATION)
-        token = secrets.token_urlsafe(32)
-        expires = now + timedelta(hours=self.settings.lifecycle.invitation_ttl_hours)
-        accounts.insert_link(conn, account.pk, LinkPurpose.INVITATION, _digest(token), now, expires)
-        queue_email(
-            conn,
-            "invitation",
-            email,
-            {
-                "name": account.display_name,
-                "link": self._link_url(LinkPurpose.INVITATION, token),
-                "expires": expires.isoformat(timespec="minutes"),
-                "invited_by": actor.name,
-            },
-            now,
-            ordering_key=f"user:{account.id}",
-            secret_keys=("link",),
+        ttl = timedelta(hours=self.settings.lifecycle.invitation_ttl_hours)
+        self._issue_link(
+            conn, account, LinkPurpose.INVITATION, ttl, "invitation", now, invited_by=actor.name
         )
 
     def _issue_reset(self, conn: Transaction, account: Account, now: datetime) -> None:
-        email = account.email
-        if email is None:
+        if account.email is None:
             return
-        accounts.void_links(conn, account.pk, now, LinkPurpose.PASSWORD_RESET)
+        ttl = timedelta(minutes=self.settings.lifecycle.reset_ttl_minutes)
+        self._issue_link(conn, account, LinkPurpose.PASSWORD_RESET, ttl, "password_reset", now)
+
+    def _issue_link(
+        self,
+        conn: Transaction,
+        account: Account,
+        purpose: LinkPurpose,
+        ttl: timedelta,
+        template: str,
+        now: datetime,
+        **context: Any,
+    ) -> None:
+        """Void the user's live links of ``purpose``, store a new one and queue its email."""
+        assert account.email is not None
+        accounts.void_links(conn, account.pk, now, purpose)
         token = secrets.token_urlsafe(32)
-        expires = now + timedelta(minutes=self.settings.lifecycle.reset_ttl_minutes)
-        accounts.insert_link(
-            conn, account.pk, LinkPurpose.PASSWORD_RESET, _digest(token), now, expires
-        )
+        expires = now + ttl
+        accounts.insert_link(conn, account.pk, purpose, _digest(token), now, expires)
         queue_email(
             conn,
-            "password_reset",
-            email,
+            template,
+            account.email,
             {
                 "name": account.display_name,
-                "link": self._link_url(LinkPurpose.PASSWORD_RESET, token),
+                "link": self._link_url(purpose, token),
                 "expires": expires.isoformat(timespec="minutes"),
+                **context,
             },
             now,
             ordering_key=f"user:{account.id}",
             secret_keys=("link",),
         )
 
-    def _live_link(self, conn: Transaction, token: str, purpose: LinkPurpose) -> Account:
+    def _live_link(
+        self, conn: Transaction, token: str, purpose: LinkPurpose
+    ) -> tuple[Account, accounts.Link]:
+        """Return the account of a usable link, and the link; else raise LinkInvalid."""
         link = accounts.find_link(conn, _digest(token))
         if (
             link is None
@@ -190,30 +191,23 @@ class UserDirectory:
         account = accounts.account_by_pk(conn, link.user_pk)
         if account is None or account.status == UserStatus.SUSPENDED:
             raise LinkInvalid("this link is no longer valid; ask for a new one")
-        return account
+        return account, link
 
     def check_link(self, token: str, purpose: LinkPurpose) -> Account:
         """Return the account a live link belongs to (to show its form), or raise LinkInvalid."""
         with self.database.read() as conn:
-            return self._live_link(conn, token, purpose)
+            return self._live_link(conn, token, purpose)[0]
 
-    def _use_link(self, conn: Transaction, token: str, purpose: LinkPurpose) -> Account:
-        account = self._live_link(conn, token, purpose)
-        link = accounts.find_link(conn, _digest(token))
-        assert link is not None
+    def _use_link(self, conn: Transaction, link: accounts.Link) -> None:
+        """Spend a link read by :meth:`_live_link`; a concurrent request may have spent it."""
         if not accounts.use_link(conn, link.pk, _now()):
             raise LinkInvalid("this link is no longer valid; ask for a new one")
-        return account
 
     # -- passwords ----------------------------------------------------------------------------
 
     def _checked_hash(self, account: Account, password: str) -> str:
-        reasons = policy_violations(
-            password,
-            min_length=self.settings.lifecycle.password_min_length,
-            reject_common=self.settings.lifecycle.reject_common_passwords,
-            personal=(account.user_name, account.email),
-        )
+        """Return the hash of a new password, or raise PasswordRejected with every reason."""
+        reasons = self.password_policy_errors(password, account)
         if reasons:
             raise PasswordRejected(reasons)
         return hash_password(password)
@@ -701,9 +695,9 @@ class UserDirectory:
         """Set a new password through a reset link; every session of the user ends."""
         now = _now()
         with self.database.write() as conn:
-            account = self._live_link(conn, token, LinkPurpose.PASSWORD_RESET)
+            account, link = self._live_link(conn, token, LinkPurpose.PASSWORD_RESET)
             password_hash = self._checked_hash(account, password)
-            self._use_link(conn, token, LinkPurpose.PASSWORD_RESET)
+            self._use_link(conn, link)
             self._set_password(conn, account, password_hash, now)
             ended = accounts.delete_sessions(conn, account.pk)
             self._audit(
@@ -722,11 +716,11 @@ class UserDirectory:
         """Set the first password through an invitation link; the user becomes ``active``."""
         now = _now()
         with self.database.write() as conn:
-            account = self._live_link(conn, token, LinkPurpose.INVITATION)
+            account, link = self._live_link(conn, token, LinkPurpose.INVITATION)
             if account.status != UserStatus.INVITED:
                 raise LinkInvalid("this invitation was already accepted")
             password_hash = self._checked_hash(account, password)
-            self._use_link(conn, token, LinkPurpose.INVITATION)
+            self._use_link(conn, link)
             accounts.set_account_fields(
                 conn,
                 account.pk,
