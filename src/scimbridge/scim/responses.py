@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -15,6 +14,7 @@ from ..domain.lifecycle_schema import LIFECYCLE_SCHEMA
 from ..domain.resources import Membership
 from ..domain.resources import StoredResource
 from ..service.mapping import meta
+from ..service.mapping import scim_timestamp
 from ..service.mapping import to_model
 
 SCIM_MEDIA_TYPE = "application/scim+json"
@@ -70,15 +70,11 @@ def _lifecycle(record: StoredResource) -> dict[str, Any]:
         "passwordChangeRequired": record.password_change_required,
     }
     if record.last_login is not None:
-        state["lastLogin"] = _timestamp(record.last_login)
+        state["lastLogin"] = scim_timestamp(record.last_login)
     if record.invitation is not None:
-        state["invitationSent"] = _timestamp(record.invitation[0])
-        state["invitationExpires"] = _timestamp(record.invitation[1])
+        state["invitationSent"] = scim_timestamp(record.invitation[0])
+        state["invitationExpires"] = scim_timestamp(record.invitation[1])
     return state
-
-
-def _timestamp(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 def _membership(membership: Membership, base_url: str, key: str) -> dict[str, Any]:

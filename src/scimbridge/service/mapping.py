@@ -89,14 +89,15 @@ def meta(record: StoredResource, location: str) -> dict[str, Any]:
     """Return the ``meta`` attribute of a stored resource."""
     return {
         "resourceType": record.resource_type,
-        "created": _timestamp(record.created),
-        "lastModified": _timestamp(record.last_modified),
+        "created": scim_timestamp(record.created),
+        "lastModified": scim_timestamp(record.last_modified),
         "location": location,
         "version": record.etag,
     }
 
 
-def _timestamp(value: datetime) -> str:
+def scim_timestamp(value: datetime) -> str:
+    """Return a UTC instant as SCIM writes dateTime values (``…Z``)."""
     return value.isoformat().replace("+00:00", "Z")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from flask import Blueprint
@@ -73,26 +74,48 @@ def _add_refusal(errors: FormErrors, exc: LifecycleError) -> None:
         errors.add(None, str(exc))
 
 
-def invitation(token: str) -> Response:
-    """Show the set-password form of an invitation; on POST activate the account."""
-    account = _live_account(token, LinkPurpose.INVITATION)
+def _link_password_form(
+    token: str,
+    purpose: LinkPurpose,
+    template: str,
+    dead_link: str,
+    set_password: Callable[[str], Response],
+) -> Response:
+    """Show the new-password form of an emailed link; on POST set the password through it.
+
+    ``set_password`` applies the new password (it raises the service's refusals) and returns
+    the answer to a success.
+    """
+    account = _live_account(token, purpose)
     if account is None:
-        return _link_invalid("This invitation link is no longer valid.")
+        return _link_invalid(dead_link)
     errors = FormErrors()
     if request.method == "POST":
         values = read_fields(errors, *_NEW_PASSWORD_FIELDS)
         _check_new_password(errors, values, account)
         if not errors:
             try:
-                directory().accept_invitation(token, values["new_password"], request_info())
+                return set_password(values["new_password"])
             except LinkInvalid:
-                return _link_invalid("This invitation link is no longer valid.")
+                return _link_invalid(dead_link)
             except LifecycleError as exc:
                 _add_refusal(errors, exc)
-            else:
-                return see_other(url_for("auth.login", notice="invitation-accepted"))
-    return render_page(
-        "auth/invitation.html", 400 if errors else 200, account=account, errors=errors
+    return render_page(template, 400 if errors else 200, account=account, errors=errors)
+
+
+def invitation(token: str) -> Response:
+    """Show the set-password form of an invitation; on POST activate the account."""
+
+    def accept(password: str) -> Response:
+        directory().accept_invitation(token, password, request_info())
+        return see_other(url_for("auth.login", notice="invitation-accepted"))
+
+    return _link_password_form(
+        token,
+        LinkPurpose.INVITATION,
+        "auth/invitation.html",
+        "This invitation link is no longer valid.",
+        accept,
     )
 
 
@@ -144,26 +167,19 @@ def password_forgot() -> Response:
 
 def password_reset(token: str) -> Response:
     """Show the new-password form of a reset link; on POST set it and end every session."""
-    account = _live_account(token, LinkPurpose.PASSWORD_RESET)
-    if account is None:
-        return _link_invalid("This password reset link is no longer valid.")
-    errors = FormErrors()
-    if request.method == "POST":
-        values = read_fields(errors, *_NEW_PASSWORD_FIELDS)
-        _check_new_password(errors, values, account)
-        if not errors:
-            try:
-                directory().reset_password(token, values["new_password"], request_info())
-            except LinkInvalid:
-                return _link_invalid("This password reset link is no longer valid.")
-            except LifecycleError as exc:
-                _add_refusal(errors, exc)
-            else:
-                response = see_other(url_for("auth.login", notice="password-reset"))
-                clear_session_cookie(response)
-                return response
-    return render_page(
-        "auth/password_reset.html", 400 if errors else 200, account=account, errors=errors
+
+    def reset(password: str) -> Response:
+        directory().reset_password(token, password, request_info())
+        response = see_other(url_for("auth.login", notice="password-reset"))
+        clear_session_cookie(response)
+        return response
+
+    return _link_password_form(
+        token,
+        LinkPurpose.PASSWORD_RESET,
+        "auth/password_reset.html",
+        "This password reset link is no longer valid.",
+        reset,
     )
 
 
