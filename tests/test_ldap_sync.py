@@ -11,6 +11,7 @@ import yaml
 from sqlalchemy import select
 
 from scimbridge.adapters.ldap import LdapDirectory
+from scimbridge.adapters.ldap import LdapUnavailable
 from scimbridge.adapters.ldap import dn_key
 from scimbridge.adapters.ldap import escape_filter_value
 from scimbridge.domain.lifecycle import Actor
@@ -378,3 +379,33 @@ def test_the_active_directory_profile_writes_user_and_group_objects(
         }
     finally:
         environment.close()
+
+
+def test_a_rename_whose_answer_was_lost_is_not_applied_twice(
+    env: LdapSyncEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rename the directory applied while its answer was lost leaves no stray entry."""
+    group = env.scim.post("/Groups", group_payload("before")).get_json()
+    env.drain()
+    handler = env.worker.handlers["ldap"]
+    directory = handler.directory  # type: ignore[attr-defined]
+    real_rename = directory.rename
+
+    def rename_then_lose_the_answer(old_dn: str, new_dn: str) -> None:
+        real_rename(old_dn, new_dn)
+        monkeypatch.setattr(directory, "rename", real_rename)
+        raise LdapUnavailable("connection lost before the answer")
+
+    monkeypatch.setattr(directory, "rename", rename_then_lose_the_answer)
+    rename = {"op": "replace", "path": "displayName", "value": "middle"}
+    env.scim.patch(f"/Groups/{group['id']}", patch_payload(rename))
+    env.worker.run_once()  # applied in the directory, but the job is to be retried
+    assert dn_key(env.view.group_dn("middle")) in {dn_key(dn) for dn in env.view.groups()}
+    rename = {"op": "replace", "path": "displayName", "value": "after"}
+    env.scim.patch(f"/Groups/{group['id']}", patch_payload(rename))
+    env.drain()
+
+    names = {dn_key(dn) for dn in env.view.groups()}
+    assert dn_key(env.view.group_dn("after")) in names
+    assert dn_key(env.view.group_dn("middle")) not in names
+    assert dn_key(env.view.group_dn("before")) not in names

@@ -232,6 +232,10 @@ class LdapSyncHandler:
         self.clock = clock
         self._containers_ready = False
         self._batch = _Batch(database, clock)
+        # The last rename sent, by resource id. A rename whose answer was lost with the
+        # connection, or whose record was not committed, may still have been applied: a later
+        # job then finds the entry under this name rather than under the recorded one.
+        self._unconfirmed_renames: dict[str, str] = {}
 
     def close(self) -> None:
         """Close the connection to the directory (the next job opens a new one)."""
@@ -324,23 +328,19 @@ class LdapSyncHandler:
         if written is None:
             self._create(resource_type, resource_id, entry, group)
             return
+        if self._unconfirmed_renames.get(resource_id) == written.dn:
+            del self._unconfirmed_renames[resource_id]  # the record has caught up
         before = dict(written.attributes)
         renamed = written.dn != entry.dn
         if renamed:
-            try:
-                self.directory.rename(written.dn, entry.dn)
-            except NoSuchEntry:
+            source = self._rename(resource_id, written.dn, entry.dn)
+            if source is None:
                 # Deleted behind scimbridge's back: write it anew.
                 self._create(resource_type, resource_id, entry, group)
                 return
-            except EntryAlreadyExists:
-                # Usually a deleted resource's entry whose delete is still queued.
-                raise TransientJobError(
-                    f"cannot rename {written.dn} to {entry.dn}: that name is taken"
-                ) from None
-            self._repoint_memberships(written.dn, entry.dn)
+            self._repoint_memberships(source, entry.dn)
             before[entry.rdn_attribute] = _after_rename(
-                before.get(entry.rdn_attribute, []), first_rdn(written.dn)[1], entry.rdn_value
+                before.get(entry.rdn_attribute, []), first_rdn(source)[1], entry.rdn_value
             )
         changes = changed_attributes(before, entry.attributes)
         digest = password_digest(entry.password)
@@ -355,6 +355,31 @@ class LdapSyncHandler:
                 return
         if changes or renamed:
             self._record(resource_type, resource_id, entry)
+
+    def _rename(self, resource_id: str, recorded_dn: str, new_dn: str) -> str | None:
+        """Move an entry to ``new_dn``; return the DN it was found under, None if nowhere."""
+        # The name stays unconfirmed until the record says it: a batch cut short by an
+        # outage commits none of its records, even for renames the directory answered.
+        unconfirmed = self._unconfirmed_renames.get(resource_id)
+        self._unconfirmed_renames[resource_id] = new_dn
+        for source in dict.fromkeys(dn for dn in (recorded_dn, unconfirmed) if dn):
+            if dn_key(source) == dn_key(new_dn):
+                # An earlier attempt got there; only its answer was lost. Memberships still
+                # naming the recorded DN are repointed from it.
+                if self.directory.read(new_dn, ["1.1"]) is not None:
+                    return recorded_dn
+                continue
+            try:
+                self.directory.rename(source, new_dn)
+            except NoSuchEntry:
+                continue
+            except EntryAlreadyExists:
+                # Usually a deleted resource's entry whose delete is still queued.
+                raise TransientJobError(
+                    f"cannot rename {source} to {new_dn}: that name is taken"
+                ) from None
+            return source
+        return None
 
     def _create(
         self, resource_type: str, resource_id: str, entry: Entry, group: GroupRow | None
