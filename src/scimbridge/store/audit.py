@@ -13,6 +13,7 @@ from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
 
+from .prepared import PreparedStatement
 from .tables import audit_events
 
 
@@ -34,13 +35,13 @@ class AuditEvent:
     client_address: str | None
 
 
-_INSERT_EVENT = insert(audit_events)
+_INSERT_EVENT = PreparedStatement(insert(audit_events))
 
 
 def append(conn: Connection, event: dict[str, Any]) -> None:
     """Append one event (the keys are the table's columns, ``pk`` aside)."""
     at: datetime = event["at"]
-    conn.execute(_INSERT_EVENT, {**event, "at": at.astimezone(UTC).replace(tzinfo=None)})
+    _INSERT_EVENT.execute(conn, {**event, "at": at.astimezone(UTC).replace(tzinfo=None)})
 
 
 def query(

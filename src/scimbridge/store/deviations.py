@@ -9,10 +9,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
+from .prepared import PreparedStatement
 from .tables import client_deviations
 
 
@@ -38,6 +40,32 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _upsert_count(dialect: Any) -> PreparedStatement:
+    """Add one request's hits to a (token, deviation) count, creating it the first time."""
+    statement = dialect.insert(client_deviations).values(
+        token_name=bindparam("token_name"),
+        deviation=bindparam("deviation"),
+        tolerated=bindparam("tolerated"),
+        refused=bindparam("refused"),
+        first_seen=bindparam("at"),
+        last_seen=bindparam("at"),
+    )
+    return PreparedStatement(
+        statement.on_conflict_do_update(
+            index_elements=[client_deviations.c.token_name, client_deviations.c.deviation],
+            set_={
+                "tolerated": client_deviations.c.tolerated + statement.excluded.tolerated,
+                "refused": client_deviations.c.refused + statement.excluded.refused,
+                "last_seen": statement.excluded.last_seen,
+            },
+        )
+    )
+
+
+# Both databases spell the upsert alike but need their own dialect's construct.
+_UPSERT_COUNT = {"postgresql": _upsert_count(postgresql), "sqlite": _upsert_count(sqlite)}
+
+
 def count_deviations(
     conn: Connection,
     token_name: str,
@@ -47,28 +75,18 @@ def count_deviations(
 ) -> None:
     """Count one request of ``token_name`` against each deviation it met."""
     outcomes = [(name, 1, 0) for name in tolerated] + [(name, 0, 1) for name in refused]
-    if not outcomes:
-        return
-    dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
+    upsert = _UPSERT_COUNT[conn.dialect.name]
     at = _db(now)
     for deviation, tolerated_hits, refused_hits in outcomes:
-        statement = dialect.insert(client_deviations).values(
-            token_name=token_name,
-            deviation=deviation,
-            tolerated=tolerated_hits,
-            refused=refused_hits,
-            first_seen=at,
-            last_seen=at,
-        )
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=[client_deviations.c.token_name, client_deviations.c.deviation],
-                set_={
-                    "tolerated": client_deviations.c.tolerated + tolerated_hits,
-                    "refused": client_deviations.c.refused + refused_hits,
-                    "last_seen": at,
-                },
-            )
+        upsert.execute(
+            conn,
+            {
+                "token_name": token_name,
+                "deviation": deviation,
+                "tolerated": tolerated_hits,
+                "refused": refused_hits,
+                "at": at,
+            },
         )
 
 

@@ -31,7 +31,10 @@ from sqlalchemy import select
 from sqlalchemy import tuple_
 from sqlalchemy import update
 
+from .prepared import PreparedStatement
 from .tables import jobs
+
+_ENQUEUE = PreparedStatement(insert(jobs).returning(jobs.c.pk))
 
 
 def enqueue(
@@ -46,8 +49,8 @@ def enqueue(
     :returns: The job's primary key.
     """
     at = now.astimezone(UTC).replace(tzinfo=None)
-    result = conn.execute(
-        insert(jobs).returning(jobs.c.pk),
+    pk = _ENQUEUE.scalar(
+        conn,
         {
             "kind": kind,
             "ordering_key": ordering_key,
@@ -59,7 +62,7 @@ def enqueue(
             "updated": at,
         },
     )
-    return int(result.scalar_one())
+    return int(pk)
 
 
 class JobStatus(StrEnum):

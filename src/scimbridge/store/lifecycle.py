@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
@@ -19,6 +20,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
+from .prepared import PreparedStatement
 from .tables import rate_limits
 from .tables import role_grants
 from .tables import sessions
@@ -77,43 +79,49 @@ _ACCOUNT_COLUMNS = (
 )
 
 
-def _account(row: Any) -> Account:
+def _account(row: Sequence[Any]) -> Account:
+    """Build an account from a row of ``_ACCOUNT_COLUMNS``, in that order."""
+    pk, user_id, user_name, status, password_hash, change_required, last_login, doc = row
     return Account(
-        pk=row.pk,
-        id=row.id,
-        user_name=row.user_name,
-        status=row.status,
-        password_hash=row.password_hash,
-        password_change_required=bool(row.password_change_required),
-        last_login=_utc(row.last_login),
-        doc=row.doc,
+        pk=pk,
+        id=user_id,
+        user_name=user_name,
+        status=status,
+        password_hash=password_hash,
+        password_change_required=bool(change_required),
+        last_login=_utc(last_login),
+        doc=doc,
     )
 
 
 # Statements of the paths every suspension or login takes are built once (see
 # store/resources.py for why).
-_ACCOUNT_BY_ID = select(*_ACCOUNT_COLUMNS).where(users.c.id == bindparam("user_id"))
-_ACCOUNT_BY_PK = select(*_ACCOUNT_COLUMNS).where(users.c.pk == bindparam("user_pk"))
-_SET_STATUS = (
+_ACCOUNT_BY_ID = PreparedStatement(
+    select(*_ACCOUNT_COLUMNS).where(users.c.id == bindparam("user_id"))
+)
+_ACCOUNT_BY_PK = PreparedStatement(
+    select(*_ACCOUNT_COLUMNS).where(users.c.pk == bindparam("user_pk"))
+)
+_SET_STATUS = PreparedStatement(
     update(users).where(users.c.pk == bindparam("user_pk")).values(status=bindparam("status"))
 )
 
 
 def account_by_id(conn: Connection, user_id: str) -> Account | None:
     """Return the account of a user id."""
-    row = conn.execute(_ACCOUNT_BY_ID, {"user_id": user_id}).first()
+    row = _ACCOUNT_BY_ID.first(conn, {"user_id": user_id})
     return _account(row) if row else None
 
 
 def account_by_pk(conn: Connection, user_pk: int) -> Account | None:
     """Return the account of a user's primary key."""
-    row = conn.execute(_ACCOUNT_BY_PK, {"user_pk": user_pk}).first()
+    row = _ACCOUNT_BY_PK.first(conn, {"user_pk": user_pk})
     return _account(row) if row else None
 
 
 def set_status(conn: Connection, user_pk: int, status: str) -> None:
     """Change a user's lifecycle state."""
-    conn.execute(_SET_STATUS, {"user_pk": user_pk, "status": status})
+    _SET_STATUS.execute(conn, {"user_pk": user_pk, "status": status})
 
 
 def account_by_login(conn: Connection, key: str) -> Account | None:
@@ -174,7 +182,7 @@ def insert_link(
     )
 
 
-_VOID_LINKS = (
+_VOID_LINKS_STATEMENT = (
     update(user_links)
     .where(
         user_links.c.user_pk == bindparam("link_user_pk"),
@@ -183,19 +191,19 @@ _VOID_LINKS = (
     )
     .values(voided=bindparam("now"))
 )
-_VOID_LINKS_OF_PURPOSE = _VOID_LINKS.where(user_links.c.purpose == bindparam("link_purpose"))
+_VOID_LINKS = PreparedStatement(_VOID_LINKS_STATEMENT)
+_VOID_LINKS_OF_PURPOSE = PreparedStatement(
+    _VOID_LINKS_STATEMENT.where(user_links.c.purpose == bindparam("link_purpose"))
+)
 
 
 def void_links(conn: Connection, user_pk: int, now: datetime, purpose: str | None = None) -> int:
     """Void every live link of a user (of one purpose, or all); return how many."""
     if purpose is None:
-        result = conn.execute(_VOID_LINKS, {"link_user_pk": user_pk, "now": _db(now)})
-    else:
-        result = conn.execute(
-            _VOID_LINKS_OF_PURPOSE,
-            {"link_user_pk": user_pk, "now": _db(now), "link_purpose": purpose},
-        )
-    return result.rowcount
+        return _VOID_LINKS.execute(conn, {"link_user_pk": user_pk, "now": _db(now)})
+    return _VOID_LINKS_OF_PURPOSE.execute(
+        conn, {"link_user_pk": user_pk, "now": _db(now), "link_purpose": purpose}
+    )
 
 
 def find_link(conn: Connection, token_hash: str) -> Link | None:
@@ -322,13 +330,15 @@ def delete_session(conn: Connection, session_id: str, user_pk: int | None = None
     return conn.execute(delete(sessions).where(condition)).rowcount == 1
 
 
-_DELETE_SESSIONS = delete(sessions).where(sessions.c.user_pk == bindparam("user_pk"))
+_DELETE_SESSIONS = PreparedStatement(
+    delete(sessions).where(sessions.c.user_pk == bindparam("user_pk"))
+)
 
 
 def delete_sessions(conn: Connection, user_pk: int, keep: str | None = None) -> int:
     """End every session of a user (but ``keep``); return how many."""
     if keep is None:
-        return conn.execute(_DELETE_SESSIONS, {"user_pk": user_pk}).rowcount
+        return _DELETE_SESSIONS.execute(conn, {"user_pk": user_pk})
     condition = sessions.c.user_pk == user_pk
     if keep is not None:
         condition = and_(condition, sessions.c.id != keep)

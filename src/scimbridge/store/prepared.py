@@ -56,30 +56,32 @@ class PreparedStatement:
             compiled = self._compiled[key] = _compile(self.statement, dialect, names)
         return compiled
 
-    def _run(self, conn: Connection, params: dict[str, Any]) -> tuple[Any, _Compiled]:
+    def _run(
+        self, conn: Connection, params: dict[str, Any], many: list[dict[str, Any]] | None = None
+    ) -> tuple[Any, _Compiled]:
         if not conn.in_transaction():
             conn.begin()  # as conn.execute would autobegin: one snapshot for the whole read
         dialect = conn.dialect
         compiled = self._compile(dialect, tuple(params))
-        if compiled.binds or compiled.constants:
-            params = {**compiled.constants, **params}
-            for name, process in compiled.binds:
-                params[name] = process(params[name])
-        arguments: Any = (
-            params
-            if compiled.positional is None
-            else tuple(params[name] for name in compiled.positional)
-        )
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(compiled.sql, arguments)
+            if many is None:
+                cursor.execute(compiled.sql, _arguments(compiled, params))
+            else:
+                cursor.executemany(compiled.sql, [_arguments(compiled, row) for row in many])
         except dialect.loaded_dbapi.Error as exc:
             cursor.close()
             # The same exception types conn.execute raises (IntegrityError, …).
             raise DBAPIError.instance(
-                compiled.sql, arguments, exc, dialect.loaded_dbapi.Error, dialect=dialect
+                compiled.sql, params, exc, dialect.loaded_dbapi.Error, dialect=dialect
             ) from exc
         return cursor, compiled
+
+    def execute_many(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Run a statement once per parameter set (all with the same names)."""
+        if rows:
+            cursor, _ = self._run(conn, rows[0], rows)
+            cursor.close()
 
     def execute(self, conn: Connection, params: dict[str, Any] | None = None) -> int:
         """Run a statement that returns no rows; return how many rows it changed."""
@@ -112,6 +114,17 @@ class PreparedStatement:
         """Run a query and return the first column of its first row, or None."""
         row = self.first(conn, params)
         return None if row is None else row[0]
+
+
+def _arguments(compiled: _Compiled, params: dict[str, Any]) -> Any:
+    """Convert the parameters for the driver, in its placeholder style."""
+    if compiled.binds or compiled.constants:
+        params = {**compiled.constants, **params}
+        for name, process in compiled.binds:
+            params[name] = process(params[name])
+    if compiled.positional is None:
+        return params
+    return tuple(params[name] for name in compiled.positional)
 
 
 def _convert(row: Sequence[Any], processors: tuple[_Processor | None, ...]) -> tuple[Any, ...]:

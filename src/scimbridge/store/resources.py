@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..domain.resources import Membership
 from ..domain.resources import StoredResource
+from .prepared import PreparedStatement
 from .tables import group_members
 from .tables import groups
 from .tables import user_emails
@@ -76,19 +77,21 @@ def _to_db_time(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
-def _record(row: Row[Any], resource_type: str) -> StoredResource:
-    mapping = row._mapping
+def _record(row: Sequence[Any], resource_type: str) -> StoredResource:
+    """Build a resource from a row of ``_record_columns(resource_type)``, in that order."""
+    pk, resource_id, doc, created, last_modified, version, *lifecycle = row
+    status, password_change_required, last_login = lifecycle or (None, False, None)
     return StoredResource(
-        status=mapping.get("status"),
-        password_change_required=bool(mapping.get("password_change_required")),
-        last_login=_as_utc(mapping["last_login"]) if mapping.get("last_login") else None,
-        pk=row.pk,
-        id=row.id,
+        status=status,
+        password_change_required=bool(password_change_required),
+        last_login=_as_utc(last_login) if last_login else None,
+        pk=pk,
+        id=resource_id,
         resource_type=resource_type,
-        doc=row.doc,
-        created=_as_utc(row.created),
-        last_modified=_as_utc(row.last_modified),
-        version=row.version,
+        doc=doc,
+        created=_as_utc(created),
+        last_modified=_as_utc(last_modified),
+        version=version,
     )
 
 
@@ -123,8 +126,8 @@ def insert_user(
 ) -> StoredResource:
     """Insert a user; raise DuplicateKey when its userName is taken."""
     try:
-        pk = conn.execute(
-            _INSERT_USER,
+        pk = _INSERT_USER.scalar(
+            conn,
             {
                 "id": resource_id,
                 "user_name": columns.user_name,
@@ -142,7 +145,7 @@ def insert_user(
                 "version": 1,
                 "doc": doc,
             },
-        ).scalar_one()
+        )
     except IntegrityError as exc:
         raise DuplicateKey(str(exc.orig)) from exc
     _write_emails(conn, pk, columns.emails)
@@ -161,8 +164,8 @@ def insert_user(
 
 def _write_emails(conn: Connection, user_pk: int, emails: list[dict[str, Any]]) -> None:
     if emails:
-        conn.execute(
-            _INSERT_EMAIL,
+        _INSERT_EMAIL.execute_many(
+            conn,
             [{"user_pk": user_pk, "position": i, **email} for i, email in enumerate(emails)],
         )
 
@@ -179,15 +182,20 @@ _USER_UPDATE_COLUMNS = (
     "version",
     "doc",
 )
-_UPDATE_USER = (
+_UPDATE_USER_STATEMENT = (
     update(users)
     .where(users.c.pk == bindparam("at_pk"), users.c.version == bindparam("at_version"))
     .values({name: bindparam(name) for name in _USER_UPDATE_COLUMNS})
 )
-_UPDATE_USER_WITH_PASSWORD = _UPDATE_USER.values(password_hash=bindparam("password_hash"))
-_DELETE_EMAILS = delete(user_emails).where(user_emails.c.user_pk == bindparam("user_pk"))
-_INSERT_USER = insert(users).returning(users.c.pk)
-_INSERT_EMAIL = insert(user_emails)
+_UPDATE_USER = PreparedStatement(_UPDATE_USER_STATEMENT)
+_UPDATE_USER_WITH_PASSWORD = PreparedStatement(
+    _UPDATE_USER_STATEMENT.values(password_hash=bindparam("password_hash"))
+)
+_DELETE_EMAILS = PreparedStatement(
+    delete(user_emails).where(user_emails.c.user_pk == bindparam("user_pk"))
+)
+_INSERT_USER = PreparedStatement(insert(users).returning(users.c.pk))
+_INSERT_EMAIL = PreparedStatement(insert(user_emails))
 
 
 def update_user(
@@ -219,17 +227,17 @@ def update_user(
         values["password_hash"] = password_hash
     statement = _UPDATE_USER_WITH_PASSWORD if password_hash is not None else _UPDATE_USER
     try:
-        result = conn.execute(
-            statement, {**values, "at_pk": record.pk, "at_version": record.version}
+        changed = statement.execute(
+            conn, {**values, "at_pk": record.pk, "at_version": record.version}
         )
     except IntegrityError as exc:
         raise DuplicateKey(str(exc.orig)) from exc
-    if result.rowcount != 1:
+    if changed != 1:
         raise ConcurrentUpdate(record.id)
     # The email rows only change with the document's emails; most writes (active=false,
     # a new title) leave them alone.
     if record.doc.get("emails") != doc.get("emails"):
-        conn.execute(_DELETE_EMAILS, {"user_pk": record.pk})
+        _DELETE_EMAILS.execute(conn, {"user_pk": record.pk})
         _write_emails(conn, record.pk, columns.emails)
     return StoredResource(
         record.pk,
@@ -257,13 +265,17 @@ _GET = {
     )
     for resource_type, table in (("User", users), ("Group", groups))
 }
-_GET_FOR_UPDATE = {resource_type: query.with_for_update() for resource_type, query in _GET.items()}
+_PREPARED_GET = {
+    (resource_type, for_update): PreparedStatement(query.with_for_update() if for_update else query)
+    for resource_type, query in _GET.items()
+    for for_update in (False, True)
+}
 _DELETE = {
-    resource_type: delete(table).where(table.c.pk == bindparam("pk"))
+    resource_type: PreparedStatement(delete(table).where(table.c.pk == bindparam("pk")))
     for resource_type, table in (("User", users), ("Group", groups))
 }
-_DELETE_MEMBERSHIPS_OF = delete(group_members).where(
-    group_members.c.member_id == bindparam("member_id")
+_DELETE_MEMBERSHIPS_OF = PreparedStatement(
+    delete(group_members).where(group_members.c.member_id == bindparam("member_id"))
 )
 
 
@@ -272,18 +284,19 @@ def get(
 ) -> StoredResource | None:
     """Read one user or group by id (locking its row on PostgreSQL when ``for_update``)."""
     locking = for_update and conn.dialect.name == "postgresql"
-    query = (_GET_FOR_UPDATE if locking else _GET)[resource_type]
-    row = conn.execute(query, {"resource_id": resource_id}).first()
+    row = _PREPARED_GET[resource_type, locking].first(conn, {"resource_id": resource_id})
     return _record(row, resource_type) if row else None
 
 
 _DELETE_BY_ID = {
-    "User": delete(users)
-    .where(users.c.id == bindparam("resource_id"))
-    .returning(users.c.user_name),
-    "Group": delete(groups)
-    .where(groups.c.id == bindparam("resource_id"))
-    .returning(groups.c.display_name),
+    "User": PreparedStatement(
+        delete(users).where(users.c.id == bindparam("resource_id")).returning(users.c.user_name)
+    ),
+    "Group": PreparedStatement(
+        delete(groups)
+        .where(groups.c.id == bindparam("resource_id"))
+        .returning(groups.c.display_name)
+    ),
 }
 
 
@@ -292,15 +305,15 @@ def delete_by_id(conn: Connection, resource_type: str, resource_id: str) -> str 
 
     :returns: the userName or displayName it had, or None when there was no such resource.
     """
-    conn.execute(_DELETE_MEMBERSHIPS_OF, {"member_id": resource_id})
-    name = conn.execute(_DELETE_BY_ID[resource_type], {"resource_id": resource_id}).scalar()
+    _DELETE_MEMBERSHIPS_OF.execute(conn, {"member_id": resource_id})
+    name = _DELETE_BY_ID[resource_type].scalar(conn, {"resource_id": resource_id})
     return str(name) if name is not None else None
 
 
 def delete_resource(conn: Connection, record: StoredResource) -> None:
     """Delete a user or group and every membership naming it."""
-    conn.execute(_DELETE_MEMBERSHIPS_OF, {"member_id": record.id})
-    conn.execute(_DELETE[record.resource_type], {"pk": record.pk})
+    _DELETE_MEMBERSHIPS_OF.execute(conn, {"member_id": record.id})
+    _DELETE[record.resource_type].execute(conn, {"pk": record.pk})
 
 
 def search(
@@ -498,19 +511,25 @@ _MEMBERS_OF = (
 )
 
 
-def _groups_of_statement() -> Any:
+def _groups_of_statement(*, one: bool) -> Any:
     """Every group each member belongs to, directly or through nested groups.
 
     A recursive query climbs from the direct memberships to the groups that contain those
     groups; UNION (not UNION ALL) drops repeated rows, which also ends membership cycles.
+    ``one`` is for a single member (``member_id``), the others take a list (``member_ids``).
     """
+    member_id = group_members.c.member_id
     climbed = (
         select(
-            group_members.c.member_id.label("member_id"),
+            member_id.label("member_id"),
             group_members.c.group_pk.label("group_pk"),
             literal("direct").label("type"),
         )
-        .where(group_members.c.member_id.in_(bindparam("member_ids", expanding=True)))
+        .where(
+            member_id == bindparam("member_id")
+            if one
+            else member_id.in_(bindparam("member_ids", expanding=True))
+        )
         .cte("memberships", recursive=True)
     )
     inner_group = groups.alias("inner_group")
@@ -536,7 +555,9 @@ def _groups_of_statement() -> Any:
     )
 
 
-_GROUPS_OF = _groups_of_statement()
+_GROUPS_OF = _groups_of_statement(one=False)
+# A single user's groups: every GET, PATCH and PUT of a user reads them.
+_GROUPS_OF_ONE = PreparedStatement(_groups_of_statement(one=True))
 
 
 def load_members(conn: Connection, records: Sequence[StoredResource]) -> None:
@@ -561,10 +582,14 @@ def load_groups_of(conn: Connection, records: Sequence[StoredResource]) -> None:
     by_id = {record.id: record for record in records}
     for record in records:
         record.memberships = []
-    for row in conn.execute(_GROUPS_OF, {"member_ids": list(by_id)}):
-        memberships = by_id[row.member_id].memberships
+    if len(records) == 1:
+        rows = _GROUPS_OF_ONE.all(conn, {"member_id": records[0].id})
+    else:
+        rows = conn.execute(_GROUPS_OF, {"member_ids": list(by_id)}).all()
+    for member_id, group_id, display_name, kind in rows:
+        memberships = by_id[member_id].memberships
         assert memberships is not None
-        memberships.append(Membership(row.id, "Group", row.display_name, row.type))
+        memberships.append(Membership(group_id, "Group", display_name, kind))
 
 
 # -- roles ------------------------------------------------------------------------------------
