@@ -38,10 +38,21 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """Open a read transaction."""
+        """Open a read transaction: every statement in it sees the same snapshot."""
         with self._connection(write=False) as connection:
-            yield connection
-            connection.rollback()
+            driver: Any = connection.connection.dbapi_connection
+            if self._kept is not None:
+                # SQLite's driver runs in autocommit mode here (see _create_engine): begin
+                # at once, on the driver, so that prepared statements share the snapshot too;
+                # SQLAlchemy then finds the transaction open (see _begin).
+                driver.execute("BEGIN")
+            try:
+                yield connection
+            finally:
+                if connection.in_transaction():
+                    connection.rollback()
+                else:
+                    driver.rollback()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -106,6 +117,8 @@ class _KeptConnections:
         self._local.mine.busy.discard(write)
         if connection.in_transaction():
             connection.rollback()
+        elif connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            connection.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
 
     def close(self) -> None:
         """Close every kept connection of every thread."""
@@ -225,11 +238,12 @@ def _create_engine(url: str) -> Engine:
     def _begin(connection: Connection) -> None:
         # A write transaction takes the write lock up front: a deferred one that upgrades
         # later fails at once with "database is locked" when another process writes.
+        driver: Any = connection.connection.dbapi_connection
+        if driver.in_transaction:
+            return  # Database.read began it already
         write = connection.get_execution_options().get("write")
         # Straight to the driver: every transaction passes here, and SQLAlchemy's execution
         # path would cost several times what the statement does.
-        connection.connection.dbapi_connection.execute(  # type: ignore[union-attr]
-            "BEGIN IMMEDIATE" if write else "BEGIN"
-        )
+        driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine

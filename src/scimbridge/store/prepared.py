@@ -7,7 +7,9 @@ runs it on the DBAPI connection of the caller's transaction, converting paramete
 results with the column types' own processors: the same SQL, the same transaction and the
 same stored forms as ``conn.execute`` produces, without the per-call machinery.
 
-Only statements with plain bound parameters qualify (no ``expanding`` lists, no Python-side
+The caller's transaction is the one ``Database.read`` or ``Database.write`` opened: both
+begin it on the driver, as SQLAlchemy itself would. Only statements with plain bound
+parameters qualify (no ``expanding`` lists, no Python-side
 column defaults to fill in): everything else goes through ``conn.execute`` as usual.
 """
 
@@ -59,8 +61,6 @@ class PreparedStatement:
     def _run(
         self, conn: Connection, params: dict[str, Any], many: list[dict[str, Any]] | None = None
     ) -> tuple[Any, _Compiled]:
-        if not conn.in_transaction():
-            conn.begin()  # as conn.execute would autobegin: one snapshot for the whole read
         dialect = conn.dialect
         compiled = self._compile(dialect, tuple(params))
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
