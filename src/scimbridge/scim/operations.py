@@ -43,7 +43,7 @@ def _caller() -> Caller:
         RequestInfo(
             request_id=g.get("request_id"),
             client_address=request.remote_addr,
-            user_agent=request.user_agent.string or None,
+            user_agent=request.headers.get("User-Agent") or None,
         ),
     )
 

@@ -324,6 +324,8 @@ _UNQUOTED_VALUE = re.compile(
 
 def normalize_filter(text: str, model: Any, profile: ClientProfile) -> str:
     """Quote unquoted string values in a filter the RFC grammar would reject."""
+    if not _UNQUOTED_VALUE.search(text):
+        return text  # nothing a repair could quote: spare parsing the filter twice
     try:
         ScimFilter(text)
         return text

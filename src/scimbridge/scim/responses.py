@@ -26,9 +26,7 @@ ENDPOINTS = {"User": "Users", "Group": "Groups"}
 def scim_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """Serialize a SCIM body (already a JSON-ready dict) into a response."""
     payload = orjson.dumps(body) if body is not None else b""
-    response = Response(payload, status=status, headers=headers)
-    response.mimetype = SCIM_MEDIA_TYPE
-    return response
+    return Response(payload, status=status, headers=headers, content_type=SCIM_MEDIA_TYPE)
 
 
 def error_response(error: Error, headers: dict[str, str] | None = None) -> Response:

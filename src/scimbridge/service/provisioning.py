@@ -179,26 +179,30 @@ class ProvisioningService:
         ``invited`` and gets an invitation to set a local password.
         """
         caller = caller or Caller()
-        password_hash = hash_password(user.password) if user.password else None
-        user.password = None
         if user.active is None:
             user.active = True
+        # Everything but the statements is computed before the write transaction: the
+        # database has one writer at a time, and model work would hold it up.
+        prepared = _PreparedUser.of(user)
         invite = (
-            self.invite_on_create and password_hash is None and user.active and bool(user.emails)
+            self.invite_on_create
+            and prepared.password_hash is None
+            and user.active
+            and bool(user.emails)
         )
         status = UserStatus.INVITED if invite else UserStatus.ACTIVE
         if not user.active:
             status = UserStatus.SUSPENDED
+        changes = {"status": status.value, **audit.document_changes({}, prepared.doc)}
         now = _now()
         with self.database.write() as conn:
-            columns = user_columns(user)
             try:
                 record = store.insert_user(
                     conn,
                     str(uuid.uuid4()),
-                    columns,
-                    document(user),
-                    password_hash,
+                    prepared.columns,
+                    prepared.doc,
+                    prepared.password_hash,
                     now,
                     status=status,
                 )
@@ -218,7 +222,7 @@ class ProvisioningService:
                 target_type="User",
                 target_id=record.id,
                 target_name=user.user_name,
-                changes={"status": status.value, **audit.document_changes({}, record.doc)},
+                changes=changes,
                 request=caller.request,
                 now=now,
             )
@@ -265,21 +269,26 @@ class ProvisioningService:
         for _ in range(_OPTIMISTIC_ATTEMPTS):
             with self.database.read() as conn:
                 record = self._require(conn, "User", resource_id)
+                # A user PATCH never changes memberships: read them with the user, outside
+                # the write transaction.
+                self._load_memberships(conn, [record])
             check_if_match(record, if_match)
             user = user_model(record)
             if not _apply_patch(patch, user, tolerance):
-                with self.database.read() as conn:
-                    self._load_memberships(conn, [record])
                 return record
             prepared = _PreparedUser.of(user)
             try:
                 with self.database.write() as conn:
                     saved = self._write_user(conn, record, user, caller, prepared)
-                    self._load_memberships(conn, [saved])
-                    return saved
             except ConcurrentUpdate:
                 if if_match is not None:
                     raise PreconditionFailedException(detail="the user changed meanwhile") from None
+            else:
+                saved.memberships = record.memberships
+                if saved.status == UserStatus.INVITED:
+                    with self.database.read() as conn:
+                        _load_invitations(conn, [saved])
+                return saved
         with self.database.write() as conn:
             record = self._require(conn, "User", resource_id, for_update=True)
             check_if_match(record, if_match)
