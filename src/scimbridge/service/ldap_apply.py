@@ -19,8 +19,8 @@ An add or a rename may be applied without scimbridge learning it (the answer los
 directory stopping before the next step, the records not committed, the worker replaced).
 So the new DN is committed as *unconfirmed* before the operation is sent, and until a record
 settles it, every job of that resource looks for the entry there too: it is moved to its DN
-and read and corrected like an entry found in place (a delete deletes it). Only a job that
-names one entry more than scimbridge wrote pays for it.
+and read and corrected like an entry found in place (a delete deletes it). A batch pays one
+insert for the new names of its jobs; only a resource with an unconfirmed DN costs reads.
 
 Failures: an unreachable directory gives :class:`UnavailableJobError` (the job waits, it is
 never parked); a refusal (schema violation, insufficient rights…) gives
