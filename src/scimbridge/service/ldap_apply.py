@@ -13,7 +13,14 @@ the group's members once and writing the exact difference.
 
 The record of what was written is a cache, never the truth: a lost record costs one read of
 the entry, not a wrong directory. That lets a batch of jobs share one read of the store and
-commit its records with the jobs' outcomes, in one transaction.
+commit its records with the jobs' outcomes, in one transaction (see :mod:`.ldap_batch`).
+
+An add or a rename may be applied without scimbridge learning it (the answer lost, the
+directory stopping before the next step, the records not committed, the worker replaced).
+So the new DN is committed as *unconfirmed* before the operation is sent, and until a record
+settles it, every job of that resource looks for the entry there too: it is moved to its DN
+and read and corrected like an entry found in place (a delete deletes it). A batch pays one
+insert for the new names of its jobs; only a resource with an unconfirmed DN costs reads.
 
 Failures: an unreachable directory gives :class:`UnavailableJobError` (the job waits, it is
 never parked); a refusal (schema violation, insufficient rights…) gives
@@ -26,7 +33,6 @@ import logging
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -51,12 +57,13 @@ from ..adapters.ldap.names import first_rdn
 from ..domain.lifecycle import UserStatus
 from ..store import ldap_entries as ldap_store
 from ..store.database import Database
-from ..store.database import Transaction
 from ..store.jobs import Job
 from ..store.ldap_entries import GroupRow
+from ..store.ldap_entries import UnconfirmedDn
 from ..store.ldap_entries import UserRow
 from ..store.ldap_entries import WrittenEntry
 from ..store.resources import resource_types_of
+from .ldap_batch import SyncBatch
 from .ldap_sync import LDAP_JOB
 from .ldap_sync import group_key
 from .outbox import BatchResult
@@ -82,139 +89,6 @@ def group_state(row: GroupRow) -> GroupState:
     return GroupState(row.id, row.doc)
 
 
-class _Batch:
-    """The store as one batch sees it: rows read up front, and the records it wrote.
-
-    Records are written by :meth:`persist`, which the worker runs in the transaction that
-    settles the jobs; until then, reads of the records see the batch's own writes first.
-    """
-
-    def __init__(self, database: Database, clock: Callable[[], datetime]) -> None:
-        self.database = database
-        self.clock = clock
-        self.users: dict[str, UserRow | None] = {}
-        self.groups: dict[str, GroupRow | None] = {}
-        self.written: dict[str, WrittenEntry | None] = {}
-        self._holders: dict[str, str] = {}
-        """DN key → id of the resource whose record names it, for records read or written."""
-        self.touched: dict[str, None] = {}
-        """Ids whose record this batch changed (or dropped, when ``written`` says None)."""
-
-    def prefetch(self, jobs: Sequence[Job]) -> None:
-        """Read the rows and records the jobs name, with one query of each kind."""
-        # A malformed payload is left to its job, which fails on its own.
-        user_ids: list[str] = []
-        wanted_groups: list[str] = []
-        for job in jobs:
-            operation = job.payload.get("op")
-            resource_id = job.payload.get("group" if operation == "members" else "id")
-            if isinstance(resource_id, str):
-                (user_ids if operation == "user" else wanted_groups).append(resource_id)
-        with self.database.read() as conn:
-            users = ldap_store.user_rows(conn, user_ids)
-            groups = ldap_store.group_rows(conn, wanted_groups)
-            written = ldap_store.written_entries(conn, [*user_ids, *wanted_groups])
-        self.users.update({user_id: users.get(user_id) for user_id in user_ids})
-        self.groups.update({group_id: groups.get(group_id) for group_id in wanted_groups})
-        for resource_id in [*user_ids, *wanted_groups]:
-            self._remember(resource_id, written.get(resource_id))
-
-    def _remember(self, resource_id: str, entry: WrittenEntry | None) -> None:
-        self.written[resource_id] = entry
-        if entry is not None:
-            self._holders[entry.dn_key] = resource_id
-
-    def user(self, user_id: str) -> UserRow | None:
-        if user_id not in self.users:
-            with self.database.read() as conn:
-                self.users[user_id] = ldap_store.user_row(conn, user_id)
-        return self.users[user_id]
-
-    def group(self, group_id: str) -> GroupRow | None:
-        if group_id not in self.groups:
-            with self.database.read() as conn:
-                self.groups[group_id] = ldap_store.group_row(conn, group_id)
-        return self.groups[group_id]
-
-    def written_entry(self, resource_id: str) -> WrittenEntry | None:
-        if resource_id not in self.written:
-            with self.database.read() as conn:
-                found = ldap_store.written_entries(conn, [resource_id])
-            self._remember(resource_id, found.get(resource_id))
-        return self.written[resource_id]
-
-    def written_dns(self, resource_ids: Iterable[str]) -> dict[str, str]:
-        wanted = list(resource_ids)
-        unknown = [resource_id for resource_id in wanted if resource_id not in self.written]
-        dns: dict[str, str] = {}
-        if unknown:
-            with self.database.read() as conn:
-                dns = ldap_store.written_dns(conn, unknown)
-        for resource_id in wanted:
-            if resource_id in self.written:
-                entry = self.written[resource_id]
-                if entry is not None:
-                    dns[resource_id] = entry.dn
-        return dns
-
-    def record(
-        self,
-        resource_type: str,
-        resource_id: str,
-        entry: Entry,
-        digest: str | None,
-        *,
-        placeholder: bool | None,
-        as_of: int | None,
-    ) -> None:
-        """Note the entry just written for a resource (None keeps a group's member facts)."""
-        kept = self.written_entry(resource_id)
-        key = entry.dn_key
-        holder = self._holders.get(key)
-        if holder is not None and holder != resource_id:
-            # The entry is this resource's now: the other record no longer names it.
-            self.written[holder] = None
-            self.touched[holder] = None
-        self.written[resource_id] = WrittenEntry(
-            resource_type,
-            resource_id,
-            entry.dn,
-            key,
-            entry.attributes,
-            digest,
-            placeholder if placeholder is not None else bool(kept and kept.placeholder),
-            as_of if as_of is not None else (kept.members_as_of if kept else 0),
-            self.clock() if as_of is not None else (kept.members_written if kept else None),
-        )
-        self._holders[key] = resource_id
-        self.touched[resource_id] = None
-
-    def forget(self, resource_id: str) -> None:
-        """Note that a resource's entry was deleted."""
-        self.written[resource_id] = None
-        self.touched[resource_id] = None
-
-    def set_placeholder(self, group_dn: str, placeholder: bool) -> None:
-        """Note whether a group's entry (by DN) holds the placeholder member now."""
-        key = dn_key(group_dn)
-        holder_id = self._holders.get(key)
-        holder = self.written.get(holder_id) if holder_id else None
-        if holder is None:
-            with self.database.read() as conn:
-                holder = ldap_store.written_by_dn_key(conn, key)
-        if holder is not None and holder.placeholder != placeholder:
-            self._remember(holder.resource_id, replace(holder, placeholder=placeholder))
-            self.touched[holder.resource_id] = None
-
-    def persist(self, conn: Transaction) -> None:
-        """Write the batch's records in the caller's transaction."""
-        entries = [self.written[i] for i in self.touched if self.written.get(i) is not None]
-        forgotten = [i for i in self.touched if self.written.get(i) is None]
-        ldap_store.write_entries(
-            conn, [entry for entry in entries if entry is not None], forgotten, self.clock()
-        )
-
-
 class LdapSyncHandler:
     """The outbox handler of ``ldap`` jobs (one per worker thread: it holds a connection)."""
 
@@ -231,11 +105,7 @@ class LdapSyncHandler:
         self.builder = builder
         self.clock = clock
         self._containers_ready = False
-        self._batch = _Batch(database, clock)
-        # The last rename sent, by resource id. A rename whose answer was lost with the
-        # connection, or whose record was not committed, may still have been applied: a later
-        # job then finds the entry under this name rather than under the recorded one.
-        self._unconfirmed_renames: dict[str, str] = {}
+        self._batch = SyncBatch(database, clock)
 
     def close(self) -> None:
         """Close the connection to the directory (the next job opens a new one)."""
@@ -256,8 +126,12 @@ class LdapSyncHandler:
 
     def apply_batch(self, jobs: Sequence[Job], must_stop: Callable[[], bool]) -> BatchResult:
         """Apply jobs in order; stop at the first sign that the directory is unavailable."""
-        self._batch = _Batch(self.database, self.clock)
+        self._batch = SyncBatch(self.database, self.clock)
         self._batch.prefetch(jobs)
+        self._note_new_names(
+            (payload.get("op"), payload.get("group" if payload.get("op") == "members" else "id"))
+            for payload in (job.payload for job in jobs)
+        )
         results: list[JobResult] = []
         stopped = False
         for job in jobs:
@@ -267,7 +141,7 @@ class LdapSyncHandler:
             result = self._apply_one(job)
             stopped = isinstance(result.error, UnavailableJobError)
             results.append(result)
-        return BatchResult(results, self._batch.persist if self._batch.touched else None)
+        return BatchResult(results, self._batch.persist if self._batch.has_writes() else None)
 
     def _apply_one(self, job: Job) -> JobResult:
         payload = job.payload
@@ -297,25 +171,74 @@ class LdapSyncHandler:
 
     # -- users and groups ---------------------------------------------------------------------
 
+    def _entry_of(self, resource_id: str, row: UserRow | GroupRow) -> Entry:
+        entry = self._batch.entries.get(resource_id)
+        if entry is None:
+            if isinstance(row, UserRow):
+                entry = self.builder.user_entry(user_state(row))
+            else:
+                entry = self.builder.group_entry(group_state(row))
+            self._batch.entries[resource_id] = entry
+        return entry
+
+    def _note_new_names(self, wanted: Iterable[tuple[object, object]]) -> None:
+        """Note, in one transaction, the DNs jobs will send as new names (adds, renames).
+
+        Each job would otherwise commit its own before sending; a batch of creates pays one.
+        """
+        names: list[UnconfirmedDn] = []
+        for operation, resource_id in wanted:
+            if not isinstance(resource_id, str) or operation not in ("user", "group", "members"):
+                continue
+            row: UserRow | GroupRow | None = (
+                self._batch.user(resource_id)
+                if operation == "user"
+                else self._batch.group(resource_id)
+            )
+            if row is None:
+                continue
+            written = self._batch.written_entry(resource_id)
+            if operation == "members" and written is not None:
+                continue  # only a member job of a group without an entry creates it
+            try:
+                entry = self._entry_of(resource_id, row)
+            except MappingError:
+                continue  # the job fails on its own
+            if written is None or written.dn != entry.dn or self._batch.unconfirmed(resource_id):
+                kind = "User" if operation == "user" else "Group"
+                names.append(UnconfirmedDn(kind, resource_id, entry.dn, entry.dn_key))
+        self._batch.note_ahead(names)
+
     def sync_user(self, user_id: str) -> None:
         """Make a user's entry match the store, whatever happened since the last write."""
         row = self._batch.user(user_id)
-        written = self._batch.written_entry(user_id)
         if row is None:
-            if written is not None:
-                self._remove(written)
+            self._remove(user_id)
             return
-        self._put("User", user_id, self.builder.user_entry(user_state(row)), written)
+        entry = self._entry_of(user_id, row)
+        self._put("User", user_id, entry, self._batch.written_entry(user_id))
 
     def sync_group(self, group_id: str) -> None:
         """Make a group's entry match the store; a new entry gets every current member."""
         row = self._batch.group(group_id)
-        written = self._batch.written_entry(group_id)
         if row is None:
-            if written is not None:
-                self._remove(written)
+            self._remove(group_id)
             return
-        self._put("Group", group_id, self.builder.group_entry(group_state(row)), written, row)
+        entry = self._entry_of(group_id, row)
+        self._put("Group", group_id, entry, self._batch.written_entry(group_id), row)
+
+    def _places(self, resource_id: str) -> dict[str, str]:
+        """Return the DNs (by key) the entry of a resource may have: recorded, then unconfirmed.
+
+        An unconfirmed DN another resource's record names is not this resource's any more
+        (that resource took the entry over).
+        """
+        written = self._batch.written_entry(resource_id)
+        places = {written.dn_key: written.dn} if written is not None else {}
+        for key, dn in list(self._batch.unconfirmed(resource_id).items()):
+            if key not in places and not self._batch.held_by_another(key, resource_id):
+                places[key] = dn
+        return places
 
     def _put(
         self,
@@ -325,20 +248,21 @@ class LdapSyncHandler:
         written: WrittenEntry | None,
         group: GroupRow | None = None,
     ) -> None:
-        if written is None:
-            self._create(resource_type, resource_id, entry, group)
+        places = self._places(resource_id)
+        if written is None or len(places) > 1:
+            # Nothing recorded, or an add or rename went out unconfirmed: what the entry holds
+            # is unknown, so it is found, moved to its DN, then read and corrected.
+            found = self._move(resource_type, resource_id, places, entry.dn) if places else None
+            self._create(resource_type, resource_id, entry, group, exists=found is not None)
             return
-        if self._unconfirmed_renames.get(resource_id) == written.dn:
-            del self._unconfirmed_renames[resource_id]  # the record has caught up
         before = dict(written.attributes)
         renamed = written.dn != entry.dn
         if renamed:
-            source = self._rename(resource_id, written.dn, entry.dn)
+            source = self._move(resource_type, resource_id, places, entry.dn)
             if source is None:
                 # Deleted behind scimbridge's back: write it anew.
                 self._create(resource_type, resource_id, entry, group)
                 return
-            self._repoint_memberships(source, entry.dn)
             before[entry.rdn_attribute] = _after_rename(
                 before.get(entry.rdn_attribute, []), first_rdn(source)[1], entry.rdn_value
             )
@@ -356,34 +280,53 @@ class LdapSyncHandler:
         if changes or renamed:
             self._record(resource_type, resource_id, entry)
 
-    def _rename(self, resource_id: str, recorded_dn: str, new_dn: str) -> str | None:
-        """Move an entry to ``new_dn``; return the DN it was found under, None if nowhere."""
-        # The name stays unconfirmed until the record says it: a batch cut short by an
-        # outage commits none of its records, even for renames the directory answered.
-        unconfirmed = self._unconfirmed_renames.get(resource_id)
-        self._unconfirmed_renames[resource_id] = new_dn
-        for source in dict.fromkeys(dn for dn in (recorded_dn, unconfirmed) if dn):
-            if dn_key(source) == dn_key(new_dn):
-                # An earlier attempt got there; only its answer was lost. Memberships still
-                # naming the recorded DN are repointed from it.
-                if self.directory.read(new_dn, ["1.1"]) is not None:
-                    return recorded_dn
+    def _move(
+        self, resource_type: str, resource_id: str, places: dict[str, str], new_dn: str
+    ) -> str | None:
+        """Move an entry from the first of ``places`` holding it to ``new_dn``.
+
+        Return the DN it was found under, None if under none. Groups naming any of the places
+        are repointed to ``new_dn``.
+        """
+        new_key = dn_key(new_dn)
+        # Already there (an earlier attempt got there, only its answer was lost): no rename.
+        ordered = sorted(places.items(), key=lambda place: place[0] != new_key)
+        found: str | None = None
+        for key, dn in ordered:
+            if key == new_key:
+                if self.directory.exists(new_dn):
+                    found = dn
+                    break
                 continue
+            self._batch.sending(resource_type, resource_id, new_dn)
             try:
-                self.directory.rename(source, new_dn)
+                self.directory.rename(dn, new_dn)
             except NoSuchEntry:
                 continue
             except EntryAlreadyExists:
+                self._batch.not_taken(resource_id, new_dn)
                 # Usually a deleted resource's entry whose delete is still queued.
                 raise TransientJobError(
-                    f"cannot rename {source} to {new_dn}: that name is taken"
+                    f"cannot rename {dn} to {new_dn}: that name is taken"
                 ) from None
-            return source
-        return None
+            found = dn
+            break
+        if found is not None:
+            for key, dn in places.items():
+                if key != new_key:
+                    self._repoint_memberships(dn, new_dn)
+        return found
 
     def _create(
-        self, resource_type: str, resource_id: str, entry: Entry, group: GroupRow | None
+        self,
+        resource_type: str,
+        resource_id: str,
+        entry: Entry,
+        group: GroupRow | None,
+        *,
+        exists: bool = False,
     ) -> None:
+        """Add a resource's entry, or correct the one at its DN (``exists``, or found there)."""
         attributes = entry.present_attributes()
         password_attribute = self.builder.password_attribute
         if password_attribute and entry.password:
@@ -398,10 +341,14 @@ class LdapSyncHandler:
             values = member_dns or ([empty_member] if empty_member is not None else [])
             if values:
                 attributes[self.builder.member_attribute] = values
-        try:
-            self._add(entry.dn, entry.object_classes, attributes)
-        except EntryAlreadyExists:
+        if exists:
             placeholder = self._converge(resource_type, resource_id, entry, member_dns)
+        else:
+            self._batch.sending(resource_type, resource_id, entry.dn)
+            try:
+                self._add(entry.dn, entry.object_classes, attributes)
+            except EntryAlreadyExists:
+                placeholder = self._converge(resource_type, resource_id, entry, member_dns)
         self._record(
             resource_type, resource_id, entry, placeholder=placeholder, members_as_of=members_as_of
         )
@@ -443,13 +390,18 @@ class LdapSyncHandler:
         self._drop_foreign_memberships(resource_id, entry.dn)
         return placeholder
 
-    def _remove(self, written: WrittenEntry) -> None:
-        # Leaving the groups first keeps refint from rewriting them behind our back, and lets
-        # an emptied group get its placeholder from us.
-        for group_dn in self._groups_holding(written.dn):
-            self._remove_member_value(group_dn, written.dn)
-        self.directory.delete(written.dn)
-        self._batch.forget(written.resource_id)
+    def _remove(self, resource_id: str) -> None:
+        """Delete the entry of a resource that is gone, under every DN it may have."""
+        places = self._places(resource_id)
+        if not places:
+            return
+        for dn in places.values():
+            # Leaving the groups first keeps refint from rewriting them behind our back, and
+            # lets an emptied group get its placeholder from us.
+            for group_dn in self._groups_holding(dn):
+                self._remove_member_value(group_dn, dn)
+            self.directory.delete(dn)
+        self._batch.forget(resource_id)
 
     def _record(
         self,
@@ -479,8 +431,9 @@ class LdapSyncHandler:
         written = self._batch.written_entry(group_id)
         if row is None:
             return  # the group's own job deletes the entry
-        if written is None:
-            self.sync_group(group_id)  # a new entry gets every member, these included
+        if written is None or self._batch.unconfirmed(group_id):
+            # A new entry, or one found again, gets every member: these included.
+            self.sync_group(group_id)
             return
         if written.contains_member_job(job.pk, job.created):
             return
@@ -566,6 +519,9 @@ class LdapSyncHandler:
         if missing:
             with self.database.read() as conn:
                 kinds = resource_types_of(conn, missing)
+            new_users = [member_id for member_id, kind in kinds.items() if kind == "User"]
+            self._batch.prefetch_users(new_users)
+            self._note_new_names(("user", member_id) for member_id in new_users)
             for member_id, kind in kinds.items():
                 if kind == "User":
                     self.sync_user(member_id)

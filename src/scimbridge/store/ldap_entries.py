@@ -3,6 +3,10 @@
 ``ldap_entries`` keeps, per user and group, the DN and managed attributes last written to the
 directory. A resource's DN is unique among the rows: a resource that takes over an entry (a
 new user named like a deleted one whose delete is still queued) takes its row too.
+
+``ldap_unconfirmed_dns`` keeps the DNs sent as a resource's new name (an add, a rename) that
+no record confirms yet: noted, and committed, before the operation is sent; dropped in the
+transaction that records its outcome.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from .tables import group_members
 from .tables import groups
 from .tables import jobs
 from .tables import ldap_entries
+from .tables import ldap_unconfirmed_dns
 from .tables import users
 
 
@@ -237,6 +242,79 @@ def write_entries(
         conn.execute(_UPSERTS[conn.dialect.name], rows)
 
 
+@dataclass(frozen=True)
+class UnconfirmedDn:
+    """A DN about to be sent as the new name of a resource's entry."""
+
+    resource_type: str
+    resource_id: str
+    dn: str
+    dn_key: str
+
+
+def unconfirmed_dns(conn: Connection, resource_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Return the DNs sent for resources among ``resource_ids`` but not confirmed, by id.
+
+    Each resource's DNs map their key to the DN, oldest first.
+    """
+    found: dict[str, dict[str, str]] = {}
+    table = ldap_unconfirmed_dns.c
+    for chunk in _chunks(resource_ids):
+        query = (
+            select(table.resource_id, table.dn_key, table.dn)
+            .where(table.resource_id.in_(chunk))
+            .order_by(table.sent)
+        )
+        for resource_id, key, dn in conn.execute(query):
+            found.setdefault(resource_id, {})[key] = dn
+    return found
+
+
+def _insert_ignoring_duplicates(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(ldap_unconfirmed_dns).on_conflict_do_nothing()
+
+
+_NOTE_UNCONFIRMED = {
+    dialect: _insert_ignoring_duplicates(dialect) for dialect in ("sqlite", "postgresql")
+}
+_CONFIRM_ALL = delete(ldap_unconfirmed_dns).where(
+    ldap_unconfirmed_dns.c.resource_id == bindparam("resource_id")
+)
+_CONFIRM_ONE = delete(ldap_unconfirmed_dns).where(
+    ldap_unconfirmed_dns.c.resource_id == bindparam("resource_id"),
+    ldap_unconfirmed_dns.c.dn_key == bindparam("dn_key"),
+)
+
+
+def note_unconfirmed_dns(conn: Connection, names: Iterable[UnconfirmedDn], now: datetime) -> None:
+    """Note DNs about to be sent as new names (a DN noted already stays as it was)."""
+    rows = [
+        {
+            "resource_type": name.resource_type,
+            "resource_id": name.resource_id,
+            "dn": name.dn,
+            "dn_key": name.dn_key,
+            "sent": _db_time(now),
+        }
+        for name in names
+    ]
+    if rows:
+        conn.execute(_NOTE_UNCONFIRMED[conn.dialect.name], rows)
+
+
+def drop_unconfirmed_dns(
+    conn: Connection, settled: Iterable[str], dropped: Iterable[tuple[str, str]]
+) -> None:
+    """Drop every unconfirmed DN of the ``settled`` ids, and the (id, DN key) pairs ``dropped``."""
+    every = [{"resource_id": resource_id} for resource_id in settled]
+    single = [{"resource_id": resource_id, "dn_key": key} for resource_id, key in dropped]
+    if every:
+        conn.execute(_CONFIRM_ALL, every)
+    if single:
+        conn.execute(_CONFIRM_ONE, single)
+
+
 def group_id_of(conn: Connection, group_dn_key: str) -> str | None:
     """Return the id of the group whose entry has this DN key, if scimbridge wrote it."""
     query = select(ldap_entries.c.resource_id).where(
@@ -256,8 +334,9 @@ def groups_of_member(conn: Connection, member_id: str) -> set[str]:
 
 
 def forget_all(conn: Connection) -> None:
-    """Drop every record (reconcile writes them again from the directory's state)."""
+    """Drop every record and unconfirmed DN (reconcile writes records from the directory)."""
     conn.execute(delete(ldap_entries))
+    conn.execute(delete(ldap_unconfirmed_dns))
 
 
 def members_of(conn: Connection, group_pk: int) -> list[tuple[str, str]]:

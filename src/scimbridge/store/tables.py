@@ -259,6 +259,20 @@ ldap_entries = Table(
     Column("written", Timestamp, nullable=False),
 )
 
+# DNs scimbridge sent to the directory as an entry's new name (an add, a rename) whose outcome
+# no record says yet. A row is committed before the operation goes out and deleted with the
+# record that settles it; a name left here may hold the entry (the answer was lost, or the
+# records of its batch were never committed), so later jobs look for the entry there too.
+ldap_unconfirmed_dns = Table(
+    "ldap_unconfirmed_dns",
+    metadata,
+    Column("resource_id", String(36), primary_key=True),
+    Column("dn_key", String(1024), primary_key=True),
+    Column("resource_type", String(16), nullable=False),
+    Column("dn", Text, nullable=False),
+    Column("sent", Timestamp, nullable=False),
+)
+
 # -- SCIM client deviations ---------------------------------------------------------------------
 
 # How often each token's client sent each known deviation from RFC 7644 (see scim/quirks.py),
