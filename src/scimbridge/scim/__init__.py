@@ -58,15 +58,19 @@ def _authenticate() -> None:
 
 @bp.after_request
 def _record_deviations(response: Response) -> Response:
-    # The one place deviations become durable: after the request (SCIM errors and bulk
-    # included), and only when one was met, so ordinary requests write nothing more.
+    # Deviations a write did not count in its own transaction (see operations.py) are
+    # counted here: after the request (SCIM errors and bulk included), and only when one
+    # was met, so ordinary requests write nothing more.
     profile: ClientProfile | None = g.get("client_profile")
-    if profile is not None and (profile.seen or profile.refused):
+    if profile is None:
+        return response
+    tolerated, refused = profile.uncounted()
+    if tolerated or refused:
         record_client_deviations(
             current_app.extensions["scimbridge"].database,
             profile.token_name,
-            [deviation.value for deviation in profile.seen],
-            [deviation.value for deviation in profile.refused],
+            [deviation.value for deviation in tolerated],
+            [deviation.value for deviation in refused],
         )
     return response
 

@@ -6,6 +6,7 @@ as the same request sent alone: same client-profile tolerances, same validation,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from typing import Any
 
 from flask import current_app
@@ -20,11 +21,15 @@ from ..domain.lifecycle import RequestInfo
 from ..domain.resources import GroupResource
 from ..domain.resources import StoredResource
 from ..domain.resources import UserResource
+from ..service.client_deviations import count_client_deviations
 from ..service.provisioning import Caller
 from ..service.provisioning import ProvisioningService
 from .quirks import ClientProfile
 from .quirks import normalize_patch
 from .quirks import normalize_resource
+
+if TYPE_CHECKING:
+    from ..store.database import Transaction
 
 MODELS: dict[str, Any] = {"User": UserResource, "Group": GroupResource}
 _PATCH_MODELS: dict[str, Any] = {"User": PatchOp[UserResource], "Group": PatchOp[Group]}
@@ -33,6 +38,33 @@ _PATCH_MODELS: dict[str, Any] = {"User": PatchOp[UserResource], "Group": PatchOp
 def _service() -> ProvisioningService:
     service: ProvisioningService = current_app.extensions["scimbridge"].provisioning
     return service
+
+
+class _DeviationBookkeeping:
+    """Counts the request's deviations in the transaction of its change.
+
+    A PATCH from Entra ID meets two deviations on every deactivation; counting them in the
+    change's own transaction spares one write transaction per request.
+    """
+
+    def __init__(self, profile: ClientProfile) -> None:
+        self.profile = profile
+        self._written = profile.counted
+
+    def write(self, conn: Transaction) -> None:
+        """Count the deviations met so far in the change's transaction."""
+        tolerated, refused = self.profile.uncounted()
+        count_client_deviations(
+            conn,
+            self.profile.token_name,
+            [deviation.value for deviation in tolerated],
+            [deviation.value for deviation in refused],
+        )
+        self._written = (len(self.profile.seen), len(self.profile.refused))
+
+    def committed(self) -> None:
+        """Mark them counted: the request's end need not count them again."""
+        self.profile.counted = self._written
 
 
 def _caller() -> Caller:
@@ -45,6 +77,7 @@ def _caller() -> Caller:
             client_address=request.remote_addr,
             user_agent=request.headers.get("User-Agent") or None,
         ),
+        _DeviationBookkeeping(g.client_profile),
     )
 
 

@@ -101,6 +101,12 @@ class ClientProfile:
     seen: list[Deviation] = field(default_factory=list)
     refused: list[Deviation] = field(default_factory=list)
     """Deviations the profile did not accept (the request was refused for the first)."""
+    counted: tuple[int, int] = (0, 0)
+    """How many of ``seen`` and ``refused`` are counted already (both lists only grow)."""
+
+    def uncounted(self) -> tuple[list[Deviation], list[Deviation]]:
+        """Return the deviations met and not yet counted: (tolerated, refused)."""
+        return self.seen[self.counted[0] :], self.refused[self.counted[1] :]
 
     @property
     def tolerances(self) -> frozenset[Deviation]:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import UTC
 from datetime import datetime
 from typing import Any
+from typing import Protocol
 
 from scim2_models import Group
 from scim2_models import GroupMember
@@ -89,12 +92,24 @@ def check_if_match(record: StoredResource, if_match: str | None) -> None:
         )
 
 
+class RequestBookkeeping(Protocol):
+    """What a request records about itself, written in the transaction of its change."""
+
+    def write(self, conn: Transaction) -> None:
+        """Write the records, inside the change's transaction."""
+
+    def committed(self) -> None:
+        """Take note that the transaction carrying them has committed."""
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who sends a SCIM request and from where: the audit trail's actor and request."""
 
     actor: Actor = field(default_factory=lambda: Actor("scim", None, "scim"))
     request: RequestInfo | None = None
+    bookkeeping: RequestBookkeeping | None = None
+    """Rides along with the change, sparing the request a transaction of its own."""
 
 
 # Audit events name at most this many member ids per operation; a 10,000-member PATCH is
@@ -122,6 +137,17 @@ class ProvisioningService:
         self.directory = directory
         self.max_patch_members = max_patch_members
         self.invite_on_create = invite_on_create
+
+    @contextmanager
+    def _write(self, caller: Caller | None) -> Iterator[Transaction]:
+        """Open the write transaction of a change, carrying the caller's bookkeeping."""
+        bookkeeping = caller.bookkeeping if caller is not None else None
+        with self.database.write() as conn:
+            yield conn
+            if bookkeeping is not None:
+                bookkeeping.write(conn)
+        if bookkeeping is not None:
+            bookkeeping.committed()
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -195,7 +221,7 @@ class ProvisioningService:
             status = UserStatus.SUSPENDED
         changes = {"status": status.value, **audit.document_changes({}, prepared.doc)}
         now = _now()
-        with self.database.write() as conn:
+        with self._write(caller) as conn:
             try:
                 record = store.insert_user(
                     conn,
@@ -237,7 +263,7 @@ class ProvisioningService:
         caller: Caller | None = None,
     ) -> StoredResource:
         """Replace a user's attributes (PUT)."""
-        with self.database.write() as conn:
+        with self._write(caller) as conn:
             record = self._require(conn, "User", resource_id, for_update=True)
             check_if_match(record, if_match)
             user.replace(user_model(record))
@@ -278,7 +304,7 @@ class ProvisioningService:
                 return record
             prepared = _PreparedUser.of(user)
             try:
-                with self.database.write() as conn:
+                with self._write(caller) as conn:
                     saved = self._write_user(conn, record, user, caller, prepared)
             except ConcurrentUpdate:
                 if if_match is not None:
@@ -289,7 +315,7 @@ class ProvisioningService:
                     with self.database.read() as conn:
                         _load_invitations(conn, [saved])
                 return saved
-        with self.database.write() as conn:
+        with self._write(caller) as conn:
             record = self._require(conn, "User", resource_id, for_update=True)
             check_if_match(record, if_match)
             user = user_model(record)
@@ -365,7 +391,7 @@ class ProvisioningService:
         now = _now()
         members = list(group.members or [])
         group.members = None
-        with self.database.write() as conn:
+        with self._write(caller) as conn:
             wanted = self._resolve_members(conn, members)
             try:
                 record = store.insert_group(
@@ -400,7 +426,7 @@ class ProvisioningService:
         """Replace a group (PUT): its attributes and its whole member list."""
         members = list(group.members or [])
         group.members = None
-        with self.database.write() as conn:
+        with self._write(caller) as conn:
             record = self._require(conn, "Group", resource_id, for_update=True)
             check_if_match(record, if_match)
             group.replace(group_model(record))
@@ -444,7 +470,7 @@ class ProvisioningService:
         memberships: bool = True,
     ) -> StoredResource:
         """Apply a PATCH to a group; member operations touch only the members they name."""
-        with self.database.write() as conn:
+        with self._write(caller) as conn:
             record = self._require(conn, "Group", resource_id, for_update=True)
             check_if_match(record, if_match)
             attribute_operations: list[PatchOperation[Any]] = []
@@ -652,7 +678,7 @@ class ProvisioningService:
         """Delete a user or group and the memberships naming it; audit keeps a tombstone."""
         caller = caller or Caller()
         now = _now()
-        with self.database.write() as conn:
+        with self._write(caller) as conn:
             if if_match is None:
                 # Without a precondition there is nothing to compare: one statement decides.
                 name = store.delete_by_id(conn, resource_type, resource_id)

@@ -582,6 +582,7 @@ def load_groups_of(conn: Connection, records: Sequence[StoredResource]) -> None:
     by_id = {record.id: record for record in records}
     for record in records:
         record.memberships = []
+    rows: Sequence[Sequence[Any]]
     if len(records) == 1:
         rows = _GROUPS_OF_ONE.all(conn, {"member_id": records[0].id})
     else:
