@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from scimbridge.settings import ServerSettings
+
 BENCH_DIR = Path(__file__).resolve().parent
 BIN_DIR = Path(sys.executable).parent
 HOST = "127.0.0.1"
@@ -103,8 +105,20 @@ def parse_options(argv: list[str] | None = None) -> Options:
     )
     p.add_argument("--users", type=int, default=2000, help="users per SCIM server (2000)")
     p.add_argument("--clients", type=int, default=4, help="client threads/connections (4)")
-    p.add_argument("--workers", type=int, default=2, help="gunicorn workers, both apps (2)")
-    p.add_argument("--threads", type=int, default=4, help="gunicorn threads, both apps (4)")
+    # scimbridge serve's own defaults, given to the ceiling's gunicorn too.
+    server = ServerSettings()
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=server.workers,
+        help=f"gunicorn workers, both apps ({server.workers}: 2 x CPUs + 1, as scimbridge serve)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=server.threads,
+        help=f"gunicorn threads, both apps ({server.threads}, as scimbridge serve)",
+    )
     p.add_argument("--ref-threads", type=int, default=4, help="waitress threads (4)")
     p.add_argument("--chunk", type=int, default=100, help="members per group PATCH (100)")
     p.add_argument("--repeat", type=int, default=50, help="GETs of the big group (50)")

@@ -24,6 +24,11 @@ from pydantic_settings import TomlConfigSettingsSource
 DEFAULT_CONFIG_FILE = Path("config/scimbridge.toml")
 
 
+def default_worker_count() -> int:
+    """Return gunicorn's advice for worker processes: two per CPU, plus one."""
+    return 2 * (os.cpu_count() or 1) + 1
+
+
 class ServerSettings(BaseModel):
     """How ``scimbridge serve`` listens."""
 
@@ -33,10 +38,11 @@ class ServerSettings(BaseModel):
     port: int = 8080
     """TCP port gunicorn binds to."""
 
-    workers: int = 2
-    """Gunicorn worker processes."""
+    workers: int = Field(default_factory=default_worker_count, ge=1)
+    """Gunicorn worker processes; by default twice the CPUs plus one, as gunicorn advises.
+    Python runs one thread at a time per process, so processes, not threads, use the CPUs."""
 
-    threads: int = 4
+    threads: int = 2
     """Threads per worker (gthread worker class, which keeps client connections alive)."""
 
     proxy_hops: int = Field(default=0, ge=0)
