@@ -267,11 +267,17 @@ def _fix_model_booleans(value: Any, model: Any, profile: ClientProfile, path: st
 
 def _is_boolean_field(model: Any, key: str) -> bool:
     """Whether a complex attribute's sub-attribute ``key`` (any case) is a boolean."""
-    for name, info in model.model_fields.items():
-        alias = info.serialization_alias or info.alias or name
-        if alias.lower() == key.lower():
-            return info.annotation is bool or bool in get_args(info.annotation)
-    return False
+    return key.lower() in _boolean_fields(model)
+
+
+@lru_cache(maxsize=256)
+def _boolean_fields(model: Any) -> frozenset[str]:
+    """Return the lower-cased names of a model's boolean attributes (cached: asked per value)."""
+    return frozenset(
+        (info.serialization_alias or info.alias or name).lower()
+        for name, info in model.model_fields.items()
+        if info.annotation is bool or bool in get_args(info.annotation)
+    )
 
 
 def _as_boolean(value: Any, profile: ClientProfile, path: str) -> Any:
