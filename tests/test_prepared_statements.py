@@ -84,19 +84,16 @@ def test_execute_returns_the_rows_changed(db: Database) -> None:
         assert rename.execute(conn, {"at_pk": pk + 1000, "name": "nobody"}) == 0
 
 
-def test_a_sqlite_read_sees_one_snapshot(sqlite_url: str) -> None:
+def test_a_sqlite_read_sees_one_snapshot(database: Database) -> None:
     """On SQLite, prepared statements of one read share its snapshot, as conn.execute's do.
 
     (PostgreSQL reads at READ COMMITTED either way: each statement sees what has committed.)
     """
-    db = Database(sqlite_url)
-    upgrade(db)
     count = PreparedStatement(select(users.c.pk))
-    with db.read() as conn:
+    with database.read() as conn:
         before = count.all(conn)
-        with db.write() as writer:
+        with database.write() as writer:
             PreparedStatement(_INSERT).scalar(writer, _row("Dee"))
         assert count.all(conn) == before
-    with db.read() as conn:
+    with database.read() as conn:
         assert len(count.all(conn)) == len(before) + 1
-    db.dispose()
