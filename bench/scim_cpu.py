@@ -1,0 +1,138 @@
+"""CPU per SCIM request inside scimbridge's WSGI app, beside a bare Flask app: no HTTP server.
+
+The throughput benchmark (``scim_bench.py``) measures what a client sees through gunicorn,
+on a machine shared with the client and other work. This script calls both WSGI applications
+in-process, one request at a time, on a fresh SQLite database, and reports the CPU time each
+request costs the app alone: the figure to watch when changing a hot path, steadier than
+throughput on a busy machine. ``--profile PHASE`` prints where that phase's time goes.
+
+Run ``python bench/scim_cpu.py [--users 1000] [--profile patch]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bare_flask import app as bare_app
+from scim_bench import ENTRA_DEACTIVATE
+from scim_bench import filter_path
+from scim_bench import user_body
+
+from scimbridge.app import create_app
+from scimbridge.settings import Settings
+from scimbridge.store.database import Database
+from scimbridge.store.migrations import upgrade
+
+Wsgi = Callable[..., Any]
+
+
+def _environ(method: str, path: str, token: str, body: Any = None) -> dict[str, Any]:
+    path, _, query = path.partition("?")
+    data = json.dumps(body).encode() if body is not None else b""
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8080",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1:8080",
+        "HTTP_ACCEPT": "application/scim+json",
+        "HTTP_AUTHORIZATION": f"Bearer {token}",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(data),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    if body is not None:
+        environ["CONTENT_TYPE"] = "application/scim+json"
+        environ["CONTENT_LENGTH"] = str(len(data))
+    return environ
+
+
+def _call(app: Wsgi, method: str, path: str, token: str, body: Any = None) -> tuple[int, bytes]:
+    statuses: list[str] = []
+
+    def start_response(status: str, _headers: Any, _exc_info: Any = None) -> None:
+        statuses.append(status)
+
+    data = b"".join(app(_environ(method, path, token, body), start_response))
+    return int(statuses[0][:3]), data
+
+
+def main() -> None:
+    """Parse the command line, run the phases, print CPU per request."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1000, help="requests per phase (1000)")
+    parser.add_argument("--profile", help="print a profile of this phase (e.g. patch)")
+    options = parser.parse_args()
+    count = options.users
+
+    workdir = Path(tempfile.mkdtemp(prefix="scim-cpu-"))
+    settings = Settings(
+        database_url=f"sqlite:///{workdir}/scimbridge.db", public_url="http://127.0.0.1:8080"
+    )
+    database = Database(settings.database_url)
+    upgrade(database)
+    app = create_app(settings, database)
+    token = app.extensions["scimbridge"].tokens.create("cpu", profile="entra")
+    ids: dict[int, str] = {}
+
+    def expect(status: int, data: bytes, wanted: int) -> None:
+        if status != wanted:
+            raise SystemExit(f"expected {wanted}, got {status}: {data[:300]!r}")
+
+    def create(i: int) -> None:
+        status, data = _call(app, "POST", "/scim/v2/Users", token, user_body(i))
+        expect(status, data, 201)
+        ids[i] = json.loads(data)["id"]
+
+    def get(i: int) -> None:
+        expect(*_call(app, "GET", f"/scim/v2/Users/{ids[i]}", token), 200)
+
+    def search(i: int) -> None:
+        expect(*_call(app, "GET", "/scim/v2" + filter_path(i), token), 200)
+
+    def patch(i: int) -> None:
+        expect(*_call(app, "PATCH", f"/scim/v2/Users/{ids[i]}", token, ENTRA_DEACTIVATE), 200)
+
+    def delete(i: int) -> None:
+        expect(*_call(app, "DELETE", f"/scim/v2/Users/{ids[i]}", token), 204)
+
+    def bare(i: int) -> None:
+        expect(*_call(bare_app, "GET", f"/Users/{i}", token), 200)
+
+    print(f"CPU per request, {count} requests a phase (scimbridge in-process, SQLite)")
+    phases = [("bare Flask", bare), ("create", create), ("get", get), ("filter", search)]
+    phases += [("patch", patch), ("delete", delete)]
+    for name, work in phases:
+        profiler = cProfile.Profile() if options.profile == name else None
+        started = time.process_time()
+        if profiler is not None:
+            profiler.enable()
+        for i in range(count):
+            work(i)
+        if profiler is not None:
+            profiler.disable()
+        spent = time.process_time() - started
+        print(f"  {name:12s} {spent / count * 1e6:8.0f} µs")
+        if profiler is not None:
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+    database.dispose()
+
+
+if __name__ == "__main__":
+    main()
