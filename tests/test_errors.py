@@ -813,3 +813,14 @@ class TestFailedWritesChangeNothing:
         after = fetch(scim, path)
         assert after["displayName"] == "Babs"
         assert after["meta"] == current["meta"]
+
+
+def test_a_write_with_unreadable_attributes_parameter_writes_nothing(scim: ScimClient) -> None:
+    """A POST or PUT whose ``attributes`` cannot be read gets 400 before anything is stored."""
+    response = scim.post("/Users?attributes=name[", user_payload("attrs@example.com"))
+    assert response.status_code == 400
+    assert scim.get('/Users?filter=userName eq "attrs@example.com"').json["totalResults"] == 0
+    user = scim.post("/Users", user_payload("kept@example.com", title="Kept")).json
+    replacement = user_payload("kept@example.com", title="Replaced")
+    assert scim.put(f"/Users/{user['id']}?attributes=name[", replacement).status_code == 400
+    assert scim.get(f"/Users/{user['id']}").json["title"] == "Kept"

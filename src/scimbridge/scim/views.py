@@ -10,6 +10,7 @@ from flask import current_app
 from flask import g
 from flask import request
 from scim2_models import Context
+from scim2_models import ResponseParameters
 from scim2_models import SearchRequest
 
 from ..domain.resources import StoredResource
@@ -55,8 +56,13 @@ def _base_url() -> str:
     return str(current_app.extensions["scimbridge"].settings.scim_base_url)
 
 
-def _single(record: StoredResource, status: int = 200, *, created: bool = False) -> Response:
-    params = response_parameters(MODELS[record.resource_type])
+def _single(
+    record: StoredResource,
+    params: ResponseParameters[Any] | None,
+    status: int = 200,
+    *,
+    created: bool = False,
+) -> Response:
     headers = {"ETag": record.etag}
     if created:
         headers["Location"] = location(_base_url(), record.resource_type, record.id)
@@ -96,8 +102,10 @@ def _register(bp: Blueprint, resource_type: str, endpoint: str) -> None:
     model = MODELS[resource_type]
 
     def create() -> Response:
+        # Parameters first: a bad ``attributes`` must be refused before anything is written.
+        params = response_parameters(model)
         record = create_resource(resource_type, json_body(), _profile())
-        return _single(record, 201, created=True)
+        return _single(record, params, 201, created=True)
 
     def list_() -> Response:
         query = search_from_query(model, lambda text: normalize_filter(text, model, _profile()))
@@ -115,11 +123,12 @@ def _register(bp: Blueprint, resource_type: str, endpoint: str) -> None:
             tag.strip().removeprefix("W/") for tag in if_none_match.split(",")
         }:
             return scim_response(None, 304, {"ETag": record.etag})
-        return _single(record)
+        return _single(record, params)
 
     def replace(resource_id: str) -> Response:
+        params = response_parameters(model)
         record = replace_resource(resource_type, resource_id, json_body(), if_match(), _profile())
-        return _single(record)
+        return _single(record, params)
 
     def patch(resource_id: str) -> Response:
         params = response_parameters(model)
@@ -131,12 +140,12 @@ def _register(bp: Blueprint, resource_type: str, endpoint: str) -> None:
             resource_type, resource_id, json_body(), if_match(), _profile(), memberships=wanted
         )
         if resource_type == "User":
-            return _single(record)
+            return _single(record, params)
         if params is None:
             # RFC 7644 §3.5.2 allows 204; it spares sending every member back after a
             # member change, which would make a PATCH cost the size of the group.
             return scim_response(None, 204, {"ETag": record.etag})
-        return _single(record)
+        return _single(record, params)
 
     def delete(resource_id: str) -> Response:
         delete_resource(resource_type, resource_id, if_match())
