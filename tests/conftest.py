@@ -74,6 +74,15 @@ def database(settings: Settings) -> Iterator[Database]:
 
 
 @pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """A migrated store, once on SQLite and once on PostgreSQL."""
+    database = Database(database_url)
+    upgrade(database)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
 def app(settings: Settings, database: Database) -> Flask:
     return create_app(settings, database)
 

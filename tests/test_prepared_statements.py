@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -16,7 +15,6 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from scimbridge.store.database import Database
-from scimbridge.store.migrations import upgrade
 from scimbridge.store.prepared import PreparedStatement
 from scimbridge.store.tables import users
 
@@ -26,14 +24,6 @@ _SELECT = select(users.c.pk, users.c.doc, users.c.created, users.c.active, liter
     users.c.user_name_key == bindparam("key")
 )
 _RENAME = update(users).where(users.c.pk == bindparam("at_pk")).values(user_name=bindparam("name"))
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    upgrade(database)
-    yield database
-    database.dispose()
 
 
 def _row(name: str) -> dict[str, Any]:
