@@ -5,7 +5,6 @@ Each test runs once per database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -26,7 +25,6 @@ from scimbridge.service.outbox_status import OutboxStatus
 from scimbridge.service.roles import load_roles
 from scimbridge.store import jobs as job_store
 from scimbridge.store.database import Database
-from scimbridge.store.migrations import upgrade
 
 from .conftest import make_settings
 from .lifecycle_support import BROWSER
@@ -39,11 +37,9 @@ ADMIN = Actor("admin", "admin-1", "alice.admin")
 
 
 @pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    db = Database(database_url)
-    upgrade(db)
-    yield db
-    db.dispose()
+def database(db: Database) -> Database:
+    """The queries run on both databases: the shared store fixture, under this file's name."""
+    return db
 
 
 @pytest.fixture
