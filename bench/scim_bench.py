@@ -6,7 +6,7 @@ Three servers run as subprocesses on free local ports, each in its own temporary
 * the reference, scim2-server's application under waitress (``bench/reference_server.py``);
 * the ceiling, ``bench/bare_flask.py`` under the same gunicorn settings as scimbridge.
 
-A light keep-alive client (HTTP/1.1 on a plain socket, a few threads, one persistent connection each)
+A light keep-alive client (HTTP/1.1 on plain sockets, a few threads, one connection each)
 runs the phases of an identity provider's life cycle on both SCIM servers, which take turns
 phase by phase so that machine noise hits both alike, then prints requests per second, the
 ratio scimbridge/reference and the target check of each phase. Every response status is

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine
 from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import SQLAlchemyError
 
 # The layers above the store never import SQLAlchemy: they pass this transaction handle
@@ -58,8 +59,21 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """Open a write transaction, committed when the block ends without an error."""
         with self._writer_lock, self._connection(write=True) as connection:
-            with connection.begin():
+            if self._kept is None:
+                with connection.begin():
+                    yield connection
+                return
+            # SQLite: begin and commit on the driver, as read() does. SQLAlchemy's transaction
+            # bookkeeping costs a fair share of a short write, and all of it would run while
+            # the writer lock keeps every other writer waiting.
+            driver: Any = connection.connection.dbapi_connection
+            _on_driver(connection, driver.execute, "BEGIN IMMEDIATE")
+            try:
                 yield connection
+            except BaseException:
+                _end(connection, driver, commit=False)
+                raise
+            _end(connection, driver, commit=True)
 
     @contextmanager
     def _connection(self, *, write: bool) -> Iterator[Connection]:
@@ -79,6 +93,30 @@ class Database:
             self._kept.close()
         self.engine.dispose()
         self._writer_lock.close()
+
+
+def _end(connection: Connection, driver: Any, *, commit: bool) -> None:
+    """End a transaction begun on the driver, through SQLAlchemy if it joined in."""
+    if connection.in_transaction():
+        # A statement run with conn.execute() made SQLAlchemy begin its own transaction
+        # record around the driver's (see _begin): end both together.
+        if commit:
+            connection.commit()
+        else:
+            connection.rollback()
+    elif driver.in_transaction:
+        _on_driver(connection, driver.commit if commit else driver.rollback)
+
+
+def _on_driver(connection: Connection, call: Any, *args: Any) -> None:
+    """Call the driver, raising its errors as the SQLAlchemy errors callers expect."""
+    dialect = connection.dialect
+    try:
+        call(*args)
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(
+            " ".join(args) or call.__name__, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from exc
 
 
 class _KeptConnections:
