@@ -198,6 +198,7 @@ def start_server(
     server = Server(name, port, process, log)
     stack.callback(stop_server, server)
     wait_ready(server, ready_path)
+    wait_settled(server)
     return server
 
 
@@ -217,6 +218,37 @@ def wait_ready(server: Server, path: str, timeout: float = 60.0) -> None:
         finally:
             conn.close()
     raise RuntimeError(f"{server.name} not ready after {timeout:.0f} s:\n{server.log_tail()}")
+
+
+def wait_settled(server: Server, timeout: float = 60.0) -> None:
+    """Wait until the server's processes stop using CPU: every worker has booted.
+
+    gunicorn answers as soon as its first worker is up, while the others still import the
+    application. Measured then, the first phase would find one worker taking every
+    connection and the others still loading.
+    """
+    deadline = time.monotonic() + timeout
+    spent = process_tree_cpu(server.process.pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = process_tree_cpu(server.process.pid)
+        if now - spent < 0.05:
+            return
+        spent = now
+
+
+def process_tree_cpu(pid: int) -> float:
+    """Return the CPU seconds a process and its descendants have used (Linux /proc)."""
+    total, pending, tick = 0.0, [pid], os.sysconf("SC_CLK_TCK")
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in os.listdir(f"/proc/{current}/task"):
+                children = Path(f"/proc/{current}/task/{task}/children").read_text()
+                pending.extend(int(child) for child in children.split())
+    return total
 
 
 def stop_server(server: Server) -> None:
