@@ -80,7 +80,7 @@ class Database:
         kept = self._kept.take(write) if self._kept is not None else None
         if kept is None:
             with self.engine.connect() as connection:
-                yield connection.execution_options(write=True) if write else connection
+                yield connection
             return
         try:
             yield kept
@@ -144,9 +144,7 @@ class _KeptConnections:
         connection = mine.connections.get(write)
         if connection is None or connection.closed or connection.invalidated:
             connection = self._engine.connect()
-            mine.connections[write] = (
-                connection.execution_options(write=True) if write else connection
-            )
+            mine.connections[write] = connection
         mine.busy.add(write)
         return connection
 
@@ -274,14 +272,13 @@ def _create_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
-        # A write transaction takes the write lock up front: a deferred one that upgrades
-        # later fails at once with "database is locked" when another process writes.
+        # Database.read and Database.write begin on the driver themselves (a write with
+        # BEGIN IMMEDIATE, taking the write lock up front). A transaction SQLAlchemy begins
+        # on its own (a migration, a read on a pooled connection) begins here.
         driver: Any = connection.connection.dbapi_connection
-        if driver.in_transaction:
-            return  # Database.read began it already
-        write = connection.get_execution_options().get("write")
-        # Straight to the driver: every transaction passes here, and SQLAlchemy's execution
-        # path would cost several times what the statement does.
-        driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        if not driver.in_transaction:
+            # Straight to the driver: SQLAlchemy's execution path would cost several times
+            # what the statement does.
+            driver.execute("BEGIN")
 
     return engine
