@@ -96,6 +96,7 @@ class Options:
     samples: int
     load_clients: int
     token_profile: str | None
+    rounds: int
 
 
 def parse_options(argv: list[str] | None = None) -> Options:
@@ -136,6 +137,12 @@ def parse_options(argv: list[str] | None = None) -> Options:
         "--token-profile",
         default="entra",
         help="profile of scimbridge's token (entra: the PATCH phase sends Entra's form)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every phase this many times on fresh users; report medians (1)",
     )
     a = p.parse_args(argv)
     return Options(**{k: v for k, v in vars(a).items()})
@@ -477,6 +484,8 @@ class Target:
     token: str
     users: dict[int, str] = field(default_factory=dict)
     group_id: str | None = None
+    round: int = 0
+    """The round being run: each creates users (and a group) of its own."""
     entra_patch: bool = True
     notes: list[str] = field(default_factory=list)
 
@@ -571,12 +580,14 @@ def create_group(t: Target, name: str) -> str:
 
 def phase_create(t: Target, o: Options) -> Measure:
     """POST the users; remember their ids for the next phases."""
+    first = t.round * o.users
+    t.users.clear()
 
     def work(c: Client, i: int) -> str | None:
-        status, data = c.call("POST", "/Users", user_body(i))
+        status, data = c.call("POST", "/Users", user_body(first + i))
         if status != 201:
             return failure("POST /Users", status, data)
-        t.users[i] = json.loads(data)["id"]
+        t.users[first + i] = json.loads(data)["id"]
         return None
 
     return run_parallel(t.client, o.users, work, o.clients)
@@ -639,7 +650,7 @@ def phase_patch(t: Target, o: Options) -> Measure:
 
 def phase_members(t: Target, o: Options) -> Measure:
     """Create a group, then add every user to it, ``--chunk`` members per PATCH."""
-    group_id = t.group_id = create_group(t, "bench-group")
+    group_id = t.group_id = create_group(t, f"bench-group-{t.round}")
     ids = list(t.users.values())
     chunks = [ids[k : k + o.chunk] for k in range(0, len(ids), o.chunk)]
 
@@ -789,19 +800,57 @@ def run_comparison(o: Options) -> dict[str, Any]:
         starters = {REFERENCE: start_reference, SCIMBRIDGE: start_scimbridge}
         targets = [starters[n](stack, o) for n in names]
         print(f"servers up: {', '.join(f'{t.name}:{t.server.port}' for t in targets)}", flush=True)
-        ceiling = measure_ceiling(ceiling_server, o)
-        show("ceiling (bare flask)", "flask", ceiling)
-        results["ceiling"] = ceiling.as_dict()
-        for n, phase in enumerate(PHASES):
-            # Alternate who goes first, so drift in machine load does not favour one server.
-            for t in targets if n % 2 == 0 else targets[::-1]:
-                m = phase.run(t, o)
-                show(phase.label, t.name, m)
-                results["phases"].setdefault(phase.key, {})[t.name] = m.as_dict()
+        rounds: list[dict[str, Any]] = []
+        for number in range(o.rounds):
+            if o.rounds > 1:
+                print(f"round {number + 1} of {o.rounds}", flush=True)
+            this_round: dict[str, Any] = {"phases": {}}
+            ceiling = measure_ceiling(ceiling_server, o)
+            show("ceiling (bare flask)", "flask", ceiling)
+            this_round["ceiling"] = ceiling.as_dict()
+            for n, phase in enumerate(PHASES):
+                # Alternate who goes first, so drift in machine load does not favour one server.
+                for t in targets if (n + number) % 2 == 0 else targets[::-1]:
+                    t.round = number
+                    m = phase.run(t, o)
+                    show(phase.label, t.name, m)
+                    this_round["phases"].setdefault(phase.key, {})[t.name] = m.as_dict()
+            rounds.append(this_round)
+        results.update(median_round(rounds))
+        results["rounds"] = rounds
         for t in targets:
             results["notes"][t.name] = t.notes
             results.setdefault("entra_patch", {})[t.name] = t.entra_patch
     return results
+
+
+def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the median of the rounds' rates, with the median ratio and its spread.
+
+    A ratio is taken within each round (both servers measured minutes apart), and its median
+    reported: machine noise moves both servers of one round alike, not two rounds.
+    """
+    phases: dict[str, Any] = {}
+    for phase in PHASES:
+        by_server = [r["phases"][phase.key] for r in rounds]
+        merged: dict[str, Any] = {}
+        for name in by_server[0]:
+            measures = [server[name] for server in by_server]
+            merged[name] = {
+                "rate": statistics.median(m["rate"] for m in measures),
+                "errors": sum(m["errors"] for m in measures),
+                "samples": [s for m in measures for s in m["samples"]][:5],
+            }
+        ratios = [
+            server[SCIMBRIDGE]["rate"] / server[REFERENCE]["rate"]
+            for server in by_server
+            if SCIMBRIDGE in server and REFERENCE in server and server[REFERENCE]["rate"]
+        ]
+        if ratios:
+            merged["ratios"] = ratios
+        phases[phase.key] = merged
+    ceiling = statistics.median(r["ceiling"]["rate"] for r in rounds)
+    return {"phases": phases, "ceiling": {"rate": ceiling}}
 
 
 def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -815,7 +864,9 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
         row["reference"] = ref["rate"] if ref else None
         row["scimbridge"] = ours["rate"] if ours else None
         row["target"] = target_rate(phase.kind, ref["rate"], ceiling) if ref else None
-        row["ratio"] = ours["rate"] / ref["rate"] if ref and ours and ref["rate"] else None
+        ratios = by_server.get("ratios")
+        row["ratio"] = statistics.median(ratios) if ratios else None
+        row["ratio_range"] = (min(ratios), max(ratios)) if ratios and len(ratios) > 1 else None
         if any(m and m["errors"] for m in (ref, ours)):
             row["result"] = "INVALID"
         elif ours is None or row["target"] is None:
@@ -833,14 +884,19 @@ def fmt(value: float | None, suffix: str = "") -> str:
 
 def print_table(results: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     """Print the comparison table."""
+    rounds = len(results.get("rounds") or [])
+    if rounds > 1:
+        print(f"\nmedians of {rounds} rounds; ratio = median of the rounds' own ratios")
     print(f"\nceiling (bare Flask, same gunicorn): {results['ceiling']['rate']:.1f} req/s")
     print("single-resource target = min(2 x reference, 0.9 x ceiling); group/paging = 10 x ref")
     head = f"{'phase':22} {'reference/s':>12} {'scimbridge/s':>13} {'ratio':>7} {'target/s':>9}"
     print(f"\n{head}  result\n{'-' * (len(head) + 9)}")
     for r in rows:
+        spread = r.get("ratio_range")
         print(
             f"{r['label']:22} {fmt(r['reference']):>12} {fmt(r['scimbridge']):>13} "
             f"{fmt(r['ratio'], 'x'):>7} {fmt(r['target']):>9}  {r['result']}"
+            + (f"  (ratios {spread[0]:.1f}-{spread[1]:.1f}x)" if spread else "")
         )
     for name, notes in results["notes"].items():
         for note in notes:
