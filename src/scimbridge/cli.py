@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +31,22 @@ def main() -> None:
     """Scimbridge: SCIM 2.0 provisioning and user lifecycle."""
 
 
+def close_after_requests(limit: int) -> Callable[[Any, Any], None]:
+    """Return a gunicorn ``pre_request`` hook ending each connection after ``limit`` requests.
+
+    gunicorn numbers the requests of a connection (``req_number``); marking the last one
+    ``must_close`` makes its answer carry ``Connection: close``. The client then connects again,
+    to whichever worker accepts first: a busy worker's listener waits behind its own requests,
+    so connections drift to the idle workers.
+    """
+
+    def pre_request(_worker: Any, req: Any) -> None:
+        if req.req_number >= limit:
+            req.must_close = True
+
+    return pre_request
+
+
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
     """Gunicorn running ``create_app`` in each worker (no preloading: one engine per process)."""
 
@@ -43,6 +60,9 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         for key, value in self.options.items():
             self.cfg.set(key, value)
         self.cfg.set("worker_exit", self._stop_outbox_worker)
+        limit = self.settings.server.requests_per_connection
+        if limit:
+            self.cfg.set("pre_request", close_after_requests(limit))
 
     def load(self) -> Any:
         from .app import create_app

@@ -45,6 +45,14 @@ class ServerSettings(BaseModel):
     threads: int = 2
     """Threads per worker (gthread worker class, which keeps client connections alive)."""
 
+    requests_per_connection: int = Field(default=100, ge=0)
+    """Requests answered on one kept-alive connection before the answer says
+    ``Connection: close`` and the client opens a new one (0: no limit), as Apache's
+    MaxKeepAliveRequests does. A connection stays with the worker process that accepted it, and
+    the first worker up after a start accepts every connection waiting: without a limit, an
+    identity provider's few long-lived connections can all stay on one process, which runs one
+    thread at a time."""
+
     proxy_hops: int = Field(default=0, ge=0)
     """Reverse proxies in front of scimbridge whose X-Forwarded-For/-Proto/-Host headers are
     trusted (0: none). Client addresses in the audit trail and in rate limits come from them."""
