@@ -3,7 +3,8 @@
 It runs under the same gunicorn settings as ``scimbridge serve``, so its throughput is what
 Flask plus gunicorn plus the benchmark client can reach with no SCIM work at all.
 
-Run it with ``gunicorn -k gthread -w 2 --threads 4 --keep-alive 5 bare_flask:app``.
+Run it with
+``gunicorn -k gthread -w 5 --threads 2 --keep-alive 5 -c python:bare_flask bare_flask:app``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import json
 
 from flask import Flask
 from flask import Response
+
+from scimbridge.cli import close_after_requests
+from scimbridge.settings import ServerSettings
 
 # Shaped and sized like a SCIM User, so the bytes on the wire match the GET phase. It is
 # serialised once: the ceiling must measure the framework and the server, not JSON encoding.
@@ -34,6 +38,12 @@ DOCUMENT = json.dumps(
 ).encode()
 
 app = Flask(__name__)
+
+# gunicorn reads this module as its config too (``-c python:bare_flask``): the same
+# keep-alive policy as ``scimbridge serve`` (Connection: close every Nth request).
+_LIMIT = ServerSettings().requests_per_connection
+if _LIMIT:
+    pre_request = close_after_requests(_LIMIT)
 
 
 @app.get("/", defaults={"path": ""})

@@ -284,6 +284,8 @@ def gunicorn_args(o: Options, port: int) -> list[str]:
     return [
         "-k", "gthread", "-w", str(o.workers), "--threads", str(o.threads),
         "--keep-alive", "5", "-b", f"{HOST}:{port}",
+        # serve's connection policy too: bare_flask.py defines its pre_request hook.
+        "-c", "python:bare_flask",
     ]  # fmt: skip
 
 
