@@ -156,3 +156,10 @@ def group_payload(display_name: str, members: list[str] | None = None) -> dict[s
 
 def patch_payload(*operations: dict[str, Any]) -> dict[str, Any]:
     return {"schemas": [PATCH_SCHEMA], "Operations": list(operations)}
+
+
+def created(response: Any) -> str:
+    """Return the id of the resource a SCIM POST created, after checking it answered 201."""
+    assert response.status_code == 201, response.json
+    resource_id: str = response.json["id"]
+    return resource_id

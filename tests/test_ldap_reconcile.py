@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +13,7 @@ from scimbridge.adapters.ldap import dn_key
 from scimbridge.cli import main
 from scimbridge.service.ldap_sync import LDAP_JOB
 
+from .conftest import created
 from .conftest import group_payload
 from .conftest import patch_payload
 from .conftest import user_payload
@@ -44,12 +44,6 @@ def cli(env: LdapSyncEnv, *args: str) -> Result:
         "SCIMBRIDGE_LDAP__GROUPS_DN": ldap.groups_dn or "",
     }
     return CliRunner().invoke(main, list(args), env=variables)
-
-
-def created(response: Any) -> str:
-    assert response.status_code == 201, response.json
-    resource_id: str = response.json["id"]
-    return resource_id
 
 
 def test_out_of_band_edits_are_found_and_repaired(env: LdapSyncEnv) -> None:

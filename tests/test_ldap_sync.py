@@ -17,6 +17,7 @@ from scimbridge.adapters.ldap import escape_filter_value
 from scimbridge.domain.lifecycle import Actor
 from scimbridge.store.tables import jobs
 
+from .conftest import created
 from .conftest import group_payload
 from .conftest import patch_payload
 from .conftest import user_payload
@@ -34,12 +35,6 @@ def env(slapd: SlapdServer, tmp_path: Path) -> Iterator[LdapSyncEnv]:
     environment = LdapSyncEnv(slapd, f"sqlite:///{tmp_path / 'scimbridge.db'}")
     yield environment
     environment.close()
-
-
-def created(response: Any) -> str:
-    assert response.status_code == 201, response.json
-    user_id: str = response.json["id"]
-    return user_id
 
 
 def keys(*dns: str) -> set[str]:

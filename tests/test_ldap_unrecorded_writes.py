@@ -22,6 +22,7 @@ from scimbridge.adapters.ldap import dn_key
 from scimbridge.service.outbox import OutboxWorker
 from scimbridge.store import ldap_entries as ldap_store
 
+from .conftest import created
 from .conftest import group_payload
 from .conftest import patch_payload
 from .conftest import user_payload
@@ -125,17 +126,11 @@ def _group_keys(env: LdapSyncEnv, *names: str) -> set[str]:
     return {dn_key(env.view.group_dn(name)) for name in names}
 
 
-def _created(response: Any) -> str:
-    assert response.status_code == 201, response.json
-    resource_id: str = response.json["id"]
-    return resource_id
-
-
 def test_a_user_deleted_after_a_rename_the_directory_applied_unrecorded_leaves_no_entry(
     env: LdapSyncEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Renamed, the directory stops before the rename is recorded, then deleted: no entry."""
-    user = _created(env.scim.post("/Users", user_payload("ada")))
+    user = created(env.scim.post("/Users", user_payload("ada")))
     env.drain()
     _stop_the_directory_after_the_next_rename(monkeypatch, env)
     _rename_user(env, user, "ada-renamed")
@@ -150,7 +145,7 @@ def test_a_group_deleted_after_a_rename_whose_answer_was_lost_leaves_no_entry(
     env: LdapSyncEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Renamed, the rename's answer is lost, then the group is deleted: no entry is left."""
-    group = _created(env.scim.post("/Groups", group_payload("before")))
+    group = created(env.scim.post("/Groups", group_payload("before")))
     env.drain()
     _lose_the_answer_of(monkeypatch, env, "rename")
     _rename_group(env, group, "after")
@@ -164,7 +159,7 @@ def test_renames_tried_while_the_directory_is_down_do_not_hide_one_it_applied_un
     env: LdapSyncEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A→B applied unrecorded, B→C tried while unreachable, then C→D: one entry, at D."""
-    group = _created(env.scim.post("/Groups", group_payload("a")))
+    group = created(env.scim.post("/Groups", group_payload("a")))
     env.drain()
     _lose_the_answer_of(monkeypatch, env, "rename")
     _rename_group(env, group, "b")
@@ -181,7 +176,7 @@ def test_a_rename_whose_answer_was_lost_is_found_by_a_worker_started_afterwards(
     env: LdapSyncEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What was sent is kept in the store, not in a worker's memory: a new worker finds it."""
-    user = _created(env.scim.post("/Users", user_payload("ada")))
+    user = created(env.scim.post("/Users", user_payload("ada")))
     env.drain()
     _lose_the_answer_of(monkeypatch, env, "rename")
     _rename_user(env, user, "middle")
@@ -196,7 +191,7 @@ def test_a_rename_whose_records_rolled_back_is_found_once_its_lease_ends(
     env: LdapSyncEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A batch whose records are not committed leaves its renames findable by the next claim."""
-    user = _created(env.scim.post("/Users", user_payload("ada")))
+    user = created(env.scim.post("/Users", user_payload("ada")))
     env.drain()
     real_write = ldap_store.write_entries
 
@@ -219,7 +214,7 @@ def test_renaming_back_after_a_rename_whose_answer_was_lost_leaves_one_entry(
     env: LdapSyncEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A→B is applied unrecorded, then the userName goes back to A: the entry returns to A."""
-    user = _created(env.scim.post("/Users", user_payload("ada")))
+    user = created(env.scim.post("/Users", user_payload("ada")))
     env.drain()
     _lose_the_answer_of(monkeypatch, env, "rename")
     _rename_user(env, user, "bea")
@@ -234,7 +229,7 @@ def test_a_create_whose_answer_was_lost_then_renamed_leaves_one_entry(
 ) -> None:
     """The add is applied unrecorded, the userName changes before the retry: one entry."""
     _lose_the_answer_of(monkeypatch, env, "add")
-    user = _created(env.scim.post("/Users", user_payload("ada")))
+    user = created(env.scim.post("/Users", user_payload("ada")))
     _run_once_and_hand_back(env)
     assert env.view.users().keys() == _user_keys(env, "ada")
     _rename_user(env, user, "bea")
@@ -247,7 +242,7 @@ def test_a_create_whose_answer_was_lost_then_deleted_leaves_no_entry(
 ) -> None:
     """The add is applied unrecorded, the user is deleted before the retry: no entry."""
     _lose_the_answer_of(monkeypatch, env, "add")
-    user = _created(env.scim.post("/Users", user_payload("ada")))
+    user = created(env.scim.post("/Users", user_payload("ada")))
     _run_once_and_hand_back(env)
     assert env.scim.delete(f"/Users/{user}").status_code == 204
     env.drain()

@@ -67,10 +67,7 @@ def _record_deviations(response: Response) -> Response:
     tolerated, refused = profile.uncounted()
     if tolerated or refused:
         record_client_deviations(
-            current_app.extensions["scimbridge"].database,
-            profile.token_name,
-            [deviation.value for deviation in tolerated],
-            [deviation.value for deviation in refused],
+            current_app.extensions["scimbridge"].database, profile.token_name, tolerated, refused
         )
     return response
 

@@ -54,12 +54,7 @@ class _DeviationBookkeeping:
     def write(self, conn: Transaction) -> None:
         """Count the deviations met so far in the change's transaction."""
         tolerated, refused = self.profile.uncounted()
-        count_client_deviations(
-            conn,
-            self.profile.token_name,
-            [deviation.value for deviation in tolerated],
-            [deviation.value for deviation in refused],
-        )
+        count_client_deviations(conn, self.profile.token_name, tolerated, refused)
         self._written = (len(self.profile.seen), len(self.profile.refused))
 
     def committed(self) -> None:

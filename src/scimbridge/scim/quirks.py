@@ -104,9 +104,12 @@ class ClientProfile:
     counted: tuple[int, int] = (0, 0)
     """How many of ``seen`` and ``refused`` are counted already (both lists only grow)."""
 
-    def uncounted(self) -> tuple[list[Deviation], list[Deviation]]:
-        """Return the deviations met and not yet counted: (tolerated, refused)."""
-        return self.seen[self.counted[0] :], self.refused[self.counted[1] :]
+    def uncounted(self) -> tuple[list[str], list[str]]:
+        """Return the names of the deviations met and not yet counted: (tolerated, refused)."""
+        return (
+            [deviation.value for deviation in self.seen[self.counted[0] :]],
+            [deviation.value for deviation in self.refused[self.counted[1] :]],
+        )
 
     @property
     def tolerances(self) -> frozenset[Deviation]:

@@ -151,10 +151,7 @@ class _KeptConnections:
     def give_back(self, connection: Connection, write: bool) -> None:
         """Mark the connection idle again, ending whatever transaction it was left in."""
         self._local.mine.busy.discard(write)
-        if connection.in_transaction():
-            connection.rollback()
-        elif connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
-            connection.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
+        _end(connection, connection.connection.dbapi_connection, commit=False)
 
     def close(self) -> None:
         """Close every kept connection of every thread."""

@@ -339,9 +339,7 @@ def delete_sessions(conn: Connection, user_pk: int, keep: str | None = None) -> 
     """End every session of a user (but ``keep``); return how many."""
     if keep is None:
         return _DELETE_SESSIONS.execute(conn, {"user_pk": user_pk})
-    condition = sessions.c.user_pk == user_pk
-    if keep is not None:
-        condition = and_(condition, sessions.c.id != keep)
+    condition = and_(sessions.c.user_pk == user_pk, sessions.c.id != keep)
     return conn.execute(delete(sessions).where(condition)).rowcount
 
 
