@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +14,8 @@ from sqlalchemy import select
 
 from .prepared import PreparedStatement
 from .tables import audit_events
+from .timestamps import from_db
+from .timestamps import to_db
 
 
 @dataclass
@@ -41,7 +42,7 @@ _INSERT_EVENT = PreparedStatement(insert(audit_events))
 def append(conn: Connection, event: dict[str, Any]) -> None:
     """Append one event (the keys are the table's columns, ``pk`` aside)."""
     at: datetime = event["at"]
-    _INSERT_EVENT.execute(conn, {**event, "at": at.astimezone(UTC).replace(tzinfo=None)})
+    _INSERT_EVENT.execute(conn, {**event, "at": to_db(at)})
 
 
 def query(
@@ -75,9 +76,9 @@ def query(
     if action is not None:
         conditions.append(audit_events.c.action == action)
     if since is not None:
-        conditions.append(audit_events.c.at >= since.astimezone(UTC).replace(tzinfo=None))
+        conditions.append(audit_events.c.at >= to_db(since))
     if until is not None:
-        conditions.append(audit_events.c.at < until.astimezone(UTC).replace(tzinfo=None))
+        conditions.append(audit_events.c.at < to_db(until))
     total = conn.execute(
         select(func.count()).select_from(audit_events).where(*conditions)
     ).scalar_one()
@@ -93,7 +94,7 @@ def query(
     return total, [
         AuditEvent(
             pk=row.pk,
-            at=row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC),
+            at=from_db(row.at),
             actor_type=row.actor_type,
             actor_id=row.actor_id,
             actor_name=row.actor_name,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +15,8 @@ from sqlalchemy.dialects import sqlite
 
 from .prepared import PreparedStatement
 from .tables import client_deviations
+from .timestamps import from_db
+from .timestamps import to_db
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,6 @@ class DeviationCount:
     """Requests refused because the token's profile does not accept the deviation."""
     first_seen: datetime
     last_seen: datetime
-
-
-def _db(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _upsert_count(dialect: Any) -> PreparedStatement:
@@ -76,7 +69,7 @@ def count_deviations(
     """Count one request of ``token_name`` against each deviation it met."""
     outcomes = [(name, 1, 0) for name in tolerated] + [(name, 0, 1) for name in refused]
     upsert = _UPSERT_COUNT[conn.dialect.name]
-    at = _db(now)
+    at = to_db(now)
     for deviation, tolerated_hits, refused_hits in outcomes:
         upsert.execute(
             conn,
@@ -103,8 +96,8 @@ def recent_deviations(conn: Connection, limit: int = 100) -> list[DeviationCount
             deviation=row.deviation,
             tolerated=row.tolerated,
             refused=row.refused,
-            first_seen=_utc(row.first_seen),
-            last_seen=_utc(row.last_seen),
+            first_seen=from_db(row.first_seen),
+            last_seen=from_db(row.last_seen),
         )
         for row in rows
     ]

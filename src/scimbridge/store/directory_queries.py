@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -30,6 +28,7 @@ from .tables import group_members
 from .tables import groups
 from .tables import role_grants
 from .tables import users
+from .timestamps import from_db
 
 
 @dataclass(frozen=True)
@@ -77,10 +76,6 @@ class GroupSummary:
     external_id: str | None
     member_count: int
     """Direct members (users and groups)."""
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _user_members_of(selector: GroupSelector, name: str) -> Select[Any]:
@@ -203,7 +198,7 @@ def grants_of(conn: Connection, user_pks: Sequence[int]) -> dict[int, RoleGrant]
     rows = conn.execute(select(role_grants).where(role_grants.c.user_pk.in_(list(user_pks))))
     return {
         row.user_pk: RoleGrant(
-            row.user_pk, row.role, row.previous_role, _utc(row.expires), row.granted_by
+            row.user_pk, row.role, row.previous_role, from_db(row.expires), row.granted_by
         )
         for row in rows
     }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +14,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
 from .tables import idempotency_keys
+from .timestamps import from_db
+from .timestamps import to_db
 
 IN_PROGRESS = 0
 """``status`` of a key whose first request is still being answered."""
@@ -29,10 +30,6 @@ class StoredAnswer:
     body: Any
     headers: dict[str, str]
     created: datetime
-
-
-def _db(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def _key(token_name: str, key: str) -> Any:
@@ -57,7 +54,7 @@ def claim(
             key=key,
             request_hash=request_hash,
             status=IN_PROGRESS,
-            created=_db(now),
+            created=to_db(now),
         )
         .on_conflict_do_nothing(
             index_elements=[idempotency_keys.c.token_name, idempotency_keys.c.key]
@@ -68,7 +65,7 @@ def claim(
     if inserted.first() is not None:
         return None
     row = conn.execute(select(idempotency_keys).where(_key(token_name, key))).one()
-    created = row.created if row.created.tzinfo else row.created.replace(tzinfo=UTC)
+    created = from_db(row.created)
     return StoredAnswer(row.request_hash, row.status, row.body, row.headers or {}, created)
 
 
@@ -79,7 +76,7 @@ def take_over(
     conn.execute(
         update(idempotency_keys)
         .where(_key(token_name, key))
-        .values(request_hash=request_hash, status=IN_PROGRESS, created=_db(now))
+        .values(request_hash=request_hash, status=IN_PROGRESS, created=to_db(now))
     )
 
 
@@ -107,5 +104,5 @@ def release(conn: Connection, token_name: str, key: str) -> None:
 def forget_before(conn: Connection, before: datetime) -> int:
     """Drop keys older than ``before``; return how many."""
     return conn.execute(
-        delete(idempotency_keys).where(idempotency_keys.c.created < _db(before))
+        delete(idempotency_keys).where(idempotency_keys.c.created < to_db(before))
     ).rowcount

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -33,6 +32,8 @@ from sqlalchemy import update
 
 from .prepared import PreparedStatement
 from .tables import jobs
+from .timestamps import from_db
+from .timestamps import to_db
 
 _ENQUEUE = PreparedStatement(insert(jobs).returning(jobs.c.pk))
 
@@ -48,7 +49,7 @@ def enqueue(
     :param payload: JSON-serialisable description of the side effect.
     :returns: The job's primary key.
     """
-    at = now.astimezone(UTC).replace(tzinfo=None)
+    at = to_db(now)
     pk = _ENQUEUE.scalar(
         conn,
         {
@@ -117,15 +118,6 @@ class QueueCount:
     oldest_created: datetime
 
 
-def _to_db_time(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
-def _as_utc(value: datetime) -> datetime:
-    # SQLite hands timestamps back without their zone; they are always written in UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _due(kinds: Sequence[str], now: datetime) -> list[ColumnElement[bool]]:
     earlier = jobs.alias("earlier")
     held_back = exists().where(
@@ -138,7 +130,7 @@ def _due(kinds: Sequence[str], now: datetime) -> list[ColumnElement[bool]]:
     return [
         jobs.c.kind.in_(kinds),
         jobs.c.status.in_(PENDING),
-        jobs.c.available_at <= _to_db_time(now),
+        jobs.c.available_at <= to_db(now),
         ~held_back,
     ]
 
@@ -180,8 +172,8 @@ def claim_jobs(
         .values(
             status=JobStatus.RUNNING,
             attempts=jobs.c.attempts + 1,
-            available_at=_to_db_time(lease_until),
-            updated=_to_db_time(now),
+            available_at=to_db(lease_until),
+            updated=to_db(now),
         )
     )
     return [
@@ -191,7 +183,7 @@ def claim_jobs(
             ordering_key=row.ordering_key,
             payload=row.payload,
             attempts=row.attempts + 1,
-            created=_as_utc(row.created),
+            created=from_db(row.created),
         )
         for row in rows
     ]
@@ -206,7 +198,7 @@ def _settle(conn: Connection, job: Job, now: datetime, **values: Any) -> bool:
             jobs.c.status == JobStatus.RUNNING,
             jobs.c.attempts == job.attempts,
         )
-        .values(updated=_to_db_time(now), **values)
+        .values(updated=to_db(now), **values)
     )
     return result.rowcount == 1
 
@@ -234,7 +226,7 @@ def mark_all_done(conn: Connection, done: Sequence[Job], now: datetime) -> set[i
             tuple_(jobs.c.pk, jobs.c.attempts).in_([(job.pk, job.attempts) for job in done]),
             jobs.c.status == JobStatus.RUNNING,
         )
-        .values(status=JobStatus.DONE, last_error=None, updated=_to_db_time(now))
+        .values(status=JobStatus.DONE, last_error=None, updated=to_db(now))
         .returning(jobs.c.pk)
     )
     return set(result.scalars())
@@ -249,7 +241,7 @@ def schedule_retry(
         job,
         now,
         status=JobStatus.RETRYING,
-        available_at=_to_db_time(retry_at),
+        available_at=to_db(retry_at),
         last_error=error,
     )
 
@@ -271,7 +263,7 @@ def release(conn: Connection, job: Job, now: datetime, error: str | None = None)
         now,
         status=JobStatus.QUEUED if job.attempts == 1 else JobStatus.RETRYING,
         attempts=job.attempts - 1,
-        available_at=_to_db_time(now),
+        available_at=to_db(now),
         **values,
     )
 
@@ -287,7 +279,7 @@ def requeue(conn: Connection, now: datetime, pks: Sequence[int] | None = None) -
         if pks is None
         else jobs.c.pk.in_(pks) & jobs.c.status.in_((JobStatus.FAILED, JobStatus.RETRYING))
     )
-    at = _to_db_time(now)
+    at = to_db(now)
     result = conn.execute(
         update(jobs)
         .where(condition)
@@ -327,9 +319,9 @@ def list_jobs(
             ordering_key=row.ordering_key,
             status=row.status,
             attempts=row.attempts,
-            available_at=_as_utc(row.available_at),
-            created=_as_utc(row.created),
-            updated=_as_utc(row.updated),
+            available_at=from_db(row.available_at),
+            created=from_db(row.created),
+            updated=from_db(row.updated),
             last_error=row.last_error,
         )
         for row in rows
@@ -345,13 +337,13 @@ def count_jobs(conn: Connection) -> list[QueueCount]:
         .order_by(jobs.c.kind, jobs.c.status)
     )
     return [
-        QueueCount(kind, status, count, _as_utc(oldest)) for kind, status, count, oldest in rows
+        QueueCount(kind, status, count, from_db(oldest)) for kind, status, count, oldest in rows
     ]
 
 
 def purge_done(conn: Connection, before: datetime) -> int:
     """Delete jobs delivered before ``before``; return how many (their history is the audit)."""
     result = conn.execute(
-        delete(jobs).where(jobs.c.status == JobStatus.DONE, jobs.c.updated < _to_db_time(before))
+        delete(jobs).where(jobs.c.status == JobStatus.DONE, jobs.c.updated < to_db(before))
     )
     return int(result.rowcount)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +31,8 @@ from .tables import jobs
 from .tables import ldap_entries
 from .tables import ldap_unconfirmed_dns
 from .tables import users
+from .timestamps import from_db
+from .timestamps import to_db
 
 
 @dataclass(frozen=True)
@@ -80,17 +81,6 @@ class WrittenEntry:
         )
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    # SQLite hands timestamps back without their zone; they are always written in UTC.
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _db_time(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
 def _written(row: Any) -> WrittenEntry:
     return WrittenEntry(
         row.resource_type,
@@ -101,7 +91,7 @@ def _written(row: Any) -> WrittenEntry:
         row.password_digest,
         bool(row.placeholder),
         row.members_as_of,
-        _utc(row.members_written),
+        from_db(row.members_written),
     )
 
 
@@ -225,8 +215,8 @@ def write_entries(
             "password_digest": entry.password_digest,
             "placeholder": entry.placeholder,
             "members_as_of": entry.members_as_of,
-            "members_written": _db_time(entry.members_written) if entry.members_written else None,
-            "written": _db_time(now),
+            "members_written": to_db(entry.members_written) if entry.members_written else None,
+            "written": to_db(now),
         }
         for entry in entries
     ]
@@ -295,7 +285,7 @@ def note_unconfirmed_dns(conn: Connection, names: Iterable[UnconfirmedDn], now: 
             "resource_id": name.resource_id,
             "dn": name.dn,
             "dn_key": name.dn_key,
-            "sent": _db_time(now),
+            "sent": to_db(now),
         }
         for name in names
     ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from datetime import datetime
 from typing import Any
 
@@ -27,16 +26,8 @@ from .tables import sessions
 from .tables import user_emails
 from .tables import user_links
 from .tables import users
-
-
-def _db(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+from .timestamps import from_db
+from .timestamps import to_db
 
 
 @dataclass
@@ -89,7 +80,7 @@ def _account(row: Sequence[Any]) -> Account:
         status=status,
         password_hash=password_hash,
         password_change_required=bool(change_required),
-        last_login=_utc(last_login),
+        last_login=from_db(last_login),
         doc=doc,
     )
 
@@ -140,7 +131,8 @@ def account_by_login(conn: Connection, key: str) -> Account | None:
 def set_account_fields(conn: Connection, user_pk: int, **fields: Any) -> None:
     """Update lifecycle columns (status, password_hash, password_change_required, last_login)."""
     values = {
-        key: (_db(value) if isinstance(value, datetime) else value) for key, value in fields.items()
+        key: (to_db(value) if isinstance(value, datetime) else value)
+        for key, value in fields.items()
     }
     conn.execute(update(users).where(users.c.pk == user_pk).values(**values))
 
@@ -176,8 +168,8 @@ def insert_link(
             "user_pk": user_pk,
             "purpose": purpose,
             "token_hash": token_hash,
-            "created": _db(now),
-            "expires": _db(expires),
+            "created": to_db(now),
+            "expires": to_db(expires),
         },
     )
 
@@ -200,9 +192,9 @@ _VOID_LINKS_OF_PURPOSE = PreparedStatement(
 def void_links(conn: Connection, user_pk: int, now: datetime, purpose: str | None = None) -> int:
     """Void every live link of a user (of one purpose, or all); return how many."""
     if purpose is None:
-        return _VOID_LINKS.execute(conn, {"link_user_pk": user_pk, "now": _db(now)})
+        return _VOID_LINKS.execute(conn, {"link_user_pk": user_pk, "now": to_db(now)})
     return _VOID_LINKS_OF_PURPOSE.execute(
-        conn, {"link_user_pk": user_pk, "now": _db(now), "link_purpose": purpose}
+        conn, {"link_user_pk": user_pk, "now": to_db(now), "link_purpose": purpose}
     )
 
 
@@ -215,10 +207,10 @@ def find_link(conn: Connection, token_hash: str) -> Link | None:
         pk=row.pk,
         user_pk=row.user_pk,
         purpose=row.purpose,
-        created=_utc(row.created),  # type: ignore[arg-type]
-        expires=_utc(row.expires),  # type: ignore[arg-type]
-        used=_utc(row.used),
-        voided=_utc(row.voided),
+        created=from_db(row.created),
+        expires=from_db(row.expires),
+        used=from_db(row.used),
+        voided=from_db(row.voided),
     )
 
 
@@ -231,7 +223,7 @@ def use_link(conn: Connection, link_pk: int, now: datetime) -> bool:
             user_links.c.used.is_(None),
             user_links.c.voided.is_(None),
         )
-        .values(used=_db(now))
+        .values(used=to_db(now))
     )
     return result.rowcount == 1
 
@@ -249,7 +241,7 @@ def latest_invitations(
     ).all()
     latest: dict[int, tuple[datetime, datetime]] = {}
     for user_pk, created, expires in rows:
-        latest[user_pk] = (_utc(created), _utc(expires))  # type: ignore[assignment]
+        latest[user_pk] = (from_db(created), from_db(expires))
     return latest
 
 
@@ -272,8 +264,8 @@ def _session(row: Any) -> SessionRow:
     return SessionRow(
         id=row.id,
         user_pk=row.user_pk,
-        created=_utc(row.created),  # type: ignore[arg-type]
-        last_seen=_utc(row.last_seen),  # type: ignore[arg-type]
+        created=from_db(row.created),
+        last_seen=from_db(row.last_seen),
         client_address=row.client_address,
         user_agent=row.user_agent,
     )
@@ -295,8 +287,8 @@ def insert_session(
             "id": session_id,
             "user_pk": user_pk,
             "token_hash": token_hash,
-            "created": _db(now),
-            "last_seen": _db(now),
+            "created": to_db(now),
+            "last_seen": to_db(now),
             "client_address": client_address,
             "user_agent": (user_agent or "")[:512] or None,
         },
@@ -311,7 +303,7 @@ def find_session(conn: Connection, token_hash: str) -> SessionRow | None:
 
 def touch_session(conn: Connection, session_id: str, now: datetime) -> None:
     """Record activity on a session."""
-    conn.execute(update(sessions).where(sessions.c.id == session_id).values(last_seen=_db(now)))
+    conn.execute(update(sessions).where(sessions.c.id == session_id).values(last_seen=to_db(now)))
 
 
 def list_sessions(conn: Connection, user_pk: int) -> list[SessionRow]:
@@ -347,7 +339,10 @@ def delete_stale_sessions(conn: Connection, idle_before: datetime, created_befor
     """End sessions idle or old past the limits; return how many."""
     return conn.execute(
         delete(sessions).where(
-            or_(sessions.c.last_seen < _db(idle_before), sessions.c.created < _db(created_before))
+            or_(
+                sessions.c.last_seen < to_db(idle_before),
+                sessions.c.created < to_db(created_before),
+            )
         )
     ).rowcount
 
@@ -375,7 +370,7 @@ def put_grant(conn: Connection, grant: RoleGrant) -> None:
             "user_pk": grant.user_pk,
             "role": grant.role,
             "previous_role": grant.previous_role,
-            "expires": _db(grant.expires),
+            "expires": to_db(grant.expires),
             "granted_by": grant.granted_by,
         },
     )
@@ -386,14 +381,14 @@ def get_grant(conn: Connection, user_pk: int) -> RoleGrant | None:
     row = conn.execute(select(role_grants).where(role_grants.c.user_pk == user_pk)).first()
     if row is None:
         return None
-    return RoleGrant(row.user_pk, row.role, row.previous_role, _utc(row.expires), row.granted_by)  # type: ignore[arg-type]
+    return RoleGrant(row.user_pk, row.role, row.previous_role, from_db(row.expires), row.granted_by)
 
 
 def expired_grants(conn: Connection, now: datetime) -> list[RoleGrant]:
     """Return the temporary roles whose time is up."""
-    rows = conn.execute(select(role_grants).where(role_grants.c.expires <= _db(now))).all()
+    rows = conn.execute(select(role_grants).where(role_grants.c.expires <= to_db(now))).all()
     return [
-        RoleGrant(row.user_pk, row.role, row.previous_role, _utc(row.expires), row.granted_by)  # type: ignore[arg-type]
+        RoleGrant(row.user_pk, row.role, row.previous_role, from_db(row.expires), row.granted_by)
         for row in rows
     ]
 
@@ -413,7 +408,7 @@ def count_hit(conn: Connection, key: str, window_start: datetime) -> int:
         if conn.dialect.name == "postgresql"
         else sqlite.insert(rate_limits)
     )
-    statement = statement.values(key=key, window_start=_db(window_start), count=1)
+    statement = statement.values(key=key, window_start=to_db(window_start), count=1)
     statement = statement.on_conflict_do_update(
         index_elements=[rate_limits.c.key, rate_limits.c.window_start],
         set_={"count": rate_limits.c.count + 1},
@@ -422,7 +417,7 @@ def count_hit(conn: Connection, key: str, window_start: datetime) -> int:
     return int(
         conn.execute(
             select(rate_limits.c.count).where(
-                rate_limits.c.key == key, rate_limits.c.window_start == _db(window_start)
+                rate_limits.c.key == key, rate_limits.c.window_start == to_db(window_start)
             )
         ).scalar_one()
     )
@@ -432,7 +427,7 @@ def hits(conn: Connection, key: str, window_start: datetime) -> int:
     """Return the hits counted on ``key`` in the window."""
     value = conn.execute(
         select(func.coalesce(func.sum(rate_limits.c.count), 0)).where(
-            rate_limits.c.key == key, rate_limits.c.window_start == _db(window_start)
+            rate_limits.c.key == key, rate_limits.c.window_start == to_db(window_start)
         )
     ).scalar_one()
     return int(value)
@@ -440,4 +435,4 @@ def hits(conn: Connection, key: str, window_start: datetime) -> int:
 
 def forget_old_hits(conn: Connection, before: datetime) -> None:
     """Drop counters of windows that ended."""
-    conn.execute(delete(rate_limits).where(rate_limits.c.window_start < _db(before)))
+    conn.execute(delete(rate_limits).where(rate_limits.c.window_start < to_db(before)))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +31,8 @@ from .tables import group_members
 from .tables import groups
 from .tables import user_emails
 from .tables import users
+from .timestamps import from_db
+from .timestamps import to_db
 
 
 class DuplicateKey(Exception):
@@ -68,15 +69,6 @@ class GroupColumns:
     external_id: str | None
 
 
-def _as_utc(value: datetime) -> datetime:
-    # SQLite hands timestamps back without their zone; they are always written in UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _to_db_time(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
 def _record(row: Sequence[Any], resource_type: str) -> StoredResource:
     """Build a resource from a row of ``_record_columns(resource_type)``, in that order."""
     pk, resource_id, doc, created, last_modified, version, *lifecycle = row
@@ -84,13 +76,13 @@ def _record(row: Sequence[Any], resource_type: str) -> StoredResource:
     return StoredResource(
         status=status,
         password_change_required=bool(password_change_required),
-        last_login=_as_utc(last_login) if last_login else None,
+        last_login=from_db(last_login) if last_login else None,
         pk=pk,
         id=resource_id,
         resource_type=resource_type,
         doc=doc,
-        created=_as_utc(created),
-        last_modified=_as_utc(last_modified),
+        created=from_db(created),
+        last_modified=from_db(last_modified),
         version=version,
     )
 
@@ -140,8 +132,8 @@ def insert_user(
                 "password_hash": password_hash,
                 "status": status,
                 "password_change_required": password_change_required,
-                "created": _to_db_time(now),
-                "last_modified": _to_db_time(now),
+                "created": to_db(now),
+                "last_modified": to_db(now),
                 "version": 1,
                 "doc": doc,
             },
@@ -219,7 +211,7 @@ def update_user(
         "display_name_key": columns.display_name_key,
         "primary_email_key": columns.primary_email_key,
         "active": columns.active,
-        "last_modified": _to_db_time(now),
+        "last_modified": to_db(now),
         "version": record.version + 1,
         "doc": doc,
     }
@@ -378,8 +370,8 @@ def insert_group(
                 "display_name": columns.display_name,
                 "display_name_key": columns.display_name_key,
                 "external_id": columns.external_id,
-                "created": _to_db_time(now),
-                "last_modified": _to_db_time(now),
+                "created": to_db(now),
+                "last_modified": to_db(now),
                 "version": 1,
                 "doc": doc,
             },
@@ -398,7 +390,7 @@ def update_group(
 ) -> StoredResource:
     """Write a new version of a group; ``columns``/``doc`` None keeps them (member change)."""
     values: dict[str, Any] = {
-        "last_modified": _to_db_time(now),
+        "last_modified": to_db(now),
         "version": record.version + 1,
     }
     if columns is not None and doc is not None:

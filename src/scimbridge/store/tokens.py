@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +15,8 @@ from sqlalchemy.exc import IntegrityError
 
 from .resources import DuplicateKey
 from .tables import api_tokens
+from .timestamps import from_db
+from .timestamps import to_db
 
 
 @dataclass
@@ -31,19 +32,13 @@ class TokenInfo:
     """What a System API token may do (``users:read``…); empty for SCIM tokens."""
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _info(row: Any) -> TokenInfo:
     return TokenInfo(
         row.name,
         row.kind,
         row.profile,
-        _utc(row.created),  # type: ignore[arg-type]
-        _utc(row.last_used),
+        from_db(row.created),
+        from_db(row.last_used),
         frozenset((row.scopes or "").split()),
     )
 
@@ -67,7 +62,7 @@ def insert_token(
                 "kind": kind,
                 "profile": profile,
                 "scopes": " ".join(sorted(scopes)) or None,
-                "created": now.astimezone(UTC).replace(tzinfo=None),
+                "created": to_db(now),
             },
         )
     except IntegrityError as exc:
@@ -93,11 +88,7 @@ def find_token(conn: Connection, token_hash: str) -> TokenInfo | None:
 
 def touch_token(conn: Connection, name: str, now: datetime) -> None:
     """Record that a token was used."""
-    conn.execute(
-        update(api_tokens)
-        .where(api_tokens.c.name == name)
-        .values(last_used=now.astimezone(UTC).replace(tzinfo=None))
-    )
+    conn.execute(update(api_tokens).where(api_tokens.c.name == name).values(last_used=to_db(now)))
 
 
 def list_tokens(conn: Connection) -> list[TokenInfo]:
