@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy import bindparam
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 
+from .dialects import conflict_insert
 from .prepared import PreparedStatement
 from .tables import client_deviations
 from .timestamps import from_db
@@ -33,9 +31,9 @@ class DeviationCount:
     last_seen: datetime
 
 
-def _upsert_count(dialect: Any) -> PreparedStatement:
+def _upsert_count(dialect_name: str) -> PreparedStatement:
     """Add one request's hits to a (token, deviation) count, creating it the first time."""
-    statement = dialect.insert(client_deviations).values(
+    statement = conflict_insert(dialect_name, client_deviations).values(
         token_name=bindparam("token_name"),
         deviation=bindparam("deviation"),
         tolerated=bindparam("tolerated"),
@@ -55,8 +53,7 @@ def _upsert_count(dialect: Any) -> PreparedStatement:
     )
 
 
-# Both databases spell the upsert alike but need their own dialect's construct.
-_UPSERT_COUNT = {"postgresql": _upsert_count(postgresql), "sqlite": _upsert_count(sqlite)}
+_UPSERT_COUNT = {dialect: _upsert_count(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 def count_deviations(

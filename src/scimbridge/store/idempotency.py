@@ -10,9 +10,8 @@ from sqlalchemy import Connection
 from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 
+from .dialects import conflict_insert
 from .tables import idempotency_keys
 from .timestamps import from_db
 from .timestamps import to_db
@@ -43,11 +42,7 @@ def claim(
 
     Concurrent claims of one key are settled by the primary key: exactly one inserts.
     """
-    statement: Any = (
-        postgresql.insert(idempotency_keys)
-        if conn.dialect.name == "postgresql"
-        else sqlite.insert(idempotency_keys)
-    )
+    statement = conflict_insert(conn.dialect.name, idempotency_keys)
     inserted = conn.execute(
         statement.values(
             token_name=token_name,

@@ -22,9 +22,8 @@ from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 
+from .dialects import conflict_insert
 from .tables import group_members
 from .tables import groups
 from .tables import jobs
@@ -180,8 +179,7 @@ def written_dns(conn: Connection, resource_ids: Iterable[str]) -> dict[str, str]
 
 
 def _upsert(dialect: str) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(ldap_entries)
+    statement = conflict_insert(dialect, ldap_entries)
     columns = [c.name for c in ldap_entries.c if c.name not in ("resource_type", "resource_id")]
     return statement.on_conflict_do_update(
         index_elements=["resource_type", "resource_id"],
@@ -260,13 +258,9 @@ def unconfirmed_dns(conn: Connection, resource_ids: Iterable[str]) -> dict[str, 
     return found
 
 
-def _insert_ignoring_duplicates(dialect: str) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(ldap_unconfirmed_dns).on_conflict_do_nothing()
-
-
 _NOTE_UNCONFIRMED = {
-    dialect: _insert_ignoring_duplicates(dialect) for dialect in ("sqlite", "postgresql")
+    dialect: conflict_insert(dialect, ldap_unconfirmed_dns).on_conflict_do_nothing()
+    for dialect in ("sqlite", "postgresql")
 }
 _CONFIRM_ALL = delete(ldap_unconfirmed_dns).where(
     ldap_unconfirmed_dns.c.resource_id == bindparam("resource_id")

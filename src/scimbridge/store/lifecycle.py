@@ -16,9 +16,8 @@ from sqlalchemy import insert
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 
+from .dialects import conflict_insert
 from .prepared import PreparedStatement
 from .tables import rate_limits
 from .tables import role_grants
@@ -403,12 +402,9 @@ def delete_grant(conn: Connection, user_pk: int) -> None:
 
 def count_hit(conn: Connection, key: str, window_start: datetime) -> int:
     """Count one hit on ``key`` in the window; return the hits so far, this one included."""
-    statement: Any = (
-        postgresql.insert(rate_limits)
-        if conn.dialect.name == "postgresql"
-        else sqlite.insert(rate_limits)
+    statement = conflict_insert(conn.dialect.name, rate_limits).values(
+        key=key, window_start=to_db(window_start), count=1
     )
-    statement = statement.values(key=key, window_start=to_db(window_start), count=1)
     statement = statement.on_conflict_do_update(
         index_elements=[rate_limits.c.key, rate_limits.c.window_start],
         set_={"count": rate_limits.c.count + 1},

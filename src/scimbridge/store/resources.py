@@ -20,12 +20,11 @@ from sqlalchemy import literal
 from sqlalchemy import literal_column
 from sqlalchemy import select
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
 from ..domain.resources import Membership
 from ..domain.resources import StoredResource
+from .dialects import conflict_insert
 from .prepared import PreparedStatement
 from .tables import group_members
 from .tables import groups
@@ -76,7 +75,7 @@ def _record(row: Sequence[Any], resource_type: str) -> StoredResource:
     return StoredResource(
         status=status,
         password_change_required=bool(password_change_required),
-        last_login=from_db(last_login) if last_login else None,
+        last_login=from_db(last_login),
         pk=pk,
         id=resource_id,
         resource_type=resource_type,
@@ -454,10 +453,7 @@ def add_members(
         }
         for member_id, member_type in members.items()
     ]
-    if conn.dialect.name == "postgresql":
-        statement: Any = postgresql.insert(group_members).on_conflict_do_nothing()
-    else:
-        statement = sqlite.insert(group_members).on_conflict_do_nothing()
+    statement = conflict_insert(conn.dialect.name, group_members).on_conflict_do_nothing()
     # psycopg reports no rowcount for an INSERT (-1), so count the rows actually inserted.
     result = conn.execute(statement.returning(group_members.c.member_id), rows)
     return len(result.all())
