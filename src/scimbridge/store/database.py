@@ -246,7 +246,17 @@ _JSON_OPTIONS: dict[str, Any] = {
 def _create_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8, **_JSON_OPTIONS)
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=8,
+            max_overflow=8,
+            # The store writes naive UTC wall times (see timestamps.py). PostgreSQL reads a
+            # naive value into a timestamptz column in the session's zone, which defaults to
+            # the server's: pin it to UTC on every connection, whatever the server says.
+            connect_args={"options": "-c timezone=UTC"},
+            **_JSON_OPTIONS,
+        )
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

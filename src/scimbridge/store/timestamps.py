@@ -1,7 +1,8 @@
 """Timestamps as the store keeps them: UTC wall time, without a zone.
 
 Every timestamp column is written through :func:`to_db` and read back through
-:func:`from_db`: SQLite hands a stored timestamp back without its zone.
+:func:`from_db`: SQLite hands a stored timestamp back without its zone. PostgreSQL sessions
+run in UTC (see ``database._create_engine``), so it reads these naive values as UTC too.
 """
 
 from __future__ import annotations
