@@ -134,6 +134,8 @@ def problem_slugs(spec: Operation) -> list[str]:
     slugs += spec.problems
     if spec.scope is not None:
         slugs.append("rate-limited")
+    # Every operation goes to the store, which may be locked or unreachable for a moment.
+    slugs.append("service-unavailable")
     return list(dict.fromkeys(slugs))
 
 

@@ -26,6 +26,9 @@ from ..domain.lifecycle import UnknownRole
 from ..domain.lifecycle import UserNotFound
 from ..service.idempotency import IdempotencyKeyInProgress
 from ..service.idempotency import IdempotencyKeyReused
+from ..store.database import UNAVAILABLE_RETRY_AFTER
+from ..store.database import DatabaseError
+from ..store.database import is_unavailable
 from .responses import json_response
 
 log = logging.getLogger(__name__)
@@ -149,6 +152,13 @@ PROBLEM_TYPES = _types(
         429,
         "Too many requests",
         "Wait before trying again (`Retry-After` says how long, in seconds).",
+    ),
+    ProblemType(
+        "service-unavailable",
+        503,
+        "The database cannot answer right now",
+        "It is locked by another program, unreachable or out of connections. Retry after "
+        "the `Retry-After` seconds.",
     ),
     ProblemType(
         "internal-error",
@@ -317,6 +327,19 @@ def register_error_handlers(bp: Blueprint) -> None:
     @bp.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
         return http_problem(exc)
+
+    @bp.errorhandler(DatabaseError)
+    def _database_error(exc: DatabaseError) -> Response:
+        if not is_unavailable(exc):
+            return _unexpected(exc)
+        log.warning("System API request refused, database unavailable: %s", exc)
+        return problem_response(
+            ApiProblem(
+                "service-unavailable",
+                "the database is busy or unreachable; retry shortly",
+                headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+            )
+        )
 
     @bp.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

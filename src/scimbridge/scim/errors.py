@@ -11,6 +11,9 @@ from scim2_models import Error
 from scim2_models import SCIMException
 from werkzeug.exceptions import HTTPException
 
+from ..store.database import UNAVAILABLE_RETRY_AFTER
+from ..store.database import DatabaseError
+from ..store.database import is_unavailable
 from .responses import error_response
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,17 @@ def register_error_handlers(bp: Blueprint) -> None:
         headers = dict(exc.get_headers())
         headers.pop("Content-Type", None)
         return error_response(Error(status=status, detail=exc.description), headers)
+
+    @bp.errorhandler(DatabaseError)
+    def _database_error(exc: DatabaseError) -> Response:
+        if not is_unavailable(exc):
+            return _unexpected(exc)
+        log.warning("SCIM request refused, database unavailable: %s", exc)
+        # IdPs retry a 503 later (Entra and Okta both do) rather than give up on the change.
+        return error_response(
+            Error(status=503, detail="the database is busy or unreachable; retry shortly"),
+            {"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+        )
 
     @bp.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator
@@ -19,12 +20,46 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 # The layers above the store never import SQLAlchemy: they pass this transaction handle
 # around and catch this error type, both named here.
 Transaction = Connection
 DatabaseError = SQLAlchemyError
+
+UNAVAILABLE_RETRY_AFTER = 5
+"""Seconds a client is told to wait (``Retry-After``) when the database cannot answer now."""
+
+_SQLITE_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+# SQLSTATEs of PostgreSQL errors a later retry need not meet: connection exceptions (08),
+# insufficient resources (53), lock not available, server shutting down or starting up,
+# serialization failure and deadlock.
+_PG_TRANSIENT = ("08", "53", "55P03", "57P01", "57P02", "57P03", "40001", "40P01")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a store error means "not now" rather than a fault of the request or the code.
+
+    SQLite locked past the busy timeout by another program, PostgreSQL unreachable or
+    shutting down, no pooled connection free in time: the same request may well succeed a
+    moment later, so clients get 503 with ``Retry-After`` instead of a 500.
+    """
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if isinstance(exc.orig, sqlite3.Error):
+        # Extended result codes (SQLITE_BUSY_SNAPSHOT…) keep the primary code in the low byte.
+        return getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF in _SQLITE_BUSY
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is None:
+        # psycopg raises OperationalError without a state when it cannot reach the server.
+        return isinstance(exc, OperationalError)
+    return str(sqlstate).startswith(_PG_TRANSIENT)
 
 
 class Database:

@@ -13,11 +13,15 @@ from flask import request
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
+from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
 from ..domain.lifecycle import LifecycleError
 from ..domain.lifecycle import RateLimited
+from ..store.database import UNAVAILABLE_RETRY_AFTER
+from ..store.database import DatabaseError
+from ..store.database import is_unavailable
 from .pages import is_page_request
 from .pages import render_page
 
@@ -74,8 +78,28 @@ def _unexpected(exc: Exception) -> Response:
     )
 
 
+def _database_error(exc: DatabaseError) -> Response:
+    if not is_unavailable(exc):
+        return _unexpected(exc)
+    log.warning("%s %s refused, database unavailable: %s", request.method, request.endpoint, exc)
+    retry_after = str(UNAVAILABLE_RETRY_AFTER)
+    if not is_page_request():
+        response = ServiceUnavailable().get_response()
+    else:
+        response = render_page(
+            "error.html",
+            503,
+            title="Busy right now",
+            message="The service cannot reach its database at the moment. Try again in a few "
+            "seconds.",
+        )
+    response.headers["Retry-After"] = retry_after
+    return response
+
+
 def init_app(app: Flask) -> None:
     """Register the error pages."""
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(DatabaseError, _database_error)
     app.register_error_handler(LifecycleError, _lifecycle_error)
     app.register_error_handler(Exception, _unexpected)
