@@ -4,7 +4,8 @@ It runs under the same gunicorn settings as ``scimbridge serve``, so its through
 Flask plus gunicorn plus the benchmark client can reach with no SCIM work at all.
 
 Run it with
-``gunicorn -k gthread -w 5 --threads 2 --keep-alive 5 -c python:bare_flask bare_flask:app``.
+``gunicorn -k scimbridge.serving.KeepAliveWorker -w 5 --threads 2 --keep-alive 5
+-c python:bare_flask bare_flask:app``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 from flask import Flask
 from flask import Response
 
-from scimbridge.cli import close_after_requests
+from scimbridge.serving import close_after_requests
 from scimbridge.settings import ServerSettings
 
 # Shaped and sized like a SCIM User, so the bytes on the wire match the GET phase. It is

@@ -2,7 +2,7 @@
 
 Three servers run as subprocesses on free local ports, each in its own temporary directory:
 
-* scimbridge (``scimbridge serve``, gunicorn gthread) on a fresh SQLite database;
+* scimbridge (``scimbridge serve``: gunicorn, its gthread-based worker) on a fresh SQLite file;
 * the reference, scim2-server's application under waitress (``bench/reference_server.py``);
 * the ceiling, ``bench/bare_flask.py`` under the same gunicorn settings as scimbridge.
 
@@ -282,7 +282,8 @@ def start_bare_flask(stack: contextlib.ExitStack, o: Options) -> Server:
 def gunicorn_args(o: Options, port: int) -> list[str]:
     """Return the gunicorn settings ``scimbridge serve`` uses."""
     return [
-        "-k", "gthread", "-w", str(o.workers), "--threads", str(o.threads),
+        "-k", "scimbridge.serving.KeepAliveWorker",
+        "-w", str(o.workers), "--threads", str(o.threads),
         "--keep-alive", "5", "-b", f"{HOST}:{port}",
         # serve's connection policy too: bare_flask.py defines its pre_request hook.
         "-c", "python:bare_flask",

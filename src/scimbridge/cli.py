@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +16,8 @@ from . import cli_outbox
 from . import cli_users
 from .service.tokens import KINDS
 from .service.tokens import SCOPES
+from .serving import KeepAliveWorker
+from .serving import close_after_requests
 from .settings import Settings
 from .store.database import Database
 from .store.migrations import upgrade
@@ -29,22 +30,6 @@ def _settings() -> Settings:
 @click.group()
 def main() -> None:
     """Scimbridge: SCIM 2.0 provisioning and user lifecycle."""
-
-
-def close_after_requests(limit: int) -> Callable[[Any, Any], None]:
-    """Return a gunicorn ``pre_request`` hook ending each connection after ``limit`` requests.
-
-    gunicorn numbers the requests of a connection (``req_number``); marking the last one
-    ``must_close`` makes its answer carry ``Connection: close``. The client then connects again,
-    to whichever worker accepts first: a busy worker's listener waits behind its own requests,
-    so connections drift to the idle workers.
-    """
-
-    def pre_request(_worker: Any, req: Any) -> None:
-        if req.req_number >= limit:
-            req.must_close = True
-
-    return pre_request
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -109,7 +94,7 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
             "bind": bind,
             "workers": workers or settings.server.workers,
             "threads": threads or settings.server.threads,
-            "worker_class": "gthread",
+            "worker_class": KeepAliveWorker,
             "keepalive": 5,
             "accesslog": None,
             "errorlog": "-",

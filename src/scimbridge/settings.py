@@ -43,7 +43,7 @@ class ServerSettings(BaseModel):
     Python runs one thread at a time per process, so processes, not threads, use the CPUs."""
 
     threads: int = 2
-    """Threads per worker (gthread worker class, which keeps client connections alive)."""
+    """Threads per worker (a gthread worker class, which keeps client connections alive)."""
 
     requests_per_connection: int = Field(default=100, ge=0)
     """Requests answered on one kept-alive connection before the answer says
