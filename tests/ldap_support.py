@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from scimbridge.adapters.ldap import LdapDirectory
 from scimbridge.adapters.ldap import dn_key
@@ -179,3 +183,13 @@ class LdapSyncEnv:
                 close()
         self.view.directory.close()
         self.database.dispose()
+
+
+@pytest.fixture
+def env(slapd: SlapdServer, tmp_path: Path) -> Iterator[LdapSyncEnv]:
+    """LDAP sync from a fresh SQLite store to the session's directory."""
+    environment = LdapSyncEnv(slapd, f"sqlite:///{tmp_path / 'scimbridge.db'}")
+    yield environment
+    environment.close()
+    if slapd.process is None:
+        slapd.start()  # a test that stopped the directory must not leave the session without it

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +27,13 @@ from .conftest import patch_payload
 from .conftest import user_payload
 from .ldap_server import SlapdServer
 from .ldap_support import LdapSyncEnv
+from .ldap_support import env
 from .ldap_support import pending_jobs
 from .outbox_support import Clock
 from .outbox_support import job
 from .outbox_support import queue_job
 
-
-@pytest.fixture
-def env(slapd: SlapdServer, tmp_path: Path) -> Iterator[LdapSyncEnv]:
-    environment = LdapSyncEnv(slapd, f"sqlite:///{tmp_path / 'scimbridge.db'}")
-    yield environment
-    environment.close()
-    if slapd.process is None:
-        slapd.start()  # a failed test must not leave the session without its directory
+__all__ = ["env"]
 
 
 class _Writes:

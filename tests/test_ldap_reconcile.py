@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from click.testing import Result
 
@@ -18,18 +16,13 @@ from .conftest import group_payload
 from .conftest import patch_payload
 from .conftest import user_payload
 from .ldap_server import PLACEHOLDER_DN
-from .ldap_server import SlapdServer
 from .ldap_support import LdapSyncEnv
+from .ldap_support import env
 from .outbox_support import queue_job
 
 PASSWORD = "correct horse battery staple"
 
-
-@pytest.fixture
-def env(slapd: SlapdServer, tmp_path: Path) -> Iterator[LdapSyncEnv]:
-    environment = LdapSyncEnv(slapd, f"sqlite:///{tmp_path / 'scimbridge.db'}")
-    yield environment
-    environment.close()
+__all__ = ["env"]
 
 
 def cli(env: LdapSyncEnv, *args: str) -> Result:

@@ -25,16 +25,12 @@ from .ldap_server import SlapdServer
 from .ldap_server import slapd_server
 from .ldap_support import PLACEHOLDER_KEY
 from .ldap_support import LdapSyncEnv
+from .ldap_support import env
 
 PASSWORD = "correct horse battery staple"
 ADMIN = Actor("user", None, "admin@example.org")
 
-
-@pytest.fixture
-def env(slapd: SlapdServer, tmp_path: Path) -> Iterator[LdapSyncEnv]:
-    environment = LdapSyncEnv(slapd, f"sqlite:///{tmp_path / 'scimbridge.db'}")
-    yield environment
-    environment.close()
+__all__ = ["env"]
 
 
 def keys(*dns: str) -> set[str]:

@@ -7,11 +7,9 @@ sent but never recorded. Later jobs (a rename, a rename back, a delete) must sti
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,16 +24,11 @@ from .conftest import created
 from .conftest import group_payload
 from .conftest import patch_payload
 from .conftest import user_payload
-from .ldap_server import SlapdServer
 from .ldap_support import LdapSyncEnv
+from .ldap_support import env
 from .ldap_support import worker_for
 
-
-@pytest.fixture
-def env(slapd: SlapdServer, tmp_path: Path) -> Iterator[LdapSyncEnv]:
-    environment = LdapSyncEnv(slapd, f"sqlite:///{tmp_path / 'scimbridge.db'}")
-    yield environment
-    environment.close()
+__all__ = ["env"]
 
 
 def _directory(env: LdapSyncEnv) -> LdapDirectory:
