@@ -20,8 +20,9 @@ class KeepAliveWorker(ThreadWorker):  # type: ignore[misc]
     polls it again and, when the next request arrives, submits it to the thread pool once
     more. That round trip (a wake-up pipe, poller registration, a pool hand-off and GIL
     switches between three threads) is paid on every request of an identity provider's few
-    busy connections. Measured on a bare Flask app with 4 keep-alive clients, it was about a
-    quarter of the server's CPU per request (0.41-0.48 ms instead of 0.57-0.59 here).
+    busy connections. Measured on a bare Flask app with 4 keep-alive clients on a 2-core
+    machine, it was about a quarter of the server's CPU per request (0.41-0.48 ms of CPU a
+    request with this worker, 0.57-0.59 ms with gthread).
 
     Here the thread that answered waits up to :attr:`LINGER_SECONDS` for the connection's
     next request and answers it directly. It hands the connection back as gthread does when

@@ -28,6 +28,7 @@ from ..service.idempotency import IdempotencyKeyInProgress
 from ..service.idempotency import IdempotencyKeyReused
 from ..store.database import UNAVAILABLE_RETRY_AFTER
 from ..store.database import DatabaseError
+from ..store.database import error_summary
 from ..store.database import is_unavailable
 from .responses import json_response
 
@@ -332,7 +333,7 @@ def register_error_handlers(bp: Blueprint) -> None:
     def _database_error(exc: DatabaseError) -> Response:
         if not is_unavailable(exc):
             return _unexpected(exc)
-        log.warning("System API request refused, database unavailable: %s", exc)
+        log.warning("System API request refused, database unavailable: %s", error_summary(exc))
         return problem_response(
             ApiProblem(
                 "service-unavailable",

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..store.database import UNAVAILABLE_RETRY_AFTER
 from ..store.database import DatabaseError
+from ..store.database import error_summary
 from ..store.database import is_unavailable
 from .responses import error_response
 
@@ -81,7 +82,7 @@ def register_error_handlers(bp: Blueprint) -> None:
     def _database_error(exc: DatabaseError) -> Response:
         if not is_unavailable(exc):
             return _unexpected(exc)
-        log.warning("SCIM request refused, database unavailable: %s", exc)
+        log.warning("SCIM request refused, database unavailable: %s", error_summary(exc))
         # IdPs retry a 503 later (Entra and Okta both do) rather than give up on the change.
         return error_response(
             Error(status=503, detail="the database is busy or unreachable; retry shortly"),

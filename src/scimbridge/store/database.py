@@ -54,12 +54,22 @@ def is_unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc.orig, sqlite3.Error):
         # Extended result codes (SQLITE_BUSY_SNAPSHOT…) keep the primary code in the low byte.
-        return getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF in _SQLITE_BUSY
+        return (getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_BUSY
     sqlstate = getattr(exc.orig, "sqlstate", None)
     if sqlstate is None:
         # psycopg raises OperationalError without a state when it cannot reach the server.
         return isinstance(exc, OperationalError)
     return str(sqlstate).startswith(_PG_TRANSIENT)
+
+
+def error_summary(exc: BaseException) -> str:
+    """Describe a store error for the log by the driver's words alone.
+
+    SQLAlchemy's own message carries the statement and its parameters, which can hold
+    personal data (names, addresses, password hashes).
+    """
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    return f"{type(cause).__name__}: {cause}"
 
 
 class Database:

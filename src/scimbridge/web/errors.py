@@ -21,6 +21,7 @@ from ..domain.lifecycle import LifecycleError
 from ..domain.lifecycle import RateLimited
 from ..store.database import UNAVAILABLE_RETRY_AFTER
 from ..store.database import DatabaseError
+from ..store.database import error_summary
 from ..store.database import is_unavailable
 from .pages import is_page_request
 from .pages import render_page
@@ -81,7 +82,12 @@ def _unexpected(exc: Exception) -> Response:
 def _database_error(exc: DatabaseError) -> Response:
     if not is_unavailable(exc):
         return _unexpected(exc)
-    log.warning("%s %s refused, database unavailable: %s", request.method, request.endpoint, exc)
+    log.warning(
+        "%s %s refused, database unavailable: %s",
+        request.method,
+        request.endpoint,
+        error_summary(exc),
+    )
     retry_after = str(UNAVAILABLE_RETRY_AFTER)
     if not is_page_request():
         response = ServiceUnavailable().get_response()
