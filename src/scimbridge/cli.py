@@ -85,8 +85,9 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 def serve(host: str | None, port: int | None, workers: int | None, threads: int | None) -> None:
     """Apply migrations, then serve the app under gunicorn."""
     settings = _settings()
+    settings = settings.listening_on(host or settings.server.host, port or settings.server.port)
     upgrade(Database(settings.database_url))
-    bind = f"{host or settings.server.host}:{port or settings.server.port}"
+    bind = f"{settings.server.host}:{settings.server.port}"
     click.echo(f"scimbridge: SCIM endpoint at {settings.scim_base_url} (listening on {bind})")
     _Gunicorn(
         settings,

@@ -278,6 +278,15 @@ class LdapSettings(BaseModel):
         return self
 
 
+def listener_url(host: str, port: int) -> str:
+    """Return the URL of a server listening on ``host:port``, as a client on this host uses it."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"  # every interface: this host reaches it on the loopback address
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    return f"http://{host}:{port}"
+
+
 class Settings(BaseSettings):
     """All of scimbridge's settings."""
 
@@ -293,7 +302,8 @@ class Settings(BaseSettings):
 
     public_url: str = "http://127.0.0.1:8080"
     """Base URL users and identity providers see; used in ``Location`` headers,
-    ``meta.location`` and links."""
+    ``meta.location`` and links. Unset, it is the address ``serve`` listens on
+    (``http://HOST:PORT``; 127.0.0.1 for a server listening on every interface)."""
 
     log_level: str = "INFO"
     """Level of scimbridge's own log (tolerated client deviations are logged at INFO)."""
@@ -311,6 +321,30 @@ class Settings(BaseSettings):
     mail: MailSettings = MailSettings()
     worker: WorkerSettings = WorkerSettings()
     ldap: LdapSettings = LdapSettings()
+
+    @model_validator(mode="after")
+    def _public_url_from_listener(self) -> Settings:
+        if "public_url" not in self.model_fields_set:
+            self.public_url = listener_url(self.server.host, self.server.port)
+            # Assigning marks the field as set; it is still derived (see listening_on).
+            self.model_fields_set.discard("public_url")
+        return self
+
+    def listening_on(self, host: str, port: int) -> Settings:
+        """Return these settings for a server on ``host:port`` (``serve --host/--port``).
+
+        A public URL that was not set follows the listener, so that links and ``Location``
+        headers name the port the server actually answers on.
+        """
+        update: dict[str, object] = {
+            "server": self.server.model_copy(update={"host": host, "port": port})
+        }
+        if "public_url" not in self.model_fields_set:
+            update["public_url"] = listener_url(host, port)
+        copy = self.model_copy(update=update)
+        # Still derived, not chosen: a later listening_on() follows the listener again.
+        copy.model_fields_set.discard("public_url")
+        return copy
 
     @property
     def scim_base_url(self) -> str:
