@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from flask import Flask
 
 from scimbridge.store import deviations as deviation_store
@@ -63,3 +66,20 @@ def test_deviations_of_bulk_operations_are_counted_once_each(
     }
     assert entra.post("/Bulk", bulk).status_code == 200
     assert _counts(database) == {("entra", "op-case"): (1, 0), ("entra", "string-boolean"): (1, 0)}
+
+
+def test_each_kind_of_deviation_is_logged_once_and_counted_every_time(
+    app: Flask, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An IdP sends the same deviations on every request: INFO says each kind once."""
+    entra = app.extensions["scimbridge"].tokens.create("entra-logged-once", profile="entra")
+    client = ScimClient(app.test_client(), entra)
+    user_id = client.post("/Users", user_payload("logged@example.com")).json["id"]
+    with caplog.at_level(logging.DEBUG, logger="scimbridge.scim.quirks"):
+        for _ in range(3):
+            assert client.patch(f"/Users/{user_id}", ENTRA_DEACTIVATION).status_code == 200
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    debugs = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    assert len(infos) == 2 and len(debugs) == 4
+    assert all("'entra-logged-once'" in message for message in infos)
+    assert _counts(database)[("entra-logged-once", "string-boolean")] == (3, 0)

@@ -306,7 +306,8 @@ class Settings(BaseSettings):
     (``http://HOST:PORT``; 127.0.0.1 for a server listening on every interface)."""
 
     log_level: str = "INFO"
-    """Level of scimbridge's own log (tolerated client deviations are logged at INFO)."""
+    """Level of scimbridge's own log (a tolerated client deviation is logged at INFO once per
+    token and process, then at DEBUG)."""
 
     secret_key: SecretStr | None = None
     """Key signing CSRF tokens. When unset, a random key is created once beside the SQLite

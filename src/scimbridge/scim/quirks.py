@@ -92,6 +92,10 @@ _OPERATION_KEYS = {"op", "path", "value"}
 _BOOLEAN_STRINGS = {"true": True, "false": False}
 
 
+_LOGGED_DEVIATIONS: set[tuple[str, Deviation]] = set()
+"""(token name, deviation) pairs this process has logged at INFO."""
+
+
 @dataclass
 class ClientProfile:
     """The profile of the token a request came with, and the deviations it has met."""
@@ -130,7 +134,13 @@ class ClientProfile:
             )
         if deviation not in self.seen:
             self.seen.append(deviation)
-            log.info(
+            # Every request's deviations are counted (the admin Provisioning page); the log
+            # says each kind once per token and process, as an IdP sends the same ones on
+            # every request (Entra: two on each deactivation).
+            first = (self.token_name, deviation) not in _LOGGED_DEVIATIONS
+            _LOGGED_DEVIATIONS.add((self.token_name, deviation))
+            log.log(
+                logging.INFO if first else logging.DEBUG,
                 "tolerated SCIM deviation %s from token %r (profile %s): %s",
                 deviation.value,
                 self.token_name,
