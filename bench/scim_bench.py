@@ -507,7 +507,9 @@ def start_reference(stack: contextlib.ExitStack, o: Options) -> Target:
     port, token = free_port(), secrets.token_urlsafe(16)
     argv = [
         sys.executable, str(BENCH_DIR / "reference_server.py"), "--port", str(port),
-        "--threads", str(o.ref_threads), "--token", token,
+        "--threads", str(o.ref_threads),
+        # One argument: a random token may start with "-", which argparse would take for an option.
+        f"--token={token}",
     ]  # fmt: skip
     workdir = make_workdir(stack, REFERENCE)
     server = start_server(stack, REFERENCE, argv, workdir, port, "/ServiceProviderConfig")
