@@ -8,8 +8,9 @@ bash deploy/setup-env.sh
 scimbridge=.venv/bin/scimbridge
 $scimbridge db upgrade
 if ! $scimbridge token list | grep -q '^default\b'; then
-    echo "First start: a SCIM bearer token named 'default' (save it, it is not shown again):"
-    $scimbridge token create default | tail -1
+    echo "First start: a SCIM bearer token named 'default', profile generic (Entra ID, Okta and"
+    echo "other clients connect with it; save it, it is not shown again):"
+    $scimbridge token create default --profile generic | tail -1
 else
     echo "SCIM token 'default' exists; make another with: .venv/bin/scimbridge token create NAME"
 fi

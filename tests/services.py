@@ -164,7 +164,7 @@ def live_server(database_url: str, extra_env: dict[str, str] | None = None) -> I
     }
     token = (
         subprocess.run(
-            [*scimbridge_command(), "token", "create", f"tests-{port}"],
+            [*scimbridge_command(), "token", "create", f"tests-{port}", "--profile", "strict"],
             env=env,
             check=True,
             capture_output=True,

@@ -13,10 +13,13 @@ from flask import Blueprint
 from flask import Flask
 from flask import Response
 from flask import current_app
+from flask import g
 from flask import render_template
 from flask import request
 from werkzeug.exceptions import HTTPException
 
+from ..negotiation import negotiate
+from ..negotiation import offers
 from ..service.directory_reads import DirectoryReader
 from ..service.idempotency import IdempotencyKeys
 from . import audit
@@ -36,12 +39,16 @@ from .problems import PROBLEM_TYPES
 from .problems import ApiProblem
 from .problems import register_error_handlers
 from .reference import reference_context
+from .responses import JSON_MEDIA_TYPE
 from .responses import empty_response
 from .responses import json_response
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1", template_folder="templates")
 
 _PUBLIC_ENDPOINTS = {"api.openapi_document", "api.reference", "api.reference_css", "api.not_found"}
+# Pages that are not JSON, served whatever the Accept header says.
+_NOT_JSON_ENDPOINTS = {"api.reference", "api.reference_css"}
+_JSON_OFFERS = offers(JSON_MEDIA_TYPE)
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 # Only the reference's own stylesheet; no script of any kind.
@@ -76,16 +83,29 @@ def _authenticate() -> Response | None:
         response = empty_response()
         response.headers["Allow"] = ", ".join([*allowed, "OPTIONS"])
         return response
+    if request.endpoint not in _NOT_JSON_ENDPOINTS:
+        _negotiate()
     if request.endpoint in _PUBLIC_ENDPOINTS:
         return None
     authenticate()
     return None
 
 
+def _negotiate() -> None:
+    """Keep the JSON form the client accepts (RFC 9110 §12.5.1), or answer 406."""
+    chosen = negotiate(request.accept_mimetypes, _JSON_OFFERS)
+    if chosen is None:
+        raise ApiProblem("not-acceptable", "this API answers in application/json")
+    g.api_media_type = chosen
+
+
 @bp.after_request
 def _tag_response(response: Response) -> Response:
     response.headers["X-Request-Id"] = request_id()
     response.headers.setdefault("Cache-Control", "no-store")
+    chosen = g.get("api_media_type")
+    if chosen is not None and response.mimetype == JSON_MEDIA_TYPE:
+        response.content_type = chosen
     return response
 
 

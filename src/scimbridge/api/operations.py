@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from werkzeug.routing import BaseConverter
 from werkzeug.routing import PathConverter
 
+from ..negotiation import is_json_body
 from . import context
 from .problems import ApiProblem
 from .problems import FieldError
@@ -207,7 +208,7 @@ def parse_body(model: type[M]) -> M:
             "this operation needs a JSON body",
             [FieldError("body", "send a JSON object")],
         )
-    if not _is_json(request.mimetype):
+    if not is_json_body(request.mimetype, request.mimetype_params.get("charset")):
         raise ApiProblem("unsupported-media-type", "send request bodies as application/json")
     try:
         return model.model_validate_json(raw)
@@ -215,12 +216,6 @@ def parse_body(model: type[M]) -> M:
         if any(error["type"] == "json_invalid" for error in exc.errors()):
             raise ApiProblem("malformed-request", "the body is not valid JSON") from None
         raise validation_problem(exc) from None
-
-
-def _is_json(mimetype: str) -> bool:
-    return mimetype == "application/json" or (
-        mimetype.startswith("application/") and mimetype.endswith("+json")
-    )
 
 
 def parse_query(model: type[M]) -> M:

@@ -93,6 +93,12 @@ PROBLEM_TYPES = _types(
         "The `Allow` header lists the methods it accepts.",
     ),
     ProblemType(
+        "not-acceptable",
+        406,
+        "No acceptable response type",
+        "The `Accept` header rules out `application/json` (with or without `charset=utf-8`).",
+    ),
+    ProblemType(
         "email-taken",
         409,
         "The email address belongs to another user",
@@ -267,6 +273,7 @@ _HTTP_SLUGS = {
     403: "insufficient-scope",
     404: "not-found",
     405: "method-not-allowed",
+    406: "not-acceptable",
     413: "payload-too-large",
     415: "unsupported-media-type",
     429: "rate-limited",

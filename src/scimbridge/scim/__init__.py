@@ -24,10 +24,12 @@ from ..service.client_deviations import record_client_deviations
 from .bulk import register_bulk_view
 from .discovery import register_discovery_views
 from .errors import register_error_handlers
+from .paths import CanonicalScimPaths
 from .quirks import ClientProfile
 from .quirks import normalize_filter
 from .requests import check_accept
 from .requests import json_body
+from .responses import SCIM_MEDIA_TYPE
 from .responses import scim_response
 from .views import list_resources
 from .views import register_resource_views
@@ -54,6 +56,15 @@ def _authenticate() -> None:
         raise UnauthorizedException(detail="the bearer token is not valid")
     g.scim_token = info
     g.client_profile = ClientProfile(info.name, info.profile)
+
+
+@bp.after_request
+def _label_response(response: Response) -> Response:
+    # Every SCIM body is JSON; name it as the client asked for it (RFC 9110 §12.5.1).
+    chosen = g.get("scim_media_type")
+    if chosen is not None and response.mimetype == SCIM_MEDIA_TYPE:
+        response.content_type = chosen
+    return response
 
 
 @bp.after_request
@@ -146,5 +157,6 @@ register_error_handlers(bp)
 
 
 def init_app(app: Flask) -> None:
-    """Mount the SCIM endpoint."""
+    """Mount the SCIM endpoint, reachable under any letter case and with a trailing slash."""
     app.register_blueprint(bp)
+    app.wsgi_app = CanonicalScimPaths(app.wsgi_app, bp.url_prefix or "")  # type: ignore[method-assign]

@@ -45,7 +45,10 @@ class NotAcceptable(SCIMException):
     """The client accepts no media type SCIM responses come in (406)."""
 
     status = 406
-    _default_detail = "responses are application/scim+json"
+    _default_detail = (
+        "responses are application/scim+json or application/json (charset utf-8); "
+        "the Accept header lists neither"
+    )
 
 
 def scim_error_from_validation(exc: ValidationError) -> Error:

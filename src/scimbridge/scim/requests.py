@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from flask import g
 from flask import request
 from scim2_models import InvalidSyntaxException
 from scim2_models import InvalidValueException
@@ -14,32 +15,31 @@ from scim2_models import SearchRequest
 
 from ..domain.lifecycle_schema import LIFECYCLE_ATTRIBUTES
 from ..domain.lifecycle_schema import LIFECYCLE_SCHEMA
+from ..negotiation import is_json_body
+from ..negotiation import negotiate
+from ..negotiation import offers
 from .errors import NotAcceptable
 from .errors import UnsupportedMediaType
 
-_JSON_TYPES = ("application/scim+json", "application/json")
-
-
-# Accept headers clients send on nearly every request, known to admit a SCIM response
-# without parsing them.
-_ACCEPTED_VERBATIM = frozenset({*_JSON_TYPES, "*/*", "application/scim+json, application/json"})
+# What SCIM responses can be labelled, preferred first (RFC 7644 §3.1 names both).
+RESPONSE_MEDIA_TYPES = offers("application/scim+json", "application/json")
 
 
 def check_accept() -> None:
-    """Refuse a request whose Accept header rules out JSON (406)."""
-    if request.headers.get("Accept", "*/*") in _ACCEPTED_VERBATIM:
-        return
-    accept = request.accept_mimetypes
-    if not accept.provided:
-        return
-    if not any(accept[media] for media in _JSON_TYPES):
+    """Choose the media type of the response from ``Accept``; 406 if none is acceptable.
+
+    The choice is kept in ``g.scim_media_type`` for the response's ``Content-Type``.
+    """
+    chosen = negotiate(request.accept_mimetypes, RESPONSE_MEDIA_TYPES)
+    if chosen is None:
         raise NotAcceptable()
+    g.scim_media_type = chosen
 
 
 def json_body() -> Any:
     """Return the parsed JSON body of a write request."""
     mimetype = request.mimetype
-    if mimetype and mimetype not in _JSON_TYPES and not mimetype.endswith("+json"):
+    if mimetype and not is_json_body(mimetype, request.mimetype_params.get("charset")):
         raise UnsupportedMediaType()
     data = request.get_data(cache=False)
     if not data:
