@@ -65,9 +65,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         ),
         tokens=TokenService(database),
     )
-    scim.init_app(app)
+    secret_key = load_secret_key(settings, database)
+    scim.init_app(app, secret_key)
     api.init_app(app)
-    web.init_app(app, load_secret_key(settings, database))
+    web.init_app(app, secret_key)
 
     @app.get("/healthz")
     def healthz() -> Response:

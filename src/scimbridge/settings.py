@@ -76,6 +76,10 @@ class ScimSettings(BaseModel):
     max_patch_members: int = Field(default=10_000, ge=1)
     """Largest number of member values one group PATCH may carry."""
 
+    cursor_timeout_seconds: int = Field(default=3600, ge=60)
+    """How long a ``nextCursor``/``previousCursor`` (RFC 9865) stays valid; later: 400
+    ``expiredCursor``."""
+
 
 class LifecycleSettings(BaseModel):
     """Invitations, password resets, passwords and rate limits."""

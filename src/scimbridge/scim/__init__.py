@@ -12,6 +12,7 @@ from flask import g
 from flask import request
 from scim2_models import Context
 from scim2_models import Group
+from scim2_models import InvalidValueException
 from scim2_models import NotFoundException
 from scim2_models import NotImplementedException
 from scim2_models import SearchRequest
@@ -22,6 +23,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from ..domain.resources import UserResource
 from ..service.client_deviations import record_client_deviations
 from .bulk import register_bulk_view
+from .cursors import CursorCodec
 from .discovery import register_discovery_views
 from .errors import register_error_handlers
 from .paths import CanonicalScimPaths
@@ -87,6 +89,11 @@ def _record_deviations(response: Response) -> Response:
 def root_search() -> Response:
     """Search users and groups at once (RFC 7644 §3.4.3); results list users first."""
     body = json_body()
+    if "cursor" in body:
+        raise InvalidValueException(
+            detail="cursor paging is offered on /Users/.search and /Groups/.search, "
+            "not across resource types"
+        )
     if isinstance(body.get("filter"), str):
         body["filter"] = normalize_filter(body["filter"], UserResource, g.client_profile)
     query: SearchRequest[Any] = SearchRequest[UserResource | Group].model_validate(
@@ -156,7 +163,14 @@ register_discovery_views(bp)
 register_error_handlers(bp)
 
 
-def init_app(app: Flask) -> None:
-    """Mount the SCIM endpoint, reachable under any letter case and with a trailing slash."""
+def init_app(app: Flask, secret_key: bytes) -> None:
+    """Mount the SCIM endpoint, reachable under any letter case and with a trailing slash.
+
+    ``secret_key`` signs the cursors of cursor paging.
+    """
+    settings = app.extensions["scimbridge"].settings
+    app.extensions["scimbridge_cursors"] = CursorCodec(
+        secret_key, settings.scim.cursor_timeout_seconds
+    )
     app.register_blueprint(bp)
     app.wsgi_app = CanonicalScimPaths(app.wsgi_app, bp.url_prefix or "")  # type: ignore[method-assign]

@@ -44,12 +44,15 @@ def service_provider_config(settings: Settings) -> dict[str, Any]:
         change_password=ChangePassword(supported=True),
         sort=Sort(supported=True),
         etag=ETag(supported=True),
+        # RFC 9865 §4: both ways; index stays the default, so clients that page by
+        # startIndex (every IdP today) see no change.
         pagination=Pagination(
-            cursor=False,
+            cursor=True,
             index=True,
             default_pagination_method="index",
             default_page_size=settings.scim.default_page_size,
             max_page_size=settings.scim.max_page_size,
+            cursor_timeout=settings.scim.cursor_timeout_seconds,
         ),
         authentication_schemes=[
             AuthenticationScheme(

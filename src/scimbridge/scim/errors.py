@@ -31,6 +31,10 @@ _SCIM_TYPES = {
     "invalidValue",
     "invalidVers",
     "sensitive",
+    # RFC 9865 §2.4 (cursor paging).
+    "invalidCursor",
+    "expiredCursor",
+    "invalidCount",
 }
 
 

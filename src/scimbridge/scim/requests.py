@@ -112,6 +112,10 @@ def search_from_query(
         value = _query_arg(name)
         if value:
             payload[name] = value
+    cursor = _query_arg("cursor")
+    if cursor is not None:
+        # Present but empty (``?cursor`` or ``cursor=``) asks for the first cursor page.
+        payload["cursor"] = cursor
     if "attributes" in payload:
         payload["attributes"] = _expand_request_only_schemas(payload["attributes"])
     if "filter" in payload and repair_filter is not None:

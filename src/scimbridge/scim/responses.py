@@ -123,3 +123,27 @@ def list_body(total: int, start_index: int, resources: list[dict[str, Any]]) -> 
         "itemsPerPage": len(resources),
         "Resources": resources,
     }
+
+
+def cursor_list_body(
+    total: int,
+    resources: list[dict[str, Any]],
+    *,
+    next_cursor: str | None,
+    previous_cursor: str | None,
+) -> dict[str, Any]:
+    """Return a cursor-paged ``ListResponse`` (RFC 9865 §2).
+
+    It has no ``startIndex``, and a ``nextCursor`` on every page but the last.
+    """
+    body: dict[str, Any] = {
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": total,
+        "itemsPerPage": len(resources),
+        "Resources": resources,
+    }
+    if next_cursor is not None:
+        body["nextCursor"] = next_cursor
+    if previous_cursor is not None:
+        body["previousCursor"] = previous_cursor
+    return body

@@ -10,11 +10,15 @@ from flask import current_app
 from flask import g
 from flask import request
 from scim2_models import Context
+from scim2_models import InvalidCountException
+from scim2_models import InvalidValueException
 from scim2_models import ResponseParameters
 from scim2_models import SearchRequest
 
 from ..domain.resources import StoredResource
 from ..service.provisioning import ProvisioningService
+from .cursors import CursorCodec
+from .cursors import query_fingerprint
 from .operations import MODELS
 from .operations import create_resource
 from .operations import delete_resource
@@ -26,6 +30,7 @@ from .requests import if_match
 from .requests import json_body
 from .requests import response_parameters
 from .requests import search_from_query
+from .responses import cursor_list_body
 from .responses import list_body
 from .responses import location
 from .responses import resource_body
@@ -72,7 +77,12 @@ def _single(
 def list_resources(
     resource_type: str, search: SearchRequest[Any], *, strict: bool = True
 ) -> dict[str, Any]:
-    """Run a search on one resource type and return its ListResponse body."""
+    """Run a search on one resource type and return its ListResponse body.
+
+    Index paging (``startIndex``) unless the request names a ``cursor`` (RFC 9865).
+    """
+    if search.cursor is not None:
+        return _cursor_page(resource_type, search)
     settings = current_app.extensions["scimbridge"].settings
     memberships = wants_attribute(search, _MEMBERSHIP_ATTRIBUTE[resource_type])
     page = _service().search(
@@ -89,6 +99,39 @@ def list_resources(
         page.total,
         page.start_index,
         [resource_body(record, base, params) for record in page.resources],
+    )
+
+
+def _cursor_page(resource_type: str, search: SearchRequest[Any]) -> dict[str, Any]:
+    """Answer a cursor-paged search (RFC 9865) with its ListResponse and cursors."""
+    assert search.cursor is not None
+    if search.start_index is not None:
+        raise InvalidValueException(
+            detail="startIndex and cursor choose two ways of paging: send one of them"
+        )
+    limits = current_app.extensions["scimbridge"].settings.scim
+    count = search.count if search.count is not None else limits.default_page_size
+    if count > limits.max_page_size:
+        raise InvalidCountException(
+            detail=f"count must be between 0 and maxPageSize ({limits.max_page_size})"
+        )
+    codec: CursorCodec = current_app.extensions["scimbridge_cursors"]
+    query = query_fingerprint(resource_type, search)
+    position = codec.decode(search.cursor, query, count)
+    page = _service().search_from(
+        resource_type,
+        search,
+        position,
+        count,
+        memberships=wants_attribute(search, _MEMBERSHIP_ATTRIBUTE[resource_type]),
+    )
+    params = search if (search.attributes or search.excluded_attributes) else None
+    base = _base_url()
+    return cursor_list_body(
+        page.total,
+        [resource_body(record, base, params) for record in page.resources],
+        next_cursor=codec.encode(query, count, page.next) if page.next else None,
+        previous_cursor=codec.encode(query, count, page.previous) if page.previous else None,
     )
 
 

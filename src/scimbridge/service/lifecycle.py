@@ -390,12 +390,12 @@ class UserDirectory:
             if record is None:
                 raise UserNotFound(f"no user {user_id}")
             user = user_model(record)
-            old_email = _primary_email(user)
+            old_email = primary_email(user)
             try:
                 _apply_profile(user, changes)
             except ValidationError:
                 raise InvalidEmail(f"{changes.email!r} is not a valid email address") from None
-            new_email = _primary_email(user)
+            new_email = primary_email(user)
             if new_email and new_email != old_email:
                 other = accounts.account_by_login(conn, user_name_key(new_email))
                 if other is not None and other.id != user_id:
@@ -411,15 +411,7 @@ class UserDirectory:
             except DuplicateKey:
                 raise EmailTaken(f"{new_email} already belongs to a user") from None
             self.ldap_sync.queue_user_sync(conn, user_id)
-            if old_email and new_email != old_email:
-                queue_email(
-                    conn,
-                    "email_changed",
-                    old_email,
-                    {"name": user.display_name or user.user_name, "new_email": new_email},
-                    now,
-                    ordering_key=f"user:{user_id}",
-                )
+            self.notify_email_change(conn, user_id, old_email, user, now)
             self._audit(
                 conn,
                 actor,
@@ -430,6 +422,32 @@ class UserDirectory:
                 now=now,
                 changes=audit.document_changes(before, saved.doc),
             )
+
+    def notify_email_change(
+        self,
+        conn: Transaction,
+        user_id: str,
+        old_email: str | None,
+        user: UserResource,
+        now: datetime,
+    ) -> None:
+        """Tell the old address that a user's primary email changed, in the change's transaction.
+
+        The one rule for every channel (admin UI, System API, SCIM PUT and PATCH): someone
+        who loses the address learns of it there. A change of letter case only is the same
+        mailbox and is not announced.
+        """
+        new_email = primary_email(user)
+        if not old_email or (new_email or "").lower() == old_email.lower():
+            return
+        queue_email(
+            conn,
+            "email_changed",
+            old_email,
+            {"name": user.display_name or user.user_name, "new_email": new_email},
+            now,
+            ordering_key=f"user:{user_id}",
+        )
 
     def role_of(self, user_id: str) -> Role:
         """Return a user's effective role."""
@@ -995,10 +1013,18 @@ class UserDirectory:
         return account
 
 
-def _primary_email(user: UserResource) -> str | None:
+def primary_email(user: UserResource) -> str | None:
+    """Return the user's primary email address (else the first one), if any."""
     emails = user.emails or []
     chosen = next((e for e in emails if e.primary), emails[0] if emails else None)
     return str(chosen.value) if chosen and chosen.value else None
+
+
+def primary_email_in(doc: dict[str, Any]) -> str | None:
+    """Return the primary email address (else the first one) of a stored user document."""
+    emails = [e for e in doc.get("emails") or [] if isinstance(e, dict)]
+    chosen = next((e for e in emails if e.get("primary") is True), emails[0] if emails else None)
+    return str(chosen["value"]) if chosen and chosen.get("value") else None
 
 
 def _apply_profile(user: UserResource, changes: ProfileChanges) -> None:

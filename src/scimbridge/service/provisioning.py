@@ -36,6 +36,8 @@ from scim2_models.path import ValuePath
 from ..domain.lifecycle import Actor
 from ..domain.lifecycle import RequestInfo
 from ..domain.lifecycle import UserStatus
+from ..domain.paging import FIRST_PAGE
+from ..domain.paging import PagePosition
 from ..domain.resources import GroupResource
 from ..domain.resources import PatchTolerance
 from ..domain.resources import StoredResource
@@ -47,6 +49,7 @@ from ..store.database import Transaction
 from ..store.filters import compile_filter
 from ..store.filters import compile_sort_key
 from ..store.filters import compile_value_filter
+from ..store.keyset import SortKey
 from ..store.lifecycle import Account
 from ..store.resources import ConcurrentUpdate
 from ..store.resources import DuplicateKey
@@ -54,6 +57,7 @@ from ..store.resources import UserColumns
 from . import audit
 from .ldap_sync import MemberDelta
 from .lifecycle import UserDirectory
+from .lifecycle import primary_email_in
 from .mapping import document
 from .mapping import group_columns
 from .mapping import group_model
@@ -71,6 +75,18 @@ class Page:
     total: int
     start_index: int
     resources: list[StoredResource]
+
+
+@dataclass
+class CursorPage:
+    """One page of a cursor-paged search (RFC 9865)."""
+
+    total: int
+    resources: list[StoredResource]
+    next: PagePosition | None
+    """Where the next page starts; None on the last page."""
+    previous: PagePosition | None
+    """Where the previous page ends; None on the first page."""
 
 
 def _now() -> datetime:
@@ -172,20 +188,11 @@ class ProvisioningService:
         strict: bool = True,
     ) -> Page:
         """Return one page of the resources a search request selects, in a stable order."""
-        dialect = self.database.dialect
-        where = (
-            compile_filter(request.filter, resource_type, dialect, strict=strict)
-            if request.filter is not None
-            else None
-        )
-        model = UserResource if resource_type == "User" else GroupResource
+        where, sort = self._where_and_sort(resource_type, request, strict)
         order_by = []
-        binding = request.sort_binding(model)
-        if binding is not None:
-            key = compile_sort_key(binding, resource_type, dialect)
-            if key is not None:
-                descending = str(request.sort_order or "ascending") == "descending"
-                order_by.append(key.desc().nulls_last() if descending else key.asc().nulls_last())
+        if sort is not None:
+            key = sort.expr
+            order_by.append(key.desc().nulls_last() if sort.descending else key.asc().nulls_last())
         start_index = max(request.start_index or 1, 1)
         count = min(request.count if request.count is not None else default_count, max_count)
         with self.database.read() as conn:
@@ -195,6 +202,58 @@ class ProvisioningService:
             if memberships:
                 self._load_memberships(conn, records)
         return Page(total, start_index, records)
+
+    def search_from(
+        self,
+        resource_type: str,
+        request: SearchRequest[Any],
+        position: PagePosition,
+        count: int,
+        *,
+        memberships: bool = True,
+    ) -> CursorPage:
+        """Return the page of a search that starts at ``position`` (RFC 9865 cursor paging).
+
+        Keyset paging in SQL over the sort key and the store key: a walk page by page meets
+        every resource that exists throughout exactly once, while others come and go.
+        """
+        where, sort = self._where_and_sort(resource_type, request, strict=True)
+        with self.database.read() as conn:
+            total, rows = store.search_after(conn, resource_type, where, sort, position, count + 1)
+            more = len(rows) > count
+            rows = rows[:count]
+            if position.backward:
+                rows.reverse()
+            records = [record for record, _ in rows]
+            if memberships:
+                self._load_memberships(conn, records)
+        if not rows:
+            # Nothing from here on; going back, everything lies ahead: restart from the top.
+            return CursorPage(total, [], FIRST_PAGE if position.backward else None, None)
+        first = PagePosition(rows[0][1], rows[0][0].pk, backward=True)
+        last = PagePosition(rows[-1][1], rows[-1][0].pk)
+        if position.backward:
+            return CursorPage(total, records, last, first if more else None)
+        return CursorPage(total, records, last if more else None, None if position.start else first)
+
+    def _where_and_sort(
+        self, resource_type: str, request: SearchRequest[Any], strict: bool
+    ) -> tuple[Any, SortKey | None]:
+        """Compile a search's filter and ``sortBy`` to SQL."""
+        dialect = self.database.dialect
+        where = (
+            compile_filter(request.filter, resource_type, dialect, strict=strict)
+            if request.filter is not None
+            else None
+        )
+        model = UserResource if resource_type == "User" else GroupResource
+        binding = request.sort_binding(model)
+        if binding is None:
+            return where, None
+        key = compile_sort_key(binding, resource_type, dialect)
+        if key is None:
+            return where, None
+        return where, SortKey(key, str(request.sort_order or "ascending") == "descending")
 
     # -- users ------------------------------------------------------------------------------
 
@@ -350,6 +409,7 @@ class ProvisioningService:
         changes = audit.document_changes(before, saved.doc)
         if password_hash is not None:
             changes["password"] = "set"
+        self.directory.notify_email_change(conn, saved.id, primary_email_in(before), user, now)
         # SCIM active is the suspension switch: both ways go through the lifecycle rules.
         if was_active and user.active is False:
             # One event tells the whole write: the suspension and what else changed with it.

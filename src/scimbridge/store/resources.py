@@ -22,9 +22,12 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
+from ..domain.paging import PagePosition
 from ..domain.resources import Membership
 from ..domain.resources import StoredResource
+from . import keyset
 from .dialects import conflict_insert
+from .keyset import SortKey
 from .prepared import PreparedStatement
 from .tables import group_members
 from .tables import groups
@@ -334,6 +337,39 @@ def search(
     else:
         total = conn.execute(count_query).scalar_one()
     return total, [_record(row, resource_type) for row in rows]
+
+
+def search_after(
+    conn: Connection,
+    resource_type: str,
+    where: ColumnElement[bool] | None,
+    sort: SortKey | None,
+    position: PagePosition,
+    limit: int,
+) -> tuple[int, list[tuple[StoredResource, Any]]]:
+    """Return the number of matches and up to ``limit`` of them from ``position`` on.
+
+    Each match comes with its sort value, from which the next position is made. A backward
+    position returns the rows nearest to it first (the caller puts them back in order).
+    """
+    table = _table(resource_type)
+    sort_value = sort.expr if sort is not None else literal(None)
+    page_query = select(*_record_columns(resource_type), sort_value.label("sort_value"))
+    count_query = select(func.count()).select_from(table)
+    if where is not None:
+        count_query = count_query.where(where)
+        page_query = page_query.where(where)
+    if not position.start:
+        page_query = page_query.where(keyset.beyond(sort, table.c.pk, position))
+    page_query = page_query.order_by(
+        *keyset.page_order(sort, table.c.pk, backward=position.backward)
+    )
+    rows = conn.execute(page_query.limit(limit)).all() if limit > 0 else []
+    if position.start and len(rows) < limit:
+        total = len(rows)
+    else:
+        total = conn.execute(count_query).scalar_one()
+    return total, [(_record(row[:-1], resource_type), row[-1]) for row in rows]
 
 
 def user_name_taken(conn: Connection, user_name_key: str, except_id: str | None = None) -> bool:
