@@ -17,11 +17,13 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
-from scim2_models import Email
-from scim2_models import EnterpriseUser
 from scim2_models import Name
 from scim2_models import PhoneNumber
 
+from ..domain.emails import Email
+from ..domain.emails import is_email_address
+from ..domain.emails import mail_address
+from ..domain.enterprise import EnterpriseUser
 from ..domain.lifecycle import Actor
 from ..domain.lifecycle import EmailTaken
 from ..domain.lifecycle import InvalidEmail
@@ -234,6 +236,10 @@ class UserDirectory:
         password_change_required: bool,
         now: datetime,
     ) -> StoredResource:
+        # SCIM clients may store any string as an email (domain.emails); people here give
+        # the address their mail will go to.
+        if not is_email_address(email):
+            raise InvalidEmail(f"{email!r} is not a valid email address")
         try:
             user = UserResource(
                 user_name=email,
@@ -996,9 +1002,8 @@ class UserDirectory:
 
 
 def _primary_email(user: UserResource) -> str | None:
-    emails = user.emails or []
-    chosen = next((e for e in emails if e.primary), emails[0] if emails else None)
-    return str(chosen.value) if chosen and chosen.value else None
+    """Return the address a user's mail goes to (a value that is no address never gets mail)."""
+    return mail_address({"value": e.value, "primary": e.primary} for e in user.emails or [])
 
 
 def _apply_profile(user: UserResource, changes: ProfileChanges) -> None:
@@ -1014,6 +1019,8 @@ def _apply_profile(user: UserResource, changes: ProfileChanges) -> None:
             " ".join(p for p in (name.given_name, name.family_name) if p) or user.display_name
         )
     if changes.email is not None and changes.email:
+        if not is_email_address(changes.email):
+            raise InvalidEmail(f"{changes.email!r} is not a valid email address")
         others = [e for e in user.emails or [] if not e.primary]
         user.emails = [Email(value=changes.email, primary=True, type="work"), *others]
     if changes.phone_numbers is not None:
