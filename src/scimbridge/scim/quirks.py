@@ -75,6 +75,10 @@ class Deviation(StrEnum):
     """An extension attribute named without its schema URN (``path: manager``,
     ``employeeNumber``) where exactly one extension has it (Entra, Microsoft's samples)."""
 
+    SINGLE_VALUE_AS_LIST = "single-value-as-list"
+    """A single-valued complex attribute written as a one-entry list: Microsoft's documented
+    ``{"op": "Add", "path": "manager", "value": [{"$ref": …, "value": …}]}``."""
+
     EMPTY_STRING_CLEARS = "empty-string-clears"
     """``""`` written to an optional attribute by PATCH add/replace, meaning "clear it"
     (Entra's null update): ``emails[type eq "work"].value`` = ``""`` removes that email."""
@@ -105,6 +109,7 @@ _REFUSALS: dict[Deviation, type[SCIMException]] = {
     Deviation.UNKNOWN_SCHEMA_URI: InvalidSyntaxException,
     Deviation.EXTENSION_WITHOUT_URN: InvalidPathException,
     Deviation.EMPTY_STRING_CLEARS: InvalidValueException,
+    Deviation.SINGLE_VALUE_AS_LIST: InvalidValueException,
     Deviation.EMAIL_NOT_AN_ADDRESS: InvalidValueException,
 }
 
@@ -352,10 +357,19 @@ def _is_attribute_urn(key: str, model: Any) -> bool:
 
 
 def _normalize_value_at(path: str, value: Any, model: Any, profile: ClientProfile) -> Any:
-    """Fix the value written at ``path``: string booleans, manager by id."""
+    """Fix the value written at ``path``: string booleans, manager by id, one-entry lists."""
     binding = _resolve(path, model)
     if binding is None:
         return value
+    if (
+        not binding.is_multivalued
+        and binding.sub_field_name is None
+        and isinstance(value, list)
+        and len(value) == 1
+        and isinstance(value[0], dict)
+    ):
+        profile.meet(Deviation.SINGLE_VALUE_AS_LIST, f"{path} set to a one-entry list")
+        value = value[0]
     if (
         binding.field_name == "manager"
         and binding.sub_field_name is None
@@ -426,6 +440,7 @@ def _resolve(path: str, resource_model: Any) -> Any:
 
 def normalize_resource(body: dict[str, Any], model: Any, profile: ClientProfile) -> dict[str, Any]:
     """Fix string booleans (``"active": "True"``) and unknown empty schema URIs of a POST/PUT."""
+    body = canonical_schema_uris(body, model)
     fixed = dict(body)
     schemas = _get_case_insensitive(body, "schemas")
     if isinstance(schemas, list):
@@ -448,6 +463,33 @@ def normalize_resource(body: dict[str, Any], model: Any, profile: ClientProfile)
             continue
         fixed[key] = _fix_booleans(value, binding.target_type, profile, key)
     return fixed
+
+
+def canonical_schema_uris(body: dict[str, Any], model: Any) -> dict[str, Any]:
+    """Spell the schema URNs of a resource body (``schemas`` and extension keys) canonically.
+
+    RFC 7643 §2.1 makes attribute names case-insensitive, and a URN is the prefix of the
+    fully qualified name of every attribute of its schema: ``URN:…:ENTERPRISE:2.0:USER``
+    names the enterprise extension. This is RFC behaviour for every profile, not a tolerance.
+    """
+    canonical = {uri.lower(): uri for uri in _schema_uri_spellings(model)}
+    fixed: dict[str, Any] = {}
+    for key, value in body.items():
+        lowered = key.lower()
+        if lowered == "schemas" and isinstance(value, list):
+            fixed["schemas"] = [
+                canonical.get(uri.lower(), uri) if isinstance(uri, str) else uri for uri in value
+            ]
+        else:
+            fixed[canonical.get(lowered, key)] = value
+    return fixed
+
+
+@lru_cache(maxsize=64)
+def _schema_uri_spellings(model: Any) -> tuple[str, ...]:
+    """Return the schema URIs of a resource model and its extensions, as they are written."""
+    extensions: dict[str, Any] = getattr(model, "get_extension_models", dict)()
+    return (str(model.__schema__), *(str(urn) for urn in extensions))
 
 
 # An unquoted comparison value: anything but a quoted string, a number, true/false/null.
