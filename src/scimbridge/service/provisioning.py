@@ -754,6 +754,9 @@ class _PreparedUser:
     @classmethod
     def of(cls, user: UserResource) -> _PreparedUser:
         """Hash a new password (argon2 is slow on purpose) and build the row of ``user``."""
+        if not user.user_name:
+            # A PATCH may leave it empty, which validation of a whole resource never sees.
+            raise InvalidValueException(detail="userName is required and must not be empty")
         password_hash = hash_password(user.password) if user.password else None
         user.password = None
         return cls(user_columns(user), document(user), password_hash)
