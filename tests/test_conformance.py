@@ -26,7 +26,9 @@ def fresh_live(tmp_path: Path) -> Iterator[LiveServer]:
 def test_scim2_tester_reports_every_check_successful(fresh_live: LiveServer) -> None:
     """Every check of scim2-tester's check_server succeeds; nothing is skipped."""
     live = fresh_live
-    with Client(base_url=live.scim_url, headers={"Authorization": f"Bearer {live.token}"}) as http:
+    # A generous timeout: the machine running the suite may be busy with other work.
+    headers = {"Authorization": f"Bearer {live.token}"}
+    with Client(base_url=live.scim_url, headers=headers, timeout=60) as http:
         results = check_server(SyncSCIMClient(http))
     statuses = Counter(result.status for result in results)
     failures = [

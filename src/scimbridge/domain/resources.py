@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
@@ -9,11 +10,13 @@ from typing import Any
 from typing import Protocol
 
 import email_validator
-from scim2_models import EnterpriseUser
 from scim2_models import Group
 from scim2_models import ScimPolicy
-from scim2_models import User
+from scim2_models import User as _User
+from scim2_models.resources.resource import AnyExtension
 
+from .emails import Email
+from .enterprise import EnterpriseUser
 from .lifecycle_schema import LifecycleExtension
 
 # Domains that email-validator refuses as "special use" but that directories really use:
@@ -30,6 +33,13 @@ def accept_internal_email_domains() -> None:
     for domain in INTERNAL_EMAIL_DOMAINS:
         if domain in email_validator.SPECIAL_USE_DOMAIN_NAMES:
             email_validator.SPECIAL_USE_DOMAIN_NAMES.remove(domain)
+
+
+class User(_User[AnyExtension]):
+    """User Account: scim2-models' User whose ``emails.value`` is any string (RFC 7643 §4.1.2)."""
+
+    emails: list[Email] | None = None  # type: ignore[assignment]
+    """Email addresses for the User."""
 
 
 UserResource = User[EnterpriseUser | LifecycleExtension]
@@ -96,3 +106,6 @@ class PatchTolerance(Protocol):
 
     def note_unmatched_filter(self, detail: str) -> None:
         """Record that the retry policy was needed."""
+
+    def admit_email_values(self, values: Iterable[str]) -> None:
+        """Accept the email values a write adds, or refuse (raise) those it may not store."""

@@ -11,23 +11,22 @@ from scim2_models import AuthenticationScheme
 from scim2_models import Bulk
 from scim2_models import ChangePassword
 from scim2_models import Context
-from scim2_models import EnterpriseUser
 from scim2_models import ETag
 from scim2_models import Filter
-from scim2_models import Group
 from scim2_models import NotFoundException
 from scim2_models import Pagination
 from scim2_models import Patch
 from scim2_models import ResourceType
 from scim2_models import ServiceProviderConfig
 from scim2_models import Sort
-from scim2_models import User
 
-from ..domain.lifecycle_schema import LifecycleExtension
+from ..domain.enterprise import EnterpriseUser
 from ..domain.resources import GroupResource
+from ..domain.resources import User
 from ..settings import Settings
 from .responses import list_body
 from .responses import scim_response
+from .schemas import schema_documents
 
 
 def service_provider_config(settings: Settings) -> dict[str, Any]:
@@ -73,8 +72,7 @@ def service_provider_config(settings: Settings) -> dict[str, Any]:
 
 def _schemas(settings: Settings) -> list[dict[str, Any]]:
     bodies = []
-    for model in (User, EnterpriseUser, LifecycleExtension, Group):
-        body = model.to_schema().model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+    for body in schema_documents():
         body["meta"] = {
             "resourceType": "Schema",
             "location": f"{settings.scim_base_url}/Schemas/{body['id']}",

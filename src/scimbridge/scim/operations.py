@@ -84,6 +84,8 @@ def create_resource(
     body = normalize_resource(body, model, profile)
     resource = model.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
     if resource_type == "User":
+        emails = resource.emails or []
+        profile.admit_email_values(str(e.value) for e in emails if e.value is not None)
         return _service().create_user(resource, _caller())
     return _service().create_group(resource, _caller())
 
@@ -100,7 +102,7 @@ def replace_resource(
     body = normalize_resource(body, model, profile)
     resource = model.model_validate(body, scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
     if resource_type == "User":
-        return _service().replace_user(resource_id, resource, if_match, _caller())
+        return _service().replace_user(resource_id, resource, if_match, _caller(), profile)
     return _service().replace_group(resource_id, resource, if_match, _caller())
 
 

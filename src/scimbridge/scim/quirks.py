@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
 from enum import StrEnum
@@ -22,10 +23,14 @@ from scim2_models import InvalidFilterException
 from scim2_models import InvalidPathException
 from scim2_models import InvalidSyntaxException
 from scim2_models import InvalidValueException
+from scim2_models import Mutability
 from scim2_models import Path
+from scim2_models import Required
 from scim2_models import SCIMException
 from scim2_models import ScimFilter
 from scim2_models import ScimPolicy
+
+from ..domain.emails import is_email_address
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,22 @@ class Deviation(StrEnum):
     EXTRA_OPERATION_KEYS = "extra-operation-keys"
     """PATCH operations carrying members other than ``op``, ``path`` and ``value``."""
 
+    EXTENSION_WITHOUT_URN = "extension-without-urn"
+    """An extension attribute named without its schema URN (``path: manager``,
+    ``employeeNumber``) where exactly one extension has it (Entra, Microsoft's samples)."""
+
+    SINGLE_VALUE_AS_LIST = "single-value-as-list"
+    """A single-valued complex attribute written as a one-entry list: Microsoft's documented
+    ``{"op": "Add", "path": "manager", "value": [{"$ref": …, "value": …}]}``."""
+
+    EMPTY_STRING_CLEARS = "empty-string-clears"
+    """``""`` written to an optional attribute by PATCH add/replace, meaning "clear it"
+    (Entra's null update): ``emails[type eq "work"].value`` = ``""`` removes that email."""
+
+    EMAIL_NOT_AN_ADDRESS = "email-not-an-address"
+    """An email value that is no address (Entra's validator writes ``upd-…``): stored, never
+    mailed."""
+
 
 _ENTRA = frozenset(Deviation)
 PROFILE_TOLERANCES: dict[str, frozenset[Deviation]] = {
@@ -86,6 +107,10 @@ _REFUSALS: dict[Deviation, type[SCIMException]] = {
     Deviation.MANAGER_AS_STRING: InvalidValueException,
     Deviation.EXTRA_OPERATION_KEYS: InvalidValueException,
     Deviation.UNKNOWN_SCHEMA_URI: InvalidSyntaxException,
+    Deviation.EXTENSION_WITHOUT_URN: InvalidPathException,
+    Deviation.EMPTY_STRING_CLEARS: InvalidValueException,
+    Deviation.SINGLE_VALUE_AS_LIST: InvalidValueException,
+    Deviation.EMAIL_NOT_AN_ADDRESS: InvalidValueException,
 }
 
 _OPERATION_KEYS = {"op", "path", "value"}
@@ -173,6 +198,12 @@ class ClientProfile:
         """Record that a PATCH needed the filter-creates-entry tolerance."""
         self.meet(Deviation.UNMATCHED_FILTER_CREATES, detail)
 
+    def admit_email_values(self, values: Iterable[str]) -> None:
+        """Accept the email values a write adds, or refuse those that are no address."""
+        for value in values:
+            if not is_email_address(value):
+                self.meet(Deviation.EMAIL_NOT_AN_ADDRESS, f"email value {value!r}")
+
 
 # -- PATCH bodies ----------------------------------------------------------------------------
 
@@ -182,12 +213,12 @@ def normalize_patch(body: dict[str, Any], model: Any, profile: ClientProfile) ->
     operations = _get_case_insensitive(body, "Operations")
     if not isinstance(operations, list):
         return body
-    normalized = []
+    normalized: list[Any] = []
     for operation in operations:
         if not isinstance(operation, dict):
             normalized.append(operation)
             continue
-        normalized.append(_normalize_operation(dict(operation), model, profile))
+        normalized.extend(_normalize_operation(dict(operation), model, profile))
     return {
         **{k: v for k, v in body.items() if k.lower() != "operations"},
         "Operations": normalized,
@@ -196,7 +227,8 @@ def normalize_patch(body: dict[str, Any], model: Any, profile: ClientProfile) ->
 
 def _normalize_operation(
     operation: dict[str, Any], model: Any, profile: ClientProfile
-) -> dict[str, Any]:
+) -> list[dict[str, Any]]:
+    """Return the RFC form of one operation: itself, or the operations it stands for."""
     extra = [key for key in operation if key.lower() not in _OPERATION_KEYS]
     if extra:
         profile.meet(Deviation.EXTRA_OPERATION_KEYS, f"operation members {extra}")
@@ -210,24 +242,106 @@ def _normalize_operation(
     value = operation.get("value")
     if operation.get("op") == "remove" and value is not None:
         profile.meet(Deviation.REMOVE_WITH_VALUE, f"remove on {path!r} with a value")
+    writes = operation.get("op") in ("add", "replace")
     if isinstance(path, str):
+        path = operation["path"] = qualify_extension_attribute(path, model, profile)
+        if writes and value == "":
+            cleared = _clearing(path, model, profile)
+            if cleared is not None:
+                return [cleared]
         operation["value"] = _normalize_value_at(path, value, model, profile)
     elif isinstance(value, dict):
-        operation["value"] = _normalize_pathless_value(value, model, profile)
-    return operation
+        kept, clears = _normalize_pathless_value(value, model, profile, clearing=writes)
+        if clears and not kept:
+            return clears
+        operation["value"] = kept
+        return [operation, *clears]
+    return [operation]
 
 
 def _normalize_pathless_value(
-    value: dict[str, Any], model: Any, profile: ClientProfile
-) -> dict[str, Any]:
+    value: dict[str, Any], model: Any, profile: ClientProfile, *, clearing: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Return a path-less value in RFC form, and the remove operations its ``""`` stand for."""
     normalized: dict[str, Any] = {}
+    clears: list[dict[str, Any]] = []
     for key, item in value.items():
         if "." in key.rsplit(":", 1)[-1] or (
-            key.startswith("urn:") and _is_attribute_urn(key, model)
+            key.lower().startswith("urn:") and _is_attribute_urn(key, model)
         ):
             profile.meet(Deviation.ATTRIBUTE_PATH_KEYS, f"value key {key!r}")
+        key = qualify_extension_attribute(key, model, profile)
+        if clearing and item == "":
+            cleared = _clearing(key, model, profile)
+            if cleared is not None:
+                clears.append(cleared)
+                continue
         normalized[key] = _normalize_value_at(key, item, model, profile)
-    return normalized
+    return normalized, clears
+
+
+def _clearing(path: str, model: Any, profile: ClientProfile) -> dict[str, Any] | None:
+    """Return the remove operation that ``""`` written at ``path`` means, if it clears.
+
+    Only a profile tolerating it reads ``""`` so; otherwise the value stays as sent and is
+    validated as any other (a string attribute stores it, an email or a boolean refuses it).
+    A required attribute is never cleared. Clearing the ``value`` of a multi-valued entry
+    (``emails[type eq "work"].value``) removes the entries it selects, as an email without
+    an address means nothing.
+    """
+    if not profile.tolerates(Deviation.EMPTY_STRING_CLEARS):
+        return None
+    binding = _resolve(path, model)
+    if binding is None or _is_required(binding):
+        return None
+    profile.meet(Deviation.EMPTY_STRING_CLEARS, f"{path} = ''")
+    target = path
+    if binding.is_multivalued and (binding.sub_field_name or "") == "value":
+        target = re.sub(r"\.value$", "", path, flags=re.IGNORECASE)
+    return {"op": "remove", "path": target}
+
+
+def _is_required(binding: Any) -> bool:
+    """Whether the attribute (or sub-attribute) a path binds to is required."""
+    owner, name = binding.model, binding.field_name
+    if binding.sub_field_name is not None and binding.field_type is not None:
+        owner, name = binding.field_type, binding.sub_field_name
+    return bool(owner.get_field_annotation(name, Required) == Required.true)
+
+
+def qualify_extension_attribute(path: str, model: Any, profile: ClientProfile) -> str:
+    """Prefix an extension attribute named without its schema URN with that URN.
+
+    RFC 7644 §3.10 names extension attributes by their URN; Entra and Microsoft's samples
+    write ``manager`` or ``employeeNumber`` alone. The name is qualified only when the
+    resource's own schema does not have it and exactly one writable extension does.
+    """
+    if path.lower().startswith("urn:") or _resolve(path, model) is not None:
+        return path
+    name = re.split(r"[.\[]", path, maxsplit=1)[0].lower()
+    owners = _extension_attributes(model).get(name, ())
+    if len(owners) != 1:
+        return path
+    qualified = f"{owners[0]}:{path}"
+    if _resolve(qualified, model) is None:
+        return path
+    profile.meet(Deviation.EXTENSION_WITHOUT_URN, f"{path!r} for {qualified!r}")
+    return qualified
+
+
+@lru_cache(maxsize=64)
+def _extension_attributes(model: Any) -> dict[str, tuple[str, ...]]:
+    """Map each lower-cased attribute name of a model's writable extensions to their URNs."""
+    owners: dict[str, list[str]] = {}
+    for urn, extension in getattr(model, "get_extension_models", dict)().items():
+        for field_name, info in extension.model_fields.items():
+            if field_name == "schemas":
+                continue
+            if extension.get_field_annotation(field_name, Mutability) == Mutability.read_only:
+                continue
+            scim_name = (info.serialization_alias or info.alias or field_name).lower()
+            owners.setdefault(scim_name, []).append(str(urn))
+    return {name: tuple(urns) for name, urns in owners.items()}
 
 
 def _schema_uris(model: Any) -> set[str]:
@@ -243,10 +357,19 @@ def _is_attribute_urn(key: str, model: Any) -> bool:
 
 
 def _normalize_value_at(path: str, value: Any, model: Any, profile: ClientProfile) -> Any:
-    """Fix the value written at ``path``: string booleans, manager by id."""
+    """Fix the value written at ``path``: string booleans, manager by id, one-entry lists."""
     binding = _resolve(path, model)
     if binding is None:
         return value
+    if (
+        not binding.is_multivalued
+        and binding.sub_field_name is None
+        and isinstance(value, list)
+        and len(value) == 1
+        and isinstance(value[0], dict)
+    ):
+        profile.meet(Deviation.SINGLE_VALUE_AS_LIST, f"{path} set to a one-entry list")
+        value = value[0]
     if (
         binding.field_name == "manager"
         and binding.sub_field_name is None
@@ -317,26 +440,56 @@ def _resolve(path: str, resource_model: Any) -> Any:
 
 def normalize_resource(body: dict[str, Any], model: Any, profile: ClientProfile) -> dict[str, Any]:
     """Fix string booleans (``"active": "True"``) and unknown empty schema URIs of a POST/PUT."""
+    body = canonical_schema_uris(body, model)
     fixed = dict(body)
-    schemas = body.get("schemas")
+    schemas = _get_case_insensitive(body, "schemas")
     if isinstance(schemas, list):
         known = _schema_uris(model)
+        keys = {key.lower() for key in body}
         unknown = [
             uri
             for uri in schemas
-            if isinstance(uri, str) and uri.lower() not in known and uri not in body
+            if isinstance(uri, str) and uri.lower() not in known and uri.lower() not in keys
         ]
         if unknown:
             profile.meet(Deviation.UNKNOWN_SCHEMA_URI, f"schemas {unknown}")
-            fixed["schemas"] = [uri for uri in schemas if uri not in unknown]
+            schemas_key = next(key for key in body if key.lower() == "schemas")
+            fixed[schemas_key] = [uri for uri in schemas if uri not in unknown]
     for key, value in body.items():
-        if key == "schemas" or (key.startswith("urn:") and isinstance(value, dict)):
+        if key.lower() == "schemas" or (key.lower().startswith("urn:") and isinstance(value, dict)):
             continue
         binding = _resolve(key, model)
         if binding is None:
             continue
         fixed[key] = _fix_booleans(value, binding.target_type, profile, key)
     return fixed
+
+
+def canonical_schema_uris(body: dict[str, Any], model: Any) -> dict[str, Any]:
+    """Spell the schema URNs of a resource body (``schemas`` and extension keys) canonically.
+
+    RFC 7643 §2.1 makes attribute names case-insensitive, and a URN is the prefix of the
+    fully qualified name of every attribute of its schema: ``URN:…:ENTERPRISE:2.0:USER``
+    names the enterprise extension. This is RFC behaviour for every profile, not a tolerance.
+    """
+    canonical = {uri.lower(): uri for uri in _schema_uri_spellings(model)}
+    fixed: dict[str, Any] = {}
+    for key, value in body.items():
+        lowered = key.lower()
+        if lowered == "schemas" and isinstance(value, list):
+            fixed["schemas"] = [
+                canonical.get(uri.lower(), uri) if isinstance(uri, str) else uri for uri in value
+            ]
+        else:
+            fixed[canonical.get(lowered, key)] = value
+    return fixed
+
+
+@lru_cache(maxsize=64)
+def _schema_uri_spellings(model: Any) -> tuple[str, ...]:
+    """Return the schema URIs of a resource model and its extensions, as they are written."""
+    extensions: dict[str, Any] = getattr(model, "get_extension_models", dict)()
+    return (str(model.__schema__), *(str(urn) for urn in extensions))
 
 
 # An unquoted comparison value: anything but a quoted string, a number, true/false/null.

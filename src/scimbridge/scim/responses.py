@@ -10,6 +10,7 @@ from scim2_models import Context
 from scim2_models import Error
 from scim2_models import ResponseParameters
 
+from ..domain.enterprise import ENTERPRISE_SCHEMA
 from ..domain.lifecycle_schema import LIFECYCLE_SCHEMA
 from ..domain.resources import Membership
 from ..domain.resources import StoredResource
@@ -99,6 +100,7 @@ def resource_body(
     """
     url = location(base_url, record.resource_type, record.id)
     body: dict[str, Any] = {**record.doc, "id": record.id, "meta": meta(record, url)}
+    manager_filled = _fill_manager_ref(body, base_url)
     if record.memberships:
         key = "groups" if record.resource_type == "User" else "members"
         body[key] = [_membership(membership, base_url, key) for membership in record.memberships]
@@ -109,9 +111,28 @@ def resource_body(
         body["schemas"] = [*body.get("schemas", []), LIFECYCLE_SCHEMA]
         body[LIFECYCLE_SCHEMA] = _lifecycle(record)
     model = to_model(record, url)
-    if record.memberships or record.status is not None:
+    if record.memberships or record.status is not None or manager_filled:
         model = type(model).model_validate(body)
     return model.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=params)
+
+
+def _fill_manager_ref(body: dict[str, Any], base_url: str) -> bool:
+    """Give an enterprise ``manager`` sent by ``value`` alone its ``$ref`` (RFC 7643 §4.3).
+
+    The reference is derived on output rather than stored, so it follows the public URL.
+    Return whether the body was changed.
+    """
+    extension = body.get(ENTERPRISE_SCHEMA)
+    if not isinstance(extension, dict):
+        return False
+    manager = extension.get("manager")
+    if not isinstance(manager, dict) or not manager.get("value") or manager.get("$ref"):
+        return False
+    body[ENTERPRISE_SCHEMA] = {
+        **extension,
+        "manager": {**manager, "$ref": location(base_url, "User", str(manager["value"]))},
+    }
+    return True
 
 
 def list_body(total: int, start_index: int, resources: list[dict[str, Any]]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 from typing import Generic
 from typing import TypeVar
 
+from ..domain.emails import is_email_address
 from ..domain.lifecycle import UserNotFound
 from ..domain.lifecycle import UserStatus
 from ..domain.resources import StoredResource
@@ -85,6 +86,8 @@ class UserView:
     last_modified: datetime
     invitation_sent: datetime | None = None
     invitation_expires: datetime | None = None
+    unmailable_emails: tuple[str, ...] = ()
+    """Email values a SCIM client stored that are no address: kept, never mailed."""
 
 
 @dataclass
@@ -132,6 +135,11 @@ def _primary_email(doc: dict[str, Any]) -> str | None:
     emails = doc.get("emails") or []
     chosen = next((e for e in emails if e.get("primary")), emails[0] if emails else None)
     return _text(chosen.get("value")) if chosen else None
+
+
+def _unmailable_emails(doc: dict[str, Any]) -> tuple[str, ...]:
+    values = (entry.get("value") for entry in doc.get("emails") or [])
+    return tuple(str(value) for value in values if value and not is_email_address(value))
 
 
 class DirectoryReader:
@@ -238,6 +246,7 @@ class DirectoryReader:
                     created=record.created,
                     last_modified=record.last_modified,
                     invitation_sent=sent,
+                    unmailable_emails=_unmailable_emails(doc),
                     invitation_expires=expires,
                 )
             )

@@ -17,11 +17,13 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
-from scim2_models import Email
-from scim2_models import EnterpriseUser
 from scim2_models import Name
 from scim2_models import PhoneNumber
 
+from ..domain.emails import Email
+from ..domain.emails import is_email_address
+from ..domain.emails import mail_address
+from ..domain.enterprise import EnterpriseUser
 from ..domain.lifecycle import Actor
 from ..domain.lifecycle import EmailTaken
 from ..domain.lifecycle import InvalidEmail
@@ -234,6 +236,10 @@ class UserDirectory:
         password_change_required: bool,
         now: datetime,
     ) -> StoredResource:
+        # SCIM clients may store any string as an email (domain.emails); people here give
+        # the address their mail will go to.
+        if not is_email_address(email):
+            raise InvalidEmail(f"{email!r} is not a valid email address")
         try:
             user = UserResource(
                 user_name=email,
@@ -1014,17 +1020,13 @@ class UserDirectory:
 
 
 def primary_email(user: UserResource) -> str | None:
-    """Return the user's primary email address (else the first one), if any."""
-    emails = user.emails or []
-    chosen = next((e for e in emails if e.primary), emails[0] if emails else None)
-    return str(chosen.value) if chosen and chosen.value else None
+    """Return the address a user's mail goes to (a value that is no address never gets mail)."""
+    return mail_address({"value": e.value, "primary": e.primary} for e in user.emails or [])
 
 
 def primary_email_in(doc: dict[str, Any]) -> str | None:
-    """Return the primary email address (else the first one) of a stored user document."""
-    emails = [e for e in doc.get("emails") or [] if isinstance(e, dict)]
-    chosen = next((e for e in emails if e.get("primary") is True), emails[0] if emails else None)
-    return str(chosen["value"]) if chosen and chosen.get("value") else None
+    """Return the address mail goes to of a stored user document (see primary_email)."""
+    return mail_address(e for e in doc.get("emails") or [] if isinstance(e, dict))
 
 
 def _apply_profile(user: UserResource, changes: ProfileChanges) -> None:
@@ -1040,6 +1042,8 @@ def _apply_profile(user: UserResource, changes: ProfileChanges) -> None:
             " ".join(p for p in (name.given_name, name.family_name) if p) or user.display_name
         )
     if changes.email is not None and changes.email:
+        if not is_email_address(changes.email):
+            raise InvalidEmail(f"{changes.email!r} is not a valid email address")
         others = [e for e in user.emails or [] if not e.primary]
         user.emails = [Email(value=changes.email, primary=True, type="work"), *others]
     if changes.phone_numbers is not None:

@@ -33,6 +33,7 @@ from scim2_models import TooManyException
 from scim2_models import UniquenessException
 from scim2_models.path import ValuePath
 
+from ..domain.emails import mail_address
 from ..domain.lifecycle import Actor
 from ..domain.lifecycle import RequestInfo
 from ..domain.lifecycle import UserStatus
@@ -273,7 +274,7 @@ class ProvisioningService:
             self.invite_on_create
             and prepared.password_hash is None
             and user.active
-            and bool(user.emails)
+            and mail_address(prepared.doc.get("emails") or []) is not None
         )
         status = UserStatus.INVITED if invite else UserStatus.ACTIVE
         if not user.active:
@@ -320,12 +321,15 @@ class ProvisioningService:
         user: UserResource,
         if_match: str | None = None,
         caller: Caller | None = None,
+        tolerance: PatchTolerance | None = None,
     ) -> StoredResource:
-        """Replace a user's attributes (PUT)."""
+        """Replace a user's attributes (PUT); ``tolerance`` decides which emails it may add."""
         with self._write(caller) as conn:
             record = self._require(conn, "User", resource_id, for_update=True)
             check_if_match(record, if_match)
-            user.replace(user_model(record))
+            previous = user_model(record)
+            user.replace(previous)
+            _admit_new_emails(tolerance, previous, user)
             try:
                 record = self._write_user(conn, record, user, caller or Caller())
             except ConcurrentUpdate:
@@ -810,6 +814,9 @@ class _PreparedUser:
     @classmethod
     def of(cls, user: UserResource) -> _PreparedUser:
         """Hash a new password (argon2 is slow on purpose) and build the row of ``user``."""
+        if not user.user_name:
+            # A PATCH may leave it empty, which validation of a whole resource never sees.
+            raise InvalidValueException(detail="userName is required and must not be empty")
         password_hash = hash_password(user.password) if user.password else None
         user.password = None
         return cls(user_columns(user), document(user), password_hash)
@@ -842,14 +849,31 @@ def _load_invitations(conn: Transaction, records: list[StoredResource]) -> None:
 def _apply_patch(patch: PatchOp[Any], resource: Any, tolerance: PatchTolerance | None) -> bool:
     """Apply a PATCH under the client's policy; retry a filter that matched nothing if allowed."""
     policy = tolerance.policy if tolerance else None
+    before = resource.model_copy(deep=True) if tolerance is not None else None
     try:
-        return patch.patch(resource, policy)
+        changed = patch.patch(resource, policy)
     except NoTargetException as exc:
         retry = tolerance.unmatched_filter_policy if tolerance else None
         if retry is None:
             raise
         tolerance.note_unmatched_filter(exc.detail)  # type: ignore[union-attr]
-        return patch.patch(resource, retry)
+        changed = patch.patch(resource, retry)
+    if changed and before is not None:
+        _admit_new_emails(tolerance, before, resource)
+    return changed
+
+
+def _admit_new_emails(tolerance: PatchTolerance | None, before: Any, after: Any) -> None:
+    """Let the client's profile judge the email values a write adds (users only)."""
+    if tolerance is None:
+        return
+    kept = set(_email_values(before))
+    tolerance.admit_email_values(value for value in _email_values(after) if value not in kept)
+
+
+def _email_values(resource: Any) -> list[str]:
+    emails = getattr(resource, "emails", None) or []
+    return [str(email.value) for email in emails if email.value is not None]
 
 
 def _members_audit(op: str, member_ids: list[str]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 
+from ..domain.emails import mail_address
 from .dialects import conflict_insert
 from .prepared import PreparedStatement
 from .tables import rate_limits
@@ -44,10 +45,11 @@ class Account:
 
     @property
     def email(self) -> str | None:
-        """The primary email address (or the first one)."""
-        emails = self.doc.get("emails") or []
-        chosen = next((e for e in emails if e.get("primary")), emails[0] if emails else None)
-        return chosen.get("value") if chosen else None
+        """The address mail goes to: the primary one, else the first; None without one.
+
+        An email value that is no address (SCIM clients may write one) is never mailed.
+        """
+        return mail_address(self.doc.get("emails") or [])
 
     @property
     def display_name(self) -> str:

@@ -41,6 +41,10 @@ DEVIATION_LABELS = {
     Deviation.MANAGER_AS_STRING: "Manager given as a plain id",
     Deviation.UNKNOWN_SCHEMA_URI: "Unknown, empty schema URI listed",
     Deviation.EXTRA_OPERATION_KEYS: "PATCH operations with extra members",
+    Deviation.EXTENSION_WITHOUT_URN: "Extension attribute named without its schema URN",
+    Deviation.SINGLE_VALUE_AS_LIST: "Single-valued attribute sent as a one-entry list",
+    Deviation.EMPTY_STRING_CLEARS: 'Empty string ("") sent to clear an attribute',
+    Deviation.EMAIL_NOT_AN_ADDRESS: "Email value that is not an address (never mailed)",
 }
 
 
