@@ -21,5 +21,13 @@ if [ "$(id -u)" = 0 ] && [ ! -x /usr/sbin/slapd ]; then
     apt-get update -q
     apt-get install -y -q --no-install-recommends slapd ldap-utils
 fi
+# Active Directory tests run a private Samba AD DC of Debian's packages (samba-ad-provision
+# holds the provisioning templates); the test session starts and stops it.
+if [ "$(id -u)" = 0 ] && [ ! -x /usr/sbin/samba ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends samba samba-ad-dc samba-ad-provision \
+        samba-dsdb-modules samba-vfs-modules winbind ldb-tools
+fi
 bash deploy/setup-env.sh test
 exec .venv/bin/python -m pytest "$@"

@@ -13,7 +13,9 @@ from scimbridge.adapters.ldap import MappingError
 from scimbridge.adapters.ldap import UserState
 from scimbridge.adapters.ldap import changed_attributes
 from scimbridge.adapters.ldap import load_attribute_map
+from scimbridge.adapters.ldap.attribute_map import SamAccountNamePolicy
 from scimbridge.adapters.ldap.attribute_map import parse_attribute_map
+from scimbridge.adapters.ldap.entries import sam_account_name
 from scimbridge.adapters.ldap.entries import scim_values
 from scimbridge.adapters.ldap.names import dn_key
 from scimbridge.adapters.ldap.names import escape_dn_value
@@ -127,12 +129,14 @@ def test_only_argon2_hashes_are_written_as_passwords() -> None:
 
 
 def test_an_active_directory_user_has_logon_names_and_account_control() -> None:
-    """The logon name is the userName before its @, 20 characters at most."""
+    """The logon name is the userName before its @; a longer one is cut with a hash suffix."""
     doc = {**DOC, "userName": "ada.lovelace.countess.of.lovelace@corp.example"}
     builder = active_directory()
     active = builder.user_entry(UserState("id-1", doc, False, ARGON2_HASH))
     assert active.dn == "cn=ada.lovelace.countess.of.lovelace@corp.example,OU=Users,DC=corp"
-    assert active.attributes["sAMAccountName"] == ["ada.lovelace.countes"]
+    [logon_name] = active.attributes["sAMAccountName"]
+    assert len(logon_name) == 20
+    assert logon_name.startswith("ada.lovelace.c-")
     assert active.attributes["userPrincipalName"] == [doc["userName"]]
     assert active.attributes["mail"] == ["ada@example.org"]
     assert active.attributes["userAccountControl"] == ["512"]
@@ -201,3 +205,46 @@ def test_nothing_is_queued_while_ldap_sync_is_off(database: Database) -> None:
         assert queue.current_members(conn, 1) == set()
     with database.read() as conn:
         assert conn.execute(select(jobs.c.pk)).first() is None
+
+
+def test_logon_names_follow_the_sam_account_name_policy() -> None:
+    """Forbidden characters replaced; long or built-in names cut with a stable, distinct suffix."""
+    policy = SamAccountNamePolicy()
+    assert sam_account_name("jdoe@corp.example", policy) == "jdoe"
+    assert sam_account_name('q"r/s*t?u<v>w@x', policy) == "q_r_s_t_u_v_w"
+    assert sam_account_name("a[b]c:d@corp.example", policy) == "a_b_c_d"
+    assert sam_account_name(" .dots. @corp.example", policy) == "dots"
+    long_names = [f"identical.twenty.char.prefix.{n}@corp.example" for n in range(30)]
+    logon_names = {sam_account_name(name, policy) for name in long_names}
+    assert len(logon_names) == 30
+    assert all(len(name) <= 20 for name in logon_names)
+    assert sam_account_name(long_names[0], policy) == sam_account_name(long_names[0], policy)
+    built_in = sam_account_name("Administrator@corp.example", policy)
+    assert built_in.lower() != "administrator"
+    assert built_in.startswith("Administrator-")
+    assert sam_account_name("krbtgt@corp.example", policy).startswith("krbtgt-")
+    other = SamAccountNamePolicy(max_length=12, replacement="-", reserved=("root",))
+    assert sam_account_name("root@x", other).startswith("root-")
+    cut = sam_account_name("administrator@x", other)
+    assert len(cut) == 12 and cut.startswith("admini-")
+    assert sam_account_name("a:b@x", other) == "a-b"
+
+
+def test_an_active_directory_account_stays_disabled_until_it_has_a_password() -> None:
+    """until_password: no password in the directory yet means ACCOUNTDISABLE."""
+    builder = active_directory()
+    waiting = builder.user_entry(UserState("id-1", DOC, False, None, directory_password=False))
+    assert waiting.attributes["userAccountControl"] == ["514"]
+    ready = builder.user_entry(UserState("id-1", DOC, False, None, directory_password=True))
+    assert ready.attributes["userAccountControl"] == ["512"]
+    assert builder.clear_passwords and builder.password_attribute is None
+
+
+def test_a_manager_is_written_as_the_managers_dn() -> None:
+    """resolve: user_dn turns the manager's id into its entry's DN; unknown ids give none."""
+    doc = {**DOC, ENTERPRISE: {"manager": {"value": "boss-id"}}}
+    dns = {"boss-id": "uid=boss,ou=people,dc=example,dc=org"}
+    entry = openldap().user_entry(UserState("id-1", doc, False, None), dns.get)
+    assert entry.attributes["manager"] == ["uid=boss,ou=people,dc=example,dc=org"]
+    gone = openldap().user_entry(UserState("id-1", doc, False, None), {}.get)
+    assert gone.attributes["manager"] == []

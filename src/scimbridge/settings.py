@@ -243,8 +243,9 @@ class LdapSettings(BaseModel):
     profile: Literal["openldap", "activedirectory"] = "openldap"
     """``openldap``: inetOrgPerson users, groupOfNames groups, suspension through ppolicy's
     ``pwdAccountLockedTime``, argon2id password hashes. ``activedirectory``: user objects with
-    sAMAccountName and userPrincipalName, suspension through userAccountControl, group
-    objects; passwords are not synchronised."""
+    sAMAccountName and userPrincipalName, suspension through the ACCOUNTDISABLE bit of
+    userAccountControl, group objects, clear passwords written as unicodePwd over TLS when
+    they are set (never kept)."""
 
     mapping_file: Path | None = None
     """YAML attribute map (object classes, RDN, SCIM attribute of each LDAP attribute, static
@@ -252,7 +253,8 @@ class LdapSettings(BaseModel):
     exists, else the map shipped with scimbridge for the profile."""
 
     start_tls: bool = False
-    """Upgrade an ``ldap://`` connection with StartTLS before binding."""
+    """Upgrade an ``ldap://`` connection with StartTLS before binding (Active Directory
+    refuses a simple bind without TLS: use this or an ``ldaps://`` URL)."""
 
     ca_file: Path | None = None
     """PEM file of the certificate authorities trusted for the directory's certificate; the
@@ -269,6 +271,10 @@ class LdapSettings(BaseModel):
 
     page_size: int = Field(default=500, ge=1)
     """Entries per page of the paged searches ``scimbridge ldap reconcile`` makes."""
+
+    password_job_ttl_hours: float = Field(default=72.0, gt=0)
+    """How long a password the directory could not take at once (Active Directory) may wait,
+    encrypted, in the outbox; an older one is dropped and must be set again."""
 
     @property
     def enabled(self) -> bool:

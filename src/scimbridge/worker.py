@@ -23,6 +23,7 @@ from .adapters.ldap import LdapDirectory
 from .adapters.ldap import entry_builder
 from .adapters.mail import make_transport
 from .service.ldap_apply import LdapSyncHandler
+from .service.ldap_passwords import password_cipher
 from .service.ldap_sync import LDAP_JOB
 from .service.lifecycle import UserDirectory
 from .service.mail import EMAIL_JOB
@@ -52,7 +53,11 @@ def email_delivery(settings: Settings) -> EmailDelivery:
 
 def ldap_sync_handler(settings: Settings, database: Database) -> LdapSyncHandler:
     """Return the handler of LDAP sync jobs, with the directory and map of the settings."""
-    return LdapSyncHandler(database, LdapDirectory(settings.ldap), entry_builder(settings.ldap))
+    builder = entry_builder(settings.ldap)
+    # Only a directory that takes clear passwords (Active Directory) needs the key of the
+    # passwords queued for it.
+    cipher = password_cipher(settings, database) if builder.clear_passwords else None
+    return LdapSyncHandler(database, LdapDirectory(settings.ldap), builder, cipher=cipher)
 
 
 def build_worker(

@@ -23,8 +23,16 @@ and read and corrected like an entry found in place (a delete deletes it). A bat
 insert for the new names of its jobs; only a resource with an unconfirmed DN costs reads.
 
 Failures: an unreachable directory gives :class:`UnavailableJobError` (the job waits, it is
-never parked); a refusal (schema violation, insufficient rights…) gives
-:class:`PermanentJobError` with the server's message, and the job is parked.
+never parked); a refusal (schema violation, insufficient rights, a logon name already in
+use…) gives :class:`PermanentJobError` with the server's message, and the job is parked at
+once (later jobs of the same entry are not held behind a parked one).
+
+Active Directory specifics: ``userAccountControl`` is a set of flags of which only the
+suspension ``bit`` is written (read, modify, write); ``password`` jobs carry a clear password
+encrypted (:mod:`.ldap_passwords`) and write it as ``unicodePwd``; an account stays disabled
+until its entry has a password. Attributes with ``resolve: user_dn`` (manager) name the
+entries of other users, created first when missing, and are repointed or removed when those
+entries are renamed or deleted.
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 
+from ..adapters.ldap import Attributes
+from ..adapters.ldap import ConstraintViolation
 from ..adapters.ldap import Entry
 from ..adapters.ldap import EntryAlreadyExists
 from ..adapters.ldap import EntryBuilder
@@ -64,6 +74,11 @@ from ..store.ldap_entries import UserRow
 from ..store.ldap_entries import WrittenEntry
 from ..store.resources import resource_types_of
 from .ldap_batch import SyncBatch
+from .ldap_passwords import DIRECTORY_HAS_PASSWORD
+from .ldap_passwords import PASSWORD_OP
+from .ldap_passwords import PasswordCipher
+from .ldap_passwords import PasswordExpired
+from .ldap_passwords import scrubbed
 from .ldap_sync import LDAP_JOB
 from .ldap_sync import group_key
 from .outbox import BatchResult
@@ -79,9 +94,20 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def user_state(row: UserRow) -> UserState:
+def user_state(row: UserRow, directory_password: bool = True) -> UserState:
     """Return what the directory mirrors of a stored user."""
-    return UserState(row.id, row.doc, row.status == UserStatus.SUSPENDED, row.password_hash)
+    return UserState(
+        row.id,
+        row.doc,
+        row.status == UserStatus.SUSPENDED,
+        row.password_hash,
+        directory_password,
+    )
+
+
+def flags_after(current: int, bit: int, wanted: int) -> int:
+    """Return flags ``current`` with only ``bit`` taken from ``wanted``."""
+    return (current & ~bit) | (wanted & bit)
 
 
 def group_state(row: GroupRow) -> GroupState:
@@ -99,13 +125,21 @@ class LdapSyncHandler:
         builder: EntryBuilder,
         *,
         clock: Callable[[], datetime] = _utc_now,
+        cipher: PasswordCipher | None = None,
     ) -> None:
         self.database = database
         self.directory = directory
         self.builder = builder
         self.clock = clock
+        self.cipher = cipher
         self._containers_ready = False
         self._batch = SyncBatch(database, clock)
+        self._password_set: set[str] = set()
+        """Users whose entry got a password in this batch."""
+        self._scrub: dict[int, dict[str, Any]] = {}
+        """Payloads without their secret, for password jobs that failed for good."""
+        self._resolving: set[str] = set()
+        """Users whose entry is being written (a manager cycle stops here)."""
 
     def close(self) -> None:
         """Close the connection to the directory (the next job opens a new one)."""
@@ -122,11 +156,13 @@ class LdapSyncHandler:
         error = batch.results[0].error
         if error is not None:
             raise error
-        return None
+        return batch.results[0].payload
 
     def apply_batch(self, jobs: Sequence[Job], must_stop: Callable[[], bool]) -> BatchResult:
         """Apply jobs in order; stop at the first sign that the directory is unavailable."""
         self._batch = SyncBatch(self.database, self.clock)
+        self._password_set = set()
+        self._scrub = {}
         self._batch.prefetch(jobs)
         self._note_new_names(
             (payload.get("op"), payload.get("group" if payload.get("op") == "members" else "id"))
@@ -141,7 +177,21 @@ class LdapSyncHandler:
             result = self._apply_one(job)
             stopped = isinstance(result.error, UnavailableJobError)
             results.append(result)
-        return BatchResult(results, self._batch.persist if self._batch.has_writes() else None)
+        return BatchResult(results, self._persist())
+
+    def _persist(self) -> Callable[[Any], None] | None:
+        """Return the batch's writes: its records, and secrets leaving failed password jobs."""
+        records = self._batch.persist if self._batch.has_writes() else None
+        scrub = dict(self._scrub)
+        if not scrub:
+            return records
+
+        def persist(conn: Any) -> None:
+            if records is not None:
+                records(conn)
+            ldap_store.replace_job_payloads(conn, scrub)
+
+        return persist
 
     def _apply_one(self, job: Job) -> JobResult:
         payload = job.payload
@@ -156,18 +206,31 @@ class LdapSyncHandler:
                 self.change_members(
                     payload["group"], payload.get("add", []), payload.get("remove", []), job
                 )
+            elif operation == PASSWORD_OP:
+                self.set_password(payload["id"], payload.get("secret"))
+                return JobResult(payload=scrubbed(payload))
             else:
                 raise PermanentJobError(f"unknown ldap job {operation!r}")
         except LdapUnavailable as exc:
             return JobResult(error=UnavailableJobError(str(exc)))
         except (LdapRefused, MappingError) as exc:
-            return JobResult(error=PermanentJobError(f"the directory refused it: {exc}"))
-        except (TransientJobError, PermanentJobError) as exc:
+            return self._failed(job, PermanentJobError(f"the directory refused it: {exc}"))
+        except PasswordExpired as exc:
+            return self._failed(job, PermanentJobError(str(exc)))
+        except PermanentJobError as exc:
+            return self._failed(job, exc)
+        except TransientJobError as exc:
             return JobResult(error=exc)
         except Exception as exc:
             logger.exception("ldap job %d raised an unexpected error", job.pk)
             return JobResult(error=exc)
         return JobResult()
+
+    def _failed(self, job: Job, error: PermanentJobError) -> JobResult:
+        """Park a job; a password job's secret leaves its row as it is parked."""
+        if job.payload.get("op") == PASSWORD_OP and "secret" in job.payload:
+            self._scrub[job.pk] = scrubbed(job.payload)
+        return JobResult(error=error)
 
     # -- users and groups ---------------------------------------------------------------------
 
@@ -215,8 +278,66 @@ class LdapSyncHandler:
         if row is None:
             self._remove(user_id)
             return
-        entry = self._entry_of(user_id, row)
-        self._put("User", user_id, entry, self._batch.written_entry(user_id))
+        self._resolving.add(user_id)
+        try:
+            entry = self._full_user_entry(user_id, row)
+            self._put("User", user_id, entry, self._batch.written_entry(user_id))
+        finally:
+            self._resolving.discard(user_id)
+
+    def _full_user_entry(self, user_id: str, row: UserRow) -> Entry:
+        """Return a user's entry with what a cached one may lack: password state, manager."""
+        if not (self.builder.clear_passwords or self.builder.resolves_user_dns):
+            return self._entry_of(user_id, row)
+        state = user_state(row, self._has_directory_password(user_id))
+        entry = self.builder.user_entry(state, self._user_dn)
+        self._batch.entries[user_id] = entry
+        return entry
+
+    def _has_directory_password(self, user_id: str) -> bool:
+        """Whether the user's entry holds a password (always, unless passwords are clear)."""
+        if not self.builder.clear_passwords or user_id in self._password_set:
+            return True
+        written = self._batch.written_entry(user_id)
+        return written is not None and written.password_digest == DIRECTORY_HAS_PASSWORD
+
+    def _user_dn(self, user_id: str) -> str | None:
+        """Return the DN of another user's entry (a manager), writing that entry first."""
+        written = self._batch.written_entry(user_id)
+        if written is not None and not self._batch.unconfirmed(user_id):
+            return written.dn
+        if user_id in self._resolving or self._batch.user(user_id) is None:
+            return None
+        self._batch.prefetch_users([user_id])
+        self.sync_user(user_id)
+        written = self._batch.written_entry(user_id)
+        return written.dn if written is not None else None
+
+    def set_password(self, user_id: str, secret: object) -> None:
+        """Write a queued password to the user's entry, then enable it if it may be."""
+        if not isinstance(secret, str):
+            return  # already applied (the secret left when the job settled)
+        if self.cipher is None:
+            raise PermanentJobError("no key to decrypt the password with")
+        password = self.cipher.decrypt(secret)
+        if self._batch.user(user_id) is None:
+            return  # deleted meanwhile
+        written = self._batch.written_entry(user_id)
+        if written is None or self._batch.unconfirmed(user_id):
+            self.sync_user(user_id)
+            written = self._batch.written_entry(user_id)
+            if written is None:
+                raise TransientJobError(f"user {user_id} has no entry yet")
+        try:
+            self.directory.set_unicode_pwd(written.dn, password)
+        except ConstraintViolation as exc:
+            if exc.password_policy:
+                raise PermanentJobError(
+                    f"the directory's password policy refused the password: {exc.message}"
+                ) from None
+            raise
+        self._password_set.add(user_id)
+        self.sync_user(user_id)
 
     def sync_group(self, group_id: str) -> None:
         """Make a group's entry match the store; a new entry gets every current member."""
@@ -271,14 +392,50 @@ class LdapSyncHandler:
         password_attribute = self.builder.password_attribute
         if password_attribute and resource_type == "User" and digest != written.password_digest:
             changes[password_attribute] = [entry.password] if entry.password else []
+        changed = bool(changes)
         if changes:
             try:
-                self.directory.replace(entry.dn, changes)
+                if resource_type == "User":
+                    self._only_flag_bit(entry.dn, changes, None)
+                if changes:
+                    self.directory.replace(entry.dn, changes)
             except NoSuchEntry:
                 self._create(resource_type, resource_id, entry, group)
                 return
-        if changes or renamed:
+        new_password = resource_type == "User" and self._password_set_now(resource_id, written)
+        if changed or renamed or new_password:
             self._record(resource_type, resource_id, entry)
+
+    def _password_set_now(self, user_id: str, written: WrittenEntry) -> bool:
+        """Whether the record must learn that the entry got a password in this batch."""
+        return user_id in self._password_set and written.password_digest != DIRECTORY_HAS_PASSWORD
+
+    def _only_flag_bit(
+        self, dn: str, changes: dict[str, list[str]], current: Attributes | None
+    ) -> None:
+        """Turn a change of a flags attribute into a change of its suspension bit only.
+
+        ``current`` holds the entry's values when already read; else the attribute is read.
+        An entry whose bit is right already loses the change.
+        """
+        suspension = self.builder.map.users.suspension
+        if suspension is None or suspension.bit is None:
+            return
+        name = next((n for n in changes if n.lower() == suspension.attribute.lower()), None)
+        if name is None:
+            return
+        wanted = changes[name]
+        if current is None:
+            current = self.directory.read(dn, [suspension.attribute]) or {}
+        found = next((values for key, values in current.items() if key.lower() == name.lower()), [])
+        if not found or not wanted:
+            return  # no flags yet: write the whole value
+        before = int(found[0])
+        after = flags_after(before, suspension.bit, int(wanted[0]))
+        if after == before:
+            del changes[name]
+        else:
+            changes[name] = [str(after)]
 
     def _move(
         self, resource_type: str, resource_id: str, places: dict[str, str], new_dn: str
@@ -315,6 +472,8 @@ class LdapSyncHandler:
             for key, dn in places.items():
                 if key != new_key:
                     self._repoint_memberships(dn, new_dn)
+                    if resource_type == "User":
+                        self._repoint_user_references(dn, new_dn)
         return found
 
     def _create(
@@ -347,16 +506,29 @@ class LdapSyncHandler:
             self._batch.sending(resource_type, resource_id, entry.dn)
             try:
                 self._add(entry.dn, entry.object_classes, attributes)
-            except EntryAlreadyExists:
-                placeholder = self._converge(resource_type, resource_id, entry, member_dns)
+            except EntryAlreadyExists as exc:
+                placeholder = self._converge(
+                    resource_type, resource_id, entry, member_dns, refusal=exc
+                )
         self._record(
             resource_type, resource_id, entry, placeholder=placeholder, members_as_of=members_as_of
         )
 
     def _converge(
-        self, resource_type: str, resource_id: str, entry: Entry, member_dns: list[str] | None
+        self,
+        resource_type: str,
+        resource_id: str,
+        entry: Entry,
+        member_dns: list[str] | None,
+        *,
+        refusal: EntryAlreadyExists | None = None,
     ) -> bool | None:
-        """Correct an existing entry to ``entry``; return whether it holds the placeholder."""
+        """Correct an existing entry to ``entry``; return whether it holds the placeholder.
+
+        ``refusal``: the add's answer that sent us here. When no entry has the DN, the
+        directory refused a value that must be unique (Active Directory's sAMAccountName "…
+        already in use" is answered with the same code): the job is parked with its message.
+        """
         names = [*entry.attributes, "objectClass"]
         password_attribute = self.builder.password_attribute if resource_type == "User" else None
         if password_attribute:
@@ -364,11 +536,29 @@ class LdapSyncHandler:
         member_attribute = self.builder.member_attribute
         if member_dns is not None:
             names.append(member_attribute)
+        clear_passwords = resource_type == "User" and self.builder.clear_passwords
+        if clear_passwords:
+            names.append("pwdLastSet")
         current = self.directory.read(entry.dn, names)
         if current is None:
+            if refusal is not None:
+                raise PermanentJobError(
+                    f"the directory refused {entry.dn}: {refusal.message or refusal.description}"
+                    " (a value that must be unique, such as sAMAccountName, is taken)"
+                )
             raise TransientJobError(f"{entry.dn} vanished while being corrected")
         found = {name.lower(): values for name, values in current.items()}
+        if clear_passwords and found.get("pwdlastset", ["0"])[0] not in ("0", ""):
+            # An entry taken over that already has a password: it may be enabled.
+            if resource_id not in self._password_set:
+                self._password_set.add(resource_id)
+                row = self._batch.user(resource_id)
+                if row is not None:
+                    entry = self._full_user_entry(resource_id, row)
+        current.pop("pwdLastSet", None)
         changes = changed_attributes(current, entry.attributes)
+        if resource_type == "User":
+            self._only_flag_bit(entry.dn, changes, current)
         classes = found.get("objectclass", [])
         missing = [oc for oc in entry.object_classes if oc.lower() not in _lower(classes)]
         if missing:
@@ -400,6 +590,7 @@ class LdapSyncHandler:
             # lets an emptied group get its placeholder from us.
             for group_dn in self._groups_holding(dn):
                 self._remove_member_value(group_dn, dn)
+            self._repoint_user_references(dn, None)
             self.directory.delete(dn)
         self._batch.forget(resource_id)
 
@@ -412,11 +603,16 @@ class LdapSyncHandler:
         placeholder: bool | None = None,
         members_as_of: int | None = None,
     ) -> None:
+        digest = None
+        if resource_type == "User":
+            digest = password_digest(entry.password)
+            if self.builder.clear_passwords and self._has_directory_password(resource_id):
+                digest = DIRECTORY_HAS_PASSWORD
         self._batch.record(
             resource_type,
             resource_id,
             entry,
-            password_digest(entry.password) if resource_type == "User" else None,
+            digest,
             placeholder=placeholder,
             as_of=members_as_of,
         )
@@ -549,6 +745,22 @@ class LdapSyncHandler:
             except NoSuchValue:
                 # refint renamed it meanwhile; make sure the new name is there.
                 self.directory.change_values(group_dn, attribute, [new_dn])
+
+    def _repoint_user_references(self, old_dn: str, new_dn: str | None) -> None:
+        """Rename (or remove, for None) a user's DN in the entries naming it as manager.
+
+        Active Directory does it by itself (linked attributes); OpenLDAP without a refint rule
+        for the attribute does not.
+        """
+        attributes = [
+            name
+            for name, source in self.builder.map.users.attributes.items()
+            if source.resolve == "user_dn"
+        ]
+        for attribute in attributes:
+            search_filter = f"({attribute}={escape_filter_value(old_dn)})"
+            for dn, _ in list(self.directory.search(self.builder.users_dn, search_filter, ["1.1"])):
+                self.directory.replace(dn, {attribute: [new_dn] if new_dn else []})
 
     def _drop_foreign_memberships(self, resource_id: str, dn: str) -> None:
         """Take an entry scimbridge just took over out of groups its resource is not in."""

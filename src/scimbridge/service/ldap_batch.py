@@ -71,7 +71,8 @@ class SyncBatch:
             operation = job.payload.get("op")
             resource_id = job.payload.get("group" if operation == "members" else "id")
             if isinstance(resource_id, str):
-                (user_ids if operation == "user" else wanted_groups).append(resource_id)
+                is_user = operation in ("user", "password")
+                (user_ids if is_user else wanted_groups).append(resource_id)
         self.prefetch_users(user_ids)
         self._prefetch(wanted_groups, groups=True)
 

@@ -40,8 +40,10 @@ from ..adapters.ldap import password_digest
 from ..store import ldap_entries as ldap_store
 from ..store.database import Database
 from ..store.ldap_entries import WrittenEntry
+from .ldap_apply import flags_after
 from .ldap_apply import group_state
 from .ldap_apply import user_state
+from .ldap_passwords import DIRECTORY_HAS_PASSWORD
 
 _SHOWN_MEMBERS = 5
 
@@ -120,12 +122,12 @@ class LdapReconciler:
     def run(self, *, dry_run: bool) -> ReconcileReport:
         """Compare everything; repair the differences unless ``dry_run``."""
         report = ReconcileReport()
-        expected = self._expected(report)
         found_users = self._found(
             self.builder.users_dn,
             self.builder.map.users.object_classes,
             self._user_attribute_names(),
         )
+        expected = self._expected(report, found_users)
         found_groups = self._found(
             self.builder.groups_dn,
             self.builder.map.groups.object_classes,
@@ -148,7 +150,9 @@ class LdapReconciler:
 
     # -- what should be -------------------------------------------------------------------------
 
-    def _expected(self, report: ReconcileReport) -> dict[str, _Expected]:
+    def _expected(
+        self, report: ReconcileReport, found_users: dict[str, _Found]
+    ) -> dict[str, _Expected]:
         expected: dict[str, _Expected] = {}
         dns: dict[str, str] = {}
         with self.database.read() as conn:
@@ -164,6 +168,18 @@ class LdapReconciler:
                 user.id,
                 partial(self.builder.user_entry, user_state(user)),
             )
+        if self.builder.clear_passwords or self.builder.resolves_user_dns:
+            # Second pass: managers resolve to the DNs of the first; an Active Directory
+            # account may be enabled only when its entry has a password (pwdLastSet set).
+            keys = {item.resource_id: key for key, item in expected.items()}
+            for user in users:
+                key = keys.get(user.id)
+                if key is None:
+                    continue
+                found = _lower_keys(found_users[key].attributes) if key in found_users else {}
+                has_password = found.get("pwdlastset", ["0"])[0] not in ("0", "")
+                entry = self.builder.user_entry(user_state(user, has_password), dns.get)
+                expected[key] = _Expected("User", user.id, entry)
         group_ids: dict[int, str] = {}
         for group in groups:
             group_ids[group.pk] = group.id
@@ -224,6 +240,8 @@ class LdapReconciler:
         names = self.builder.user_attribute_names()
         if self.builder.password_attribute:
             names.append(self.builder.password_attribute)
+        if self.builder.clear_passwords:
+            names.append("pwdLastSet")
         return [*names, "objectClass"]
 
     def _found(
@@ -293,6 +311,8 @@ class LdapReconciler:
         entry = item.entry
         values = _lower_keys(current.attributes)
         changes = changed_attributes(current.attributes, entry.attributes)
+        if item.resource_type == "User":
+            self._only_flag_bit(values, changes)
         classes = values.get("objectclass", [])
         missing_classes = [
             name
@@ -330,6 +350,22 @@ class LdapReconciler:
         detail = _members_detail(to_add, to_delete)
         report.differences.append(Difference("members", item.resource_type, item.entry.dn, detail))
         fixes.members(partial(self._fix_members, item, to_add, to_delete))
+
+    def _only_flag_bit(self, values: dict[str, list[str]], changes: dict[str, list[str]]) -> None:
+        """Compare a flags attribute (userAccountControl) by its suspension bit alone."""
+        suspension = self.builder.map.users.suspension
+        if suspension is None or suspension.bit is None:
+            return
+        name = next((n for n in changes if n.lower() == suspension.attribute.lower()), None)
+        found = values.get(suspension.attribute.lower(), [])
+        if name is None or not found or not changes[name]:
+            return
+        before = int(found[0])
+        after = flags_after(before, suspension.bit, int(changes[name][0]))
+        if after == before:
+            del changes[name]
+        else:
+            changes[name] = [str(after)]
 
     # -- repairing ------------------------------------------------------------------------------
 
@@ -370,7 +406,7 @@ class LdapReconciler:
                 item.entry.dn,
                 key,
                 item.entry.attributes,
-                password_digest(item.entry.password) if item.resource_type == "User" else None,
+                self._digest(item),
                 item.members is not None
                 and not item.members
                 and self.builder.placeholder is not None,
@@ -382,6 +418,22 @@ class LdapReconciler:
         with self.database.write() as conn:
             ldap_store.forget_all(conn)
             ldap_store.write_entries(conn, entries, [], now)
+
+    def _digest(self, item: _Expected) -> str | None:
+        """Return the password fact a user's record keeps (None for groups)."""
+        if item.resource_type != "User":
+            return None
+        if self.builder.clear_passwords:
+            return DIRECTORY_HAS_PASSWORD if self._enabled_by_password(item.entry) else None
+        return password_digest(item.entry.password)
+
+    def _enabled_by_password(self, entry: Entry) -> bool:
+        """Whether an Active Directory entry was built as having a password."""
+        suspension = self.builder.map.users.suspension
+        if suspension is None or suspension.bit is None:
+            return False
+        values = entry.attributes.get(suspension.attribute, [])
+        return bool(values) and not int(values[0]) & suspension.bit
 
 
 class _Fixes:

@@ -47,6 +47,7 @@ from ..store.lifecycle import Account
 from ..store.lifecycle import SessionRow
 from ..store.resources import DuplicateKey
 from . import audit
+from .ldap_passwords import DirectoryPasswords
 from .ldap_sync import LdapSyncQueue
 from .mail import queue_email
 from .mapping import document
@@ -119,6 +120,7 @@ class UserDirectory:
         self.settings = settings
         self.roles = roles
         self.ldap_sync = LdapSyncQueue.from_settings(settings.ldap)
+        self.passwords = DirectoryPasswords(database, settings)
         self.role_membership = RoleMembership(roles, self.ldap_sync)
 
     # -- links ------------------------------------------------------------------------------
@@ -361,6 +363,8 @@ class UserDirectory:
             record = self._insert_account(
                 conn, email, given_name, family_name, UserStatus.ACTIVE, password_hash, True, now
             )
+            # The entry does not exist yet: the password waits, encrypted, behind its creation.
+            self.passwords.deliver(conn, record.id, password, now)
             self.ldap_sync.queue_user_sync(conn, record.id)
             self.role_membership.assign(conn, record.id, target_role, now)
             self._audit(
@@ -722,7 +726,7 @@ class UserDirectory:
             account, link = self._live_link(conn, token, LinkPurpose.PASSWORD_RESET)
             password_hash = self._checked_hash(account, password)
             self._use_link(conn, link)
-            self._set_password(conn, account, password_hash, now)
+            self._set_password(conn, account, password, password_hash, now)
             ended = accounts.delete_sessions(conn, account.pk)
             self._audit(
                 conn,
@@ -752,6 +756,8 @@ class UserDirectory:
                 password_hash=password_hash,
                 password_change_required=False,
             )
+            # A directory policy refusal raises here and rolls the acceptance back.
+            self.passwords.deliver(conn, account.id, password, now)
             self.ldap_sync.queue_user_sync(conn, account.id)
             self._audit(
                 conn,
@@ -798,7 +804,7 @@ class UserDirectory:
             if current_password == new_password:
                 raise PasswordRejected(["choose a password different from the current one"])
             password_hash = self._checked_hash(account, new_password)
-            self._set_password(conn, account, password_hash, now)
+            self._set_password(conn, account, new_password, password_hash, now)
             accounts.delete_sessions(conn, account.pk, keep=keep_session)
             self._audit(
                 conn,
@@ -811,12 +817,15 @@ class UserDirectory:
             )
 
     def _set_password(
-        self, conn: Transaction, account: Account, password_hash: str, now: datetime
+        self, conn: Transaction, account: Account, password: str, password_hash: str, now: datetime
     ) -> None:
         accounts.set_account_fields(
             conn, account.pk, password_hash=password_hash, password_change_required=False
         )
-        # The directory gets the new hash: the clear password never leaves this request.
+        # A directory that takes clear passwords (Active Directory) gets it now or encrypted
+        # in the outbox; its policy refusal raises here and rolls the change back. Others get
+        # the new hash through the user's sync job.
+        self.passwords.deliver(conn, account.id, password, now)
         self.ldap_sync.queue_user_sync(conn, account.id)
         if account.email:
             queue_email(

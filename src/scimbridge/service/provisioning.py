@@ -35,6 +35,7 @@ from scim2_models.path import ValuePath
 
 from ..domain.emails import mail_address
 from ..domain.lifecycle import Actor
+from ..domain.lifecycle import PasswordRejected
 from ..domain.lifecycle import RequestInfo
 from ..domain.lifecycle import UserStatus
 from ..domain.paging import FIRST_PAGE
@@ -258,6 +259,15 @@ class ProvisioningService:
 
     # -- users ------------------------------------------------------------------------------
 
+    def _deliver_password(
+        self, conn: Transaction, user_id: str, password: str, now: datetime
+    ) -> None:
+        """Hand a SCIM ``password`` to a directory that takes clear passwords (400 if refused)."""
+        try:
+            self.directory.passwords.deliver(conn, user_id, password, now)
+        except PasswordRejected as exc:
+            raise _scim_password_refusal(exc) from None
+
     def create_user(self, user: UserResource, caller: Caller | None = None) -> StoredResource:
         """Create a user; 409 uniqueness when the userName is taken.
 
@@ -296,6 +306,8 @@ class ProvisioningService:
                 raise UniquenessException(
                     detail=f"userName {user.user_name!r} is already taken"
                 ) from None
+            if prepared.password is not None:
+                self._deliver_password(conn, record.id, prepared.password, now)
             self.directory.ldap_sync.queue_user_sync(conn, record.id)
             if invite:
                 account = accounts.account_by_pk(conn, record.pk)
@@ -413,6 +425,8 @@ class ProvisioningService:
         changes = audit.document_changes(before, saved.doc)
         if password_hash is not None:
             changes["password"] = "set"
+            if prepared.password is not None:
+                self._deliver_password(conn, saved.id, prepared.password, now)
         self.directory.notify_email_change(conn, saved.id, primary_email_in(before), user, now)
         # SCIM active is the suspension switch: both ways go through the lifecycle rules.
         if was_active and user.active is False:
@@ -810,6 +824,8 @@ class _PreparedUser:
     columns: UserColumns
     doc: dict[str, Any]
     password_hash: str | None
+    password: str | None = field(default=None, repr=False)
+    """The clear password, for a directory that takes only that (never stored)."""
 
     @classmethod
     def of(cls, user: UserResource) -> _PreparedUser:
@@ -817,9 +833,15 @@ class _PreparedUser:
         if not user.user_name:
             # A PATCH may leave it empty, which validation of a whole resource never sees.
             raise InvalidValueException(detail="userName is required and must not be empty")
-        password_hash = hash_password(user.password) if user.password else None
+        password = user.password or None
+        password_hash = hash_password(password) if password else None
         user.password = None
-        return cls(user_columns(user), document(user), password_hash)
+        return cls(user_columns(user), document(user), password_hash, password)
+
+
+def _scim_password_refusal(exc: PasswordRejected) -> InvalidValueException:
+    """Return the SCIM 400 of a password the directory's policy refused."""
+    return InvalidValueException(detail=f"password: {exc}")
 
 
 def _account_of(record: StoredResource) -> Account:

@@ -22,6 +22,7 @@ from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import update
 
 from .dialects import conflict_insert
 from .tables import group_members
@@ -343,6 +344,32 @@ def last_job(conn: Connection, kind: str, ordering_key: str) -> int:
         jobs.c.kind == kind, jobs.c.ordering_key == ordering_key
     )
     return int(conn.execute(query).scalar() or 0)
+
+
+def has_pending_job(conn: Connection, kind: str, ordering_key: str) -> bool:
+    """Whether a job with this kind and key is not done yet (queued, retrying or running)."""
+    query = select(jobs.c.pk).where(
+        jobs.c.kind == kind,
+        jobs.c.ordering_key == ordering_key,
+        jobs.c.status.in_(("queued", "retrying", "running")),
+    )
+    return conn.execute(query.limit(1)).first() is not None
+
+
+def replace_job_payloads(conn: Connection, payloads: dict[int, dict[str, Any]]) -> None:
+    """Replace the payloads of jobs (a password job's secret leaves when the job settles)."""
+    for pk, payload in payloads.items():
+        conn.execute(update(jobs).where(jobs.c.pk == pk).values(payload=payload))
+
+
+def set_password_digest(conn: Connection, resource_id: str, digest: str) -> bool:
+    """Note in a user's record that its entry got a password; False without a record."""
+    query = (
+        update(ldap_entries)
+        .where(ldap_entries.c.resource_id == resource_id)
+        .values(password_digest=digest)
+    )
+    return bool(conn.execute(query).rowcount)
 
 
 # -- whole-directory reads, for reconcile ---------------------------------------------------------

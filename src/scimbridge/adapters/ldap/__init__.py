@@ -16,6 +16,7 @@ from .entries import GroupState
 from .entries import UserState
 from .entries import changed_attributes
 from .entries import password_digest
+from .errors import ConstraintViolation
 from .errors import EntryAlreadyExists
 from .errors import LdapError
 from .errors import LdapRefused
@@ -30,6 +31,7 @@ from .names import escape_filter_value
 __all__ = [
     "AttributeMap",
     "Attributes",
+    "ConstraintViolation",
     "Entry",
     "EntryAlreadyExists",
     "EntryBuilder",

@@ -39,9 +39,14 @@ class ValueSource(_Strict):
     paths: tuple[str, ...] = Field(alias="from")
     """SCIM paths tried in order; the first with a value gives the values."""
 
-    transform: Literal["before_at", "lower"] | None = None
-    """``before_at``: keep what precedes ``@`` (a sAMAccountName from an email-like
-    userName); ``lower``: lower-case."""
+    transform: Literal["before_at", "lower", "sam_account_name"] | None = None
+    """``before_at``: keep what precedes ``@``; ``lower``: lower-case; ``sam_account_name``:
+    an Active Directory logon name by the map's ``sam_account_name`` policy (what precedes
+    ``@``, forbidden characters replaced, at most 20 characters, built-in names avoided)."""
+
+    resolve: Literal["user_dn"] | None = None
+    """``user_dn``: the values are user ids (``manager.value``), written as the DNs of those
+    users' entries; an id without an entry gives no value."""
 
     max_length: int | None = Field(default=None, ge=1)
     """Cut values to this many characters (sAMAccountName holds 20)."""
@@ -69,14 +74,63 @@ class Suspension(_Strict):
     active: str | None = None
     """Its value otherwise; None removes the attribute."""
 
+    bit: int | None = Field(default=None, ge=1)
+    """When set, the attribute is a set of flags (``userAccountControl``) and only this bit
+    (``2``, ACCOUNTDISABLE) is scimbridge's: ``suspended`` and ``active`` are the values of
+    a new entry, an existing entry gets only the bit flipped (read, modify, write), and
+    reconcile compares only the bit. Flags an administrator set stay."""
+
+    until_password: bool = False
+    """Keep the account suspended until the directory holds a password for it (Active
+    Directory's own tools create accounts disabled until a password is set)."""
+
 
 class PasswordSync(_Strict):
-    """How scimbridge's password hash is written to the directory."""
+    """How passwords are written to the directory."""
 
     attribute: str = "userPassword"
-    scheme: Literal["ARGON2"] = "ARGON2"
+    scheme: Literal["ARGON2", "AD_UNICODEPWD"] = "ARGON2"
     """``ARGON2``: the argon2id hash scimbridge stores, as ``{ARGON2}$argon2id$…`` (OpenLDAP's
-    argon2 module verifies it); the clear password never leaves the request that set it."""
+    argon2 module verifies it); the clear password never leaves the request that set it.
+    ``AD_UNICODEPWD``: Active Directory's ``unicodePwd``, which takes only the clear password
+    over TLS: written when a password is set, never kept (see the README's "Passwords in
+    Active Directory")."""
+
+    @property
+    def clear(self) -> bool:
+        """Whether the directory needs the clear password (written when it is set)."""
+        return self.scheme == "AD_UNICODEPWD"
+
+
+_BUILT_IN_NAMES = (
+    "administrator", "guest", "krbtgt", "defaultaccount", "wdagutilityaccount",
+    "administrators", "users", "guests", "domain admins", "domain users", "domain guests",
+    "domain computers", "domain controllers", "enterprise admins", "schema admins",
+    "account operators", "server operators", "print operators", "backup operators",
+    "replicator", "cert publishers", "dnsadmins", "dnsupdateproxy", "ras and ias servers",
+    "remote desktop users", "network configuration operators", "cryptographic operators",
+    "event log readers", "distributed com users", "performance log users",
+    "performance monitor users", "iis_iusrs", "protected users", "cloneable domain controllers",
+    "read-only domain controllers", "key admins", "enterprise key admins",
+)  # fmt: skip
+
+
+class SamAccountNamePolicy(_Strict):
+    r"""How the ``sam_account_name`` transform turns a value into a logon name.
+
+    What precedes ``@`` is kept; characters Active Directory forbids (``"/\[]:;|=,+*?<>@``
+    and control characters) become ``replacement``; leading and trailing spaces and dots go.
+    A name longer than ``max_length``, or equal to a built-in account's name (case ignored),
+    is cut and given ``-`` and a suffix of ``suffix_length`` characters drawn from a hash of
+    the whole value: the same value always gives the same name, two values sharing their
+    first 20 characters give two names.
+    """
+
+    max_length: int = Field(default=20, ge=8)
+    replacement: str = Field(default="_", max_length=1)
+    suffix_length: int = Field(default=5, ge=3, le=10)
+    reserved: tuple[str, ...] = _BUILT_IN_NAMES
+    """Names never written as such (compared ignoring case)."""
 
 
 class _EntryMap(_Strict):
@@ -145,6 +199,8 @@ class AttributeMap(_Strict):
     groups: GroupMap
     containers: dict[str, tuple[str, ...]] = Field(default_factory=_default_containers)
     """Object classes of a missing container scimbridge creates, by its RDN attribute."""
+    sam_account_name: SamAccountNamePolicy = Field(default_factory=SamAccountNamePolicy)
+    """The rule of the ``sam_account_name`` transform."""
 
 
 def _shipped(profile: str) -> str:

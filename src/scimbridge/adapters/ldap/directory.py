@@ -35,6 +35,7 @@ from ldap3.core.exceptions import LDAPResponseTimeoutError
 from ldap3.core.exceptions import LDAPStartTLSError
 
 from ...settings import LdapSettings
+from .errors import ConstraintViolation
 from .errors import EntryAlreadyExists
 from .errors import LdapRefused
 from .errors import LdapUnavailable
@@ -64,10 +65,13 @@ _CONNECTION_ERRORS = (
 _UNAVAILABLE_CODES = {3, 51, 52}
 _REFUSALS: dict[int, type[LdapRefused]] = {
     16: NoSuchValue,
+    19: ConstraintViolation,
     32: NoSuchEntry,
     65: ObjectClassViolation,
     68: EntryAlreadyExists,
 }
+
+_STRONGER_AUTH_REQUIRED = 8
 
 Scope = Literal["base", "one", "subtree"]
 _SCOPES = {"base": BASE, "one": LEVEL, "subtree": SUBTREE}
@@ -127,6 +131,11 @@ class LdapDirectory:
             if settings.start_tls and not connection.start_tls():
                 raise LdapUnavailable(f"StartTLS refused by {self.url}: {_describe(connection)}")
             if not connection.bind():
+                if connection.result.get("result") == _STRONGER_AUTH_REQUIRED:
+                    raise LdapUnavailable(
+                        f"{self.url} refuses a simple bind without TLS (strongerAuthRequired):"
+                        " use an ldaps:// ldap.url or set ldap.start_tls = true"
+                    )
                 raise LdapUnavailable(
                     f"bind as {settings.bind_dn or 'anonymous'} refused by {self.url}: "
                     f"{_describe(connection)}"
@@ -224,6 +233,16 @@ class LdapDirectory:
             self._call(
                 dn, lambda c: c.modify(dn, {attribute: operations}, controls=[_PERMISSIVE_MODIFY])
             )
+
+    def set_unicode_pwd(self, dn: str, password: str) -> None:
+        """Set an Active Directory account's password (``unicodePwd``; needs TLS).
+
+        The value is the password in double quotes, UTF-16-LE encoded. A replace is an
+        administrator's reset: no current password is needed. The directory's password policy
+        refusal raises :class:`ConstraintViolation` (``password_policy``).
+        """
+        value = f'"{password}"'.encode("utf-16-le")
+        self._call(dn, lambda c: c.modify(dn, {"unicodePwd": [(MODIFY_REPLACE, [value])]}))
 
     def rename(self, dn: str, new_dn: str) -> None:
         """Rename (and move, if the parent differs) an entry; the old RDN value is removed."""

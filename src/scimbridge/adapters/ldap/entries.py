@@ -7,7 +7,10 @@ and every attribute the map manages (an attribute without a value is an empty li
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import re
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from .attribute_map import AttributeMap
+from .attribute_map import SamAccountNamePolicy
 from .attribute_map import ValueSource
 from .errors import MappingError
 from .names import child_dn
@@ -33,6 +37,13 @@ class UserState:
     suspended: bool
     password_hash: str | None
     """scimbridge's argon2id hash, or None when the user has no local password."""
+    directory_password: bool = True
+    """Whether the directory holds a password for the user (Active Directory: one was
+    written); a map with ``until_password`` keeps the account disabled until then."""
+
+
+UserDns = Callable[[str], str | None]
+"""Returns the DN of a user's entry by user id, or None (for ``resolve: user_dn``)."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +165,29 @@ def _ldap_text(value: Any) -> str:
     return str(value)
 
 
-def _values(doc: dict[str, Any], source: ValueSource, schemas: dict[str, Any]) -> list[str]:
+_SAM_FORBIDDEN = re.compile(r'["/\\\[\]:;|=,+*?<>@\x00-\x1f]')
+
+
+def sam_account_name(value: str, policy: SamAccountNamePolicy) -> str:
+    """Return the logon name (sAMAccountName) of a value by the policy (see its docstring)."""
+    name = _SAM_FORBIDDEN.sub(policy.replacement, value.split("@", 1)[0]).strip(" .")
+    if not name:
+        name = "user"
+    if len(name) <= policy.max_length and name.lower() not in policy.reserved:
+        return name
+    digest = hashlib.sha256(value.lower().encode()).digest()
+    suffix = base64.b32encode(digest).decode().lower()[: policy.suffix_length]
+    head = name[: policy.max_length - policy.suffix_length - 1].rstrip(" .")
+    return f"{head}-{suffix}"
+
+
+def _values(
+    doc: dict[str, Any],
+    source: ValueSource,
+    schemas: dict[str, Any],
+    sam_policy: SamAccountNamePolicy | None = None,
+    user_dns: UserDns | None = None,
+) -> list[str]:
     for path in source.paths:
         values = [value for value in scim_values(doc, path, schemas) if value.strip()]
         if values:
@@ -165,6 +198,13 @@ def _values(doc: dict[str, Any], source: ValueSource, schemas: dict[str, Any]) -
         values = [value.split("@", 1)[0] for value in values]
     elif source.transform == "lower":
         values = [value.lower() for value in values]
+    elif source.transform == "sam_account_name" and sam_policy is not None:
+        values = [sam_account_name(value, sam_policy) for value in values]
+    if source.resolve == "user_dn":
+        found = [user_dns(value) if user_dns is not None else None for value in values]
+        values = [dn for dn in found if dn]
+        if not values:
+            return []
     if source.max_length is not None:
         values = [value[: source.max_length] for value in values]
     if len(values) == 1:
@@ -197,8 +237,24 @@ class EntryBuilder:
 
     @property
     def password_attribute(self) -> str | None:
-        """The attribute passwords are written to, or None when they are not synchronised."""
-        return self.map.users.password.attribute if self.map.users.password else None
+        """The attribute password hashes are written to with the entry, or None.
+
+        None also when the directory takes clear passwords (:attr:`clear_passwords`): those
+        are written apart, when a password is set.
+        """
+        password = self.map.users.password
+        return password.attribute if password and not password.clear else None
+
+    @property
+    def clear_passwords(self) -> bool:
+        """Whether the directory takes clear passwords (Active Directory's ``unicodePwd``)."""
+        password = self.map.users.password
+        return password is not None and password.clear
+
+    @property
+    def resolves_user_dns(self) -> bool:
+        """Whether a user entry names other users' entries (``resolve: user_dn``, manager)."""
+        return any(source.resolve for source in self.map.users.attributes.values())
 
     def user_attribute_names(self) -> list[str]:
         """Names of the attributes a user entry's comparison reads (not the password)."""
@@ -211,20 +267,26 @@ class EntryBuilder:
         """Names of the attributes a group entry's comparison reads (not the members)."""
         return [*self.map.groups.attributes, *self.map.groups.static]
 
-    def user_entry(self, user: UserState) -> Entry:
-        """Return the entry a user should be."""
+    def user_entry(self, user: UserState, user_dns: UserDns | None = None) -> Entry:
+        """Return the entry a user should be; ``user_dns`` gives the DNs a manager resolves to.
+
+        Without ``user_dns``, attributes that name other users' entries are left empty.
+        """
         users = self.map.users
         schemas = {key.lower(): value for key, value in user.doc.items()}
+        policy = self.map.sam_account_name
         attributes = {
-            name: _values(user.doc, source, schemas) for name, source in users.attributes.items()
+            name: _values(user.doc, source, schemas, policy, user_dns)
+            for name, source in users.attributes.items()
         }
         attributes.update({name: list(values) for name, values in users.static.items()})
         suspension = users.suspension
         if suspension is not None:
-            value = suspension.suspended if user.suspended else suspension.active
+            disabled = user.suspended or (suspension.until_password and not user.directory_password)
+            value = suspension.suspended if disabled else suspension.active
             attributes[suspension.attribute] = [value] if value is not None else []
         password = None
-        if users.password is not None and user.password_hash:
+        if users.password is not None and not users.password.clear and user.password_hash:
             # Only an argon2 hash can be written as {ARGON2}; nothing else is ever stored.
             if user.password_hash.startswith("$argon2"):
                 password = "{ARGON2}" + user.password_hash
@@ -234,8 +296,10 @@ class EntryBuilder:
         """Return the entry a group should be (without its members)."""
         groups = self.map.groups
         schemas = {key.lower(): value for key, value in group.doc.items()}
+        policy = self.map.sam_account_name
         attributes = {
-            name: _values(group.doc, source, schemas) for name, source in groups.attributes.items()
+            name: _values(group.doc, source, schemas, policy)
+            for name, source in groups.attributes.items()
         }
         attributes.update({name: list(values) for name, values in groups.static.items()})
         return self._entry("group", group.id, self.groups_dn, groups.rdn, groups, attributes, None)

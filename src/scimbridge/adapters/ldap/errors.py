@@ -45,5 +45,14 @@ class ObjectClassViolation(LdapRefused):
     """objectClassViolation (65), e.g. a groupOfNames left without a member."""
 
 
+class ConstraintViolation(LdapRefused):
+    """constraintViolation (19): e.g. Active Directory's password policy (``0000052D``)."""
+
+    @property
+    def password_policy(self) -> bool:
+        """Whether Active Directory refused a password for its policy (complexity, history…)."""
+        return self.message.upper().startswith("0000052D")
+
+
 class MappingError(LdapError):
     """A resource cannot be written with the attribute map (e.g. no value for the RDN)."""
