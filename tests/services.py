@@ -162,6 +162,10 @@ def live_server(database_url: str, extra_env: dict[str, str] | None = None) -> I
         "SCIMBRIDGE_MAIL__FILE_DIR": tempfile.mkdtemp(prefix="scimbridge-mail-"),
         **(extra_env or {}),
     }
+    # As deploy/run.sh does: commands other than serve refuse to create the database.
+    subprocess.run(
+        [*scimbridge_command(), "db", "upgrade"], env=env, check=True, capture_output=True
+    )
     token = (
         subprocess.run(
             [*scimbridge_command(), "token", "create", f"tests-{port}"],
