@@ -27,6 +27,8 @@ from scim2_models import SCIMException
 from scim2_models import ScimFilter
 from scim2_models import ScimPolicy
 
+from ..service.metrics import instruments
+
 log = logging.getLogger(__name__)
 
 ENTERPRISE_URN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -127,11 +129,13 @@ class ClientProfile:
     def meet(self, deviation: Deviation, detail: str) -> None:
         """Accept a tolerated deviation (logged), or refuse the request with a SCIM error."""
         if not self.tolerates(deviation):
+            instruments().scim_deviations.labels(deviation.value, "refused").inc()
             if deviation not in self.refused:
                 self.refused.append(deviation)
             raise _REFUSALS.get(deviation, InvalidValueException)(
                 detail=f"{detail} (not RFC 7644: {deviation.value})"
             )
+        instruments().scim_deviations.labels(deviation.value, "tolerated").inc()
         if deviation not in self.seen:
             self.seen.append(deviation)
             # Every request's deviations are counted (the admin Provisioning page); the log
