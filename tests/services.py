@@ -136,6 +136,8 @@ class LiveServer:
     token: str
     process: subprocess.Popen[bytes]
     env: dict[str, str]
+    log_path: Path | None = None
+    """The server's output (stdout and stderr), readable while it runs."""
 
     @property
     def scim_url(self) -> str:
@@ -162,6 +164,10 @@ def live_server(database_url: str, extra_env: dict[str, str] | None = None) -> I
         "SCIMBRIDGE_MAIL__FILE_DIR": tempfile.mkdtemp(prefix="scimbridge-mail-"),
         **(extra_env or {}),
     }
+    # As deploy/run.sh does: commands other than serve refuse to create the database.
+    subprocess.run(
+        [*scimbridge_command(), "db", "upgrade"], env=env, check=True, capture_output=True
+    )
     token = (
         subprocess.run(
             [*scimbridge_command(), "token", "create", f"tests-{port}", "--profile", "strict"],
@@ -182,7 +188,7 @@ def live_server(database_url: str, extra_env: dict[str, str] | None = None) -> I
     )
     try:
         wait_for_port(port, process=process)
-        yield LiveServer(base_url, token, process, env)
+        yield LiveServer(base_url, token, process, env, Path(log.name))
     finally:
         process.terminate()
         try:

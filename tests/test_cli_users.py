@@ -29,7 +29,12 @@ from .lifecycle_support import queued_emails
 
 @pytest.fixture
 def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'scimbridge.db'}"
+    """A migrated store: the commands refuse to create one (only ``db upgrade`` does)."""
+    created = f"sqlite:///{tmp_path / 'scimbridge.db'}"
+    store = Database(created)
+    upgrade(store)
+    store.dispose()
+    return created
 
 
 def run(url: str, *args: str) -> Result:

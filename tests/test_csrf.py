@@ -109,7 +109,7 @@ def test_a_generated_key_lives_beside_the_database_readable_by_its_owner_only(
     """Created once with mode 0600 next to the SQLite file, and the same for every process."""
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'data' / 'db.sqlite'}")
     database = Database(settings.database_url)
-    path = secret_key_path(database)
+    path = secret_key_path(database, settings.data_dir)
     assert path == (tmp_path / "data" / "secret_key").resolve()
     keys: list[bytes] = []
     threads = [

@@ -24,6 +24,7 @@ from .service.secret_key import load_secret_key
 from .service.tokens import TokenService
 from .settings import Settings
 from .store.database import Database
+from .web import observability
 
 
 @dataclass
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         tokens=TokenService(database),
     )
     secret_key = load_secret_key(settings, database)
+    # First: its hooks give every request (SCIM, API, pages) its id before their own hooks run.
+    observability.init_app(app)
     scim.init_app(app, secret_key)
     api.init_app(app)
     web.init_app(app, secret_key)

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import gc
-import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
 from gunicorn.app.base import BaseApplication
 
+from . import __version__
+from . import cli_backup
 from . import cli_ldap
 from . import cli_outbox
 from . import cli_users
+from .cli_data import existing_database
+from .logs import configure_logging
+from .service.metrics import MULTIPROCESS_DIR_VARIABLE
+from .service.metrics import forget_process
+from .service.metrics import use_multiprocess_directory
 from .service.tokens import KINDS
 from .service.tokens import SCOPES
 from .serving import KeepAliveWorker
@@ -27,9 +37,19 @@ def _settings() -> Settings:
     return Settings()
 
 
-@click.group()
-def main() -> None:
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="scimbridge")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="SCIMBRIDGE_DATA_DIR",
+    help="Directory of the SQLite database, secret key and mail files (default: ./var).",
+)
+def main(data_dir: Path | None) -> None:
     """Scimbridge: SCIM 2.0 provisioning and user lifecycle."""
+    if data_dir is not None:
+        # Every command reads its settings from the environment: this is how they see it.
+        os.environ["SCIMBRIDGE_DATA_DIR"] = str(data_dir.resolve())
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -45,6 +65,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         for key, value in self.options.items():
             self.cfg.set(key, value)
         self.cfg.set("worker_exit", self._stop_outbox_worker)
+        self.cfg.set("child_exit", lambda _server, worker: forget_process(worker.pid))
         limit = self.settings.server.requests_per_connection
         if limit:
             self.cfg.set("pre_request", close_after_requests(limit))
@@ -52,10 +73,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from .app import create_app
 
-        logging.basicConfig(
-            level=self.settings.log_level.upper(),
-            format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
-        )
+        configure_logging(self.settings.log_level, self.settings.log_format)
         app = create_app(self.settings)
         if self.settings.worker.in_process:
             from .worker import InProcessWorker
@@ -86,22 +104,31 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
     """Apply migrations, then serve the app under gunicorn."""
     settings = _settings()
     settings = settings.listening_on(host or settings.server.host, port or settings.server.port)
+    configure_logging(settings.log_level, settings.log_format)
     upgrade(Database(settings.database_url))
     bind = f"{settings.server.host}:{settings.server.port}"
     click.echo(f"scimbridge: SCIM endpoint at {settings.scim_base_url} (listening on {bind})")
-    _Gunicorn(
-        settings,
-        {
-            "bind": bind,
-            "workers": workers or settings.server.workers,
-            "threads": threads or settings.server.threads,
-            "worker_class": KeepAliveWorker,
-            "keepalive": 5,
-            "accesslog": None,
-            "errorlog": "-",
-            "loglevel": "warning",
-        },
-    ).run()
+    # The workers count into files here, and /metrics sums them (one directory per server).
+    given_dir = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+    metrics_dir = given_dir or tempfile.mkdtemp(prefix="scimbridge-metrics-")
+    use_multiprocess_directory(metrics_dir)
+    try:
+        _Gunicorn(
+            settings,
+            {
+                "bind": bind,
+                "workers": workers or settings.server.workers,
+                "threads": threads or settings.server.threads,
+                "worker_class": KeepAliveWorker,
+                "keepalive": 5,
+                "accesslog": None,
+                "errorlog": "-",
+                "loglevel": "warning",
+            },
+        ).run()
+    finally:
+        if not given_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @main.group()
@@ -126,10 +153,8 @@ def token() -> None:
 def _tokens() -> Iterator[Any]:
     from .service.tokens import TokenService
 
-    settings = _settings()
-    database = Database(settings.database_url)
+    database = existing_database(_settings())
     try:
-        upgrade(database)
         yield TokenService(database)
     finally:
         database.dispose()
@@ -227,8 +252,7 @@ def admin_create(email: str, given_name: str | None, family_name: str | None) ->
     from .service.roles import load_roles
 
     settings = _settings()
-    database = Database(settings.database_url)
-    upgrade(database)
+    database = existing_database(settings)
     accept_internal_email_domains()
     directory = UserDirectory(database, settings, load_roles(settings.roles.file))
     try:
@@ -250,5 +274,10 @@ def admin_create(email: str, given_name: str | None, family_name: str | None) ->
     click.echo(created.generated_password)
 
 
-for _command in (*cli_outbox.COMMANDS, *cli_users.COMMANDS, *cli_ldap.COMMANDS):
+for _command in (
+    *cli_outbox.COMMANDS,
+    *cli_users.COMMANDS,
+    *cli_ldap.COMMANDS,
+    *cli_backup.COMMANDS,
+):
     main.add_command(_command)

@@ -9,16 +9,15 @@ from datetime import datetime
 
 import click
 
+from .cli_data import existing_database
 from .settings import Settings
 from .store.database import Database
-from .store.migrations import upgrade
 
 
 @contextmanager
 def _database(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.database_url)
+    database = existing_database(settings)
     try:
-        upgrade(database)
         yield database
     finally:
         database.dispose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
@@ -10,17 +9,17 @@ from datetime import datetime
 
 import click
 
+from .cli_data import existing_database
+from .logs import configure_logging
 from .settings import Settings
 from .store import jobs as job_store
 from .store.database import Database
-from .store.migrations import upgrade
 
 
 @contextmanager
 def _database(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.database_url)
+    database = existing_database(settings)
     try:
-        upgrade(database)
         yield database
     finally:
         database.dispose()
@@ -32,10 +31,7 @@ def worker() -> None:
     from .worker import run_worker_process
 
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     with _database(settings) as database:
         run_worker_process(settings, database)
 

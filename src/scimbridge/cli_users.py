@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError
 
 from .api import representations
+from .cli_data import existing_database
 from .domain.lifecycle import Actor
 from .domain.lifecycle import LifecycleError
 from .domain.lifecycle import UserStatus
@@ -31,8 +32,6 @@ from .service.directory_reads import UserView
 from .service.lifecycle import UserDirectory
 from .service.roles import load_roles
 from .settings import Settings
-from .store.database import Database
-from .store.migrations import upgrade
 
 
 @dataclass
@@ -46,9 +45,8 @@ class _Directory:
 @contextmanager
 def _directory() -> Iterator[_Directory]:
     settings = Settings()
-    database = Database(settings.database_url)
+    database = existing_database(settings)
     try:
-        upgrade(database)
         accept_internal_email_domains()
         roles = load_roles(settings.roles.file)
         yield _Directory(UserDirectory(database, settings, roles), DirectoryReader(database, roles))

@@ -9,6 +9,7 @@ wins over the file. ``config/scimbridge.example.toml`` documents every setting.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -183,8 +184,9 @@ class MailSettings(BaseModel):
     http_api_key_header: str = "X-Api-Key"
     """Name of the header carrying ``http_api_key``."""
 
-    file_dir: Path = Path("var/mail")
-    """Directory the ``file`` transport writes messages to."""
+    file_dir: Path = Path("mail")
+    """Directory the ``file`` transport writes messages to; a relative one is under
+    ``data_dir``."""
 
 
 class WorkerSettings(BaseModel):
@@ -288,6 +290,30 @@ class LdapSettings(BaseModel):
         return self
 
 
+_SQLITE_PREFIX = re.compile(r"^sqlite(\+\w+)?:///")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """Return the file of a SQLite URL (``sqlite:///name.db``), or None for any other URL."""
+    match = _SQLITE_PREFIX.match(url)
+    if match is None:
+        return None
+    name = url[match.end() :].split("?", 1)[0]
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return Path(name)
+
+
+def sqlite_url_under(directory: Path, url: str) -> str:
+    """Return ``url`` with a relative SQLite file name resolved against ``directory``."""
+    name = sqlite_file(url)
+    if name is None or name.is_absolute():
+        return url
+    match = _SQLITE_PREFIX.match(url)
+    assert match is not None
+    return f"{match.group(0)}{directory / url[match.end() :]}"
+
+
 def listener_url(host: str, port: int) -> str:
     """Return the URL of a server listening on ``host:port``, as a client on this host uses it."""
     if host in ("", "0.0.0.0", "::"):
@@ -295,6 +321,23 @@ def listener_url(host: str, port: int) -> str:
     if ":" in host:
         host = f"[{host}]"  # an IPv6 address
     return f"http://{host}:{port}"
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus metrics: what is counted, and who may read ``/metrics``."""
+
+    enabled: bool = True
+    """Count requests, jobs, logins… (a few microseconds a request). Off, nothing is counted
+    and ``/metrics`` is not served."""
+
+    token: SecretStr | None = None
+    """Bearer token a scraper must send to read ``/metrics``. Unset, ``/metrics`` answers 404:
+    the metrics are never readable by accident."""
+
+
+def _under(directory: Path, path: Path) -> Path:
+    """Return ``path`` resolved against ``directory`` when it is relative."""
+    return path if path.is_absolute() else directory / path
 
 
 class Settings(BaseSettings):
@@ -306,9 +349,24 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    database_url: str = "sqlite:///var/scimbridge.db"
-    """SQLAlchemy URL of the store: SQLite (default, a file under ``var/``) or
-    ``postgresql+psycopg://user:password@host/db``."""
+    data_dir: Path = Path("var")
+    """Directory of scimbridge's state: the SQLite database, the generated secret key and the
+    ``file`` transport's mails. Relative paths of those settings are resolved against it, not
+    against the current folder. A relative ``data_dir`` is under the folder scimbridge starts
+    in (``deploy/run.sh`` starts in the checkout: ``var/`` there); ``--data-dir`` or
+    ``SCIMBRIDGE_DATA_DIR`` name another."""
+
+    database_url: str = "sqlite:///scimbridge.db"
+    """SQLAlchemy URL of the store: SQLite (default, ``scimbridge.db`` in ``data_dir``; a
+    relative file name is under ``data_dir``) or ``postgresql+psycopg://user:password@host/db``."""
+
+    log_format: Literal["text", "json"] = "text"
+    """``text``: one readable line per record; ``json``: one JSON object per line (timestamp,
+    level, logger, message, and within a request its id, actor, method, path)."""
+
+    access_log: bool = True
+    """Log one line per HTTP request (logger ``scimbridge.access``, INFO): method, path, status,
+    duration, request id and the token or user acting."""
 
     public_url: str = "http://127.0.0.1:8080"
     """Base URL users and identity providers see; used in ``Location`` headers,
@@ -321,8 +379,8 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr | None = None
     """Key signing CSRF tokens. When unset, a random key is created once beside the SQLite
-    database (``var/secret_key`` by default, mode 0600) and reused; set it when several
-    machines serve one PostgreSQL database."""
+    database (``secret_key`` in ``data_dir`` by default, mode 0600) and reused; set it when
+    several machines serve one PostgreSQL database."""
 
     server: ServerSettings = ServerSettings()
     scim: ScimSettings = ScimSettings()
@@ -332,6 +390,21 @@ class Settings(BaseSettings):
     mail: MailSettings = MailSettings()
     worker: WorkerSettings = WorkerSettings()
     ldap: LdapSettings = LdapSettings()
+    metrics: MetricsSettings = MetricsSettings()
+
+    @model_validator(mode="after")
+    def _paths_under_data_dir(self) -> Settings:
+        # Resolved once here, so that every process and command finds the same files
+        # whichever folder it was started in.
+        self.data_dir = self.data_dir.resolve()
+        self.database_url = sqlite_url_under(self.data_dir, self.database_url)
+        self.mail.file_dir = _under(self.data_dir, self.mail.file_dir)
+        return self
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, or None for PostgreSQL or an in-memory database."""
+        return sqlite_file(self.database_url)
 
     @model_validator(mode="after")
     def _public_url_from_listener(self) -> Settings:

@@ -31,6 +31,7 @@ from scim2_models import ScimFilter
 from scim2_models import ScimPolicy
 
 from ..domain.emails import is_email_address
+from ..service.metrics import instruments
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +153,13 @@ class ClientProfile:
     def meet(self, deviation: Deviation, detail: str) -> None:
         """Accept a tolerated deviation (logged), or refuse the request with a SCIM error."""
         if not self.tolerates(deviation):
+            instruments().scim_deviations.labels(deviation.value, "refused").inc()
             if deviation not in self.refused:
                 self.refused.append(deviation)
             raise _REFUSALS.get(deviation, InvalidValueException)(
                 detail=f"{detail} (not RFC 7644: {deviation.value})"
             )
+        instruments().scim_deviations.labels(deviation.value, "tolerated").inc()
         if deviation not in self.seen:
             self.seen.append(deviation)
             # Every request's deviations are counted (the admin Provisioning page); the log

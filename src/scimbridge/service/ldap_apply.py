@@ -81,6 +81,7 @@ from .ldap_passwords import PasswordExpired
 from .ldap_passwords import scrubbed
 from .ldap_sync import LDAP_JOB
 from .ldap_sync import group_key
+from .metrics import instruments
 from .outbox import BatchResult
 from .outbox import JobResult
 from .outbox import PermanentJobError
@@ -113,6 +114,20 @@ def flags_after(current: int, bit: int, wanted: int) -> int:
 def group_state(row: GroupRow) -> GroupState:
     """Return what the directory mirrors of a stored group."""
     return GroupState(row.id, row.doc)
+
+
+_OPERATIONS = frozenset({"user", "group", "members"})
+
+
+def _outcome(error: Exception | None) -> str:
+    """Name what became of an LDAP job, for the metrics (ok, unavailable, refused, error)."""
+    if error is None:
+        return "ok"
+    if isinstance(error, UnavailableJobError):
+        return "unavailable"
+    if isinstance(error, PermanentJobError):
+        return "refused"
+    return "error"
 
 
 class LdapSyncHandler:
@@ -194,6 +209,14 @@ class LdapSyncHandler:
         return persist
 
     def _apply_one(self, job: Job) -> JobResult:
+        result = self._apply_job(job)
+        operation = job.payload.get("op")
+        instruments().ldap_operations.labels(
+            operation if operation in _OPERATIONS else "other", _outcome(result.error)
+        ).inc()
+        return result
+
+    def _apply_job(self, job: Job) -> JobResult:
         payload = job.payload
         try:
             self._ensure_containers()

@@ -21,6 +21,7 @@ from ..store.jobs import Job
 from .mail_rendering import MailRenderer
 from .mail_rendering import MailTemplateError
 from .mail_rendering import RenderedMail
+from .metrics import instruments
 from .outbox import PermanentJobError
 from .outbox import TransientJobError
 
@@ -57,9 +58,12 @@ class EmailDelivery:
         try:
             self.transport.send(self._message(payload["to"], rendered, message_id))
         except MailRejectedError as exc:
+            instruments().mails.labels("failed").inc()
             raise PermanentJobError(_redact(str(exc), secrets)) from None
         except MailTemporaryError as exc:
+            instruments().mails.labels("failed").inc()
             raise TransientJobError(_redact(str(exc), secrets)) from None
+        instruments().mails.labels("sent").inc()
         kept_context = {key: value for key, value in context.items() if key not in secret_keys}
         return {**payload, "context": kept_context}
 

@@ -1,7 +1,8 @@
 """The key that signs what scimbridge hands to browsers (CSRF tokens).
 
 ``settings.secret_key`` when set. Otherwise a random key is created once, next to the SQLite
-database (``var/secret_key`` with the default database), readable by its owner only, and
+database (``secret_key`` in the data directory with the default database; in the data
+directory itself with PostgreSQL), readable by its owner only, and
 reused by every process serving that database. Instances sharing a PostgreSQL database run
 on different machines, so they must be given the same ``secret_key`` instead.
 """
@@ -17,22 +18,21 @@ from ..settings import Settings
 from ..store.database import Database
 
 FILE_NAME = "secret_key"
-_FALLBACK_DIRECTORY = Path("var")
 
 
-def secret_key_path(database: Database) -> Path:
-    """Return where the generated key lives: beside a SQLite file, else ``var/``."""
+def secret_key_path(database: Database, data_dir: Path) -> Path:
+    """Return where the generated key lives: beside a SQLite file, else in ``data_dir``."""
     location = database.url.database
     if database.dialect == "sqlite" and location and location != ":memory:":
         return Path(location).resolve().parent / FILE_NAME
-    return _FALLBACK_DIRECTORY.resolve() / FILE_NAME
+    return data_dir.resolve() / FILE_NAME
 
 
 def load_secret_key(settings: Settings, database: Database) -> bytes:
     """Return the configured key, or the generated one (created on first use)."""
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
-    return _read_or_create(secret_key_path(database))
+    return _read_or_create(secret_key_path(database, settings.data_dir))
 
 
 def _read_or_create(path: Path) -> bytes:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from ..database import Database
 
@@ -23,3 +24,16 @@ def alembic_config(database: Database) -> Config:
 def upgrade(database: Database, revision: str = "head") -> None:
     """Bring the database schema up to ``revision``."""
     command.upgrade(alembic_config(database), revision)
+
+
+def known_revisions() -> set[str]:
+    """Return every schema revision these migrations know (a store at another is newer)."""
+    scripts = ScriptDirectory(str(_HERE))
+    return {script.revision for script in scripts.walk_revisions()}
+
+
+def head_revision() -> str:
+    """Return the newest schema revision."""
+    head = ScriptDirectory(str(_HERE)).get_current_head()
+    assert head is not None
+    return head

@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 
 from ...domain.lifecycle import LoginRefused
 from ...domain.lifecycle import RateLimited
+from ...service.metrics import instruments
 from ..forms import FormErrors
 from ..forms import read_fields
 from ..forms import require
@@ -67,11 +68,14 @@ def login() -> Response:
         try:
             result = directory().login(values["identifier"], values["password"], request_info())
         except RateLimited as exc:
+            instruments().logins.labels("locked").inc()
             errors.add(None, str(exc))
             status = 429
         except LoginRefused as exc:
+            instruments().logins.labels("refused").inc()
             errors.add(None, str(exc))
         else:
+            instruments().logins.labels("ok").inc()
             previous = current_visitor()
             if previous is not None:
                 # A new login replaces the browser's session rather than piling up another.

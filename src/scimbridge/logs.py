@@ -1,0 +1,63 @@
+"""scimbridge's log set-up: readable text or one JSON object per line, with request fields.
+
+Within an HTTP request every record carries the request's id, the token or user acting, the
+method and the path (see ``web/observability.py``, which sets them). The JSON lines name them
+``request_id``, ``actor``, ``method``, ``path``; the access log adds ``status`` and
+``duration_ms``. Paths are logged without their query string, and with the values of
+``<token>`` route parts (invitation and reset links) replaced, so no secret reaches a line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+from typing import Literal
+
+from flask import g
+from flask import has_request_context
+
+TEXT_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
+
+REQUEST_FIELDS = ("request_id", "actor", "method", "path")
+"""Attributes the request filter adds to a record made while a request is answered."""
+
+
+class RequestFields(logging.Filter):
+    """Add the current request's fields (see :data:`REQUEST_FIELDS`) to each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Attach the fields; never drops a record."""
+        if has_request_context():
+            fields: dict[str, Any] | None = g.get("log_fields")
+            for name, value in (fields or {}).items():
+                if not hasattr(record, name):
+                    setattr(record, name, value)
+        return True
+
+
+def _json_formatter() -> logging.Formatter:
+    from pythonjsonlogger.json import JsonFormatter
+
+    return JsonFormatter(
+        "%(levelname)s %(name)s %(message)s",
+        rename_fields={"levelname": "level", "name": "logger"},
+        timestamp=True,
+    )
+
+
+def configure_logging(level: str, log_format: Literal["text", "json"]) -> None:
+    """Send scimbridge's records (and every library's) to stderr, in the chosen format.
+
+    Replaces the root logger's handlers, so calling it again changes the format.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        _json_formatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    )
+    handler.addFilter(RequestFields())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())

@@ -1,0 +1,180 @@
+"""What every HTTP request leaves behind: a request id, metrics, an access log line; ``/metrics``.
+
+The hooks run for SCIM, the System API and the pages alike, before and after their own:
+
+- the request id is the caller's ``X-Request-ID`` when it is short and plain (letters,
+  digits, ``._:-``; at most 64), else a new one; it is answered in ``X-Request-ID``, kept in
+  ``g.request_id`` for the audit trail, and carried by every log record of the request;
+- the request is counted by route template (never a raw path: ids would make a series each);
+- one ``scimbridge.access`` line says method, path, status, duration and who acted.
+
+``/metrics`` is served only when ``metrics.token`` is set, and only to a scraper sending it
+as a bearer token: without the setting it answers 404, so it is never open by accident.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+import uuid
+from datetime import UTC
+from datetime import datetime
+
+from flask import Flask
+from flask import Response
+from flask import current_app
+from flask import g
+from flask import request
+
+from ..service.metrics import Metrics
+from ..service.metrics import exposition
+from ..service.metrics import instruments
+from ..service.outbox import record_queue_gauges
+from ..settings import Settings
+from ..store.database import Database
+
+access_log = logging.getLogger("scimbridge.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_SCIM_PREFIX = "/scim/v2/"
+_SCIM_RESOURCES = frozenset(
+    {
+        "Users",
+        "Groups",
+        "Bulk",
+        ".search",
+        "Me",
+        "ServiceProviderConfig",
+        "ResourceTypes",
+        "Schemas",
+    }
+)
+_SECRET_ROUTE_PARTS = ("token",)
+"""Route variables holding a secret (invitation and reset links): never logged."""
+
+
+def request_id_of(header: str | None) -> str:
+    """Return the caller's request id when it is usable, else a new one."""
+    if header and _REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def _begin() -> None:
+    g.request_started = time.perf_counter()
+    g.request_id = request_id_of(request.headers.get(REQUEST_ID_HEADER))
+    g.log_fields = {
+        "request_id": g.request_id,
+        "method": request.method,
+        "path": _loggable_path(),
+    }
+
+
+def _loggable_path() -> str:
+    """Return the request's path without query string, secret route parts replaced."""
+    path = request.path
+    for name, value in (request.view_args or {}).items():
+        if any(part in name for part in _SECRET_ROUTE_PARTS) and isinstance(value, str) and value:
+            path = path.replace(value, "[redacted]")
+    return path
+
+
+def _actor() -> str | None:
+    """Name who acted: the SCIM or API token, or the logged-in user's id."""
+    scim_token = g.get("scim_token")
+    if scim_token is not None:
+        return f"scim:{scim_token.name}"
+    api_token = g.get("api_token")
+    if api_token is not None:
+        return f"api:{api_token.name}"
+    visitor = g.get("visitor")
+    if visitor is not None:
+        return f"user:{visitor.account.id}"
+    return None
+
+
+def _route() -> str:
+    rule = request.url_rule
+    return rule.rule if rule is not None else "(no route)"
+
+
+def _count(status: int, seconds: float) -> None:
+    method = request.method if request.method in _METHODS else "other"
+    route = _route()
+    if route.startswith(_SCIM_PREFIX):
+        first = route.removeprefix(_SCIM_PREFIX).split("/", 1)[0]
+        resource = first if first in _SCIM_RESOURCES else "other"
+        metrics = instruments()
+        metrics.scim_requests.labels(resource, method, str(status)).inc()
+        metrics.scim_request_seconds.labels(resource, method).observe(seconds)
+        return
+    surface = "api" if route.startswith("/api/") else "pages"
+    if request.endpoint == "metrics":
+        surface = "metrics"
+    metrics = instruments()
+    metrics.http_requests.labels(surface, route, method, str(status)).inc()
+    metrics.http_request_seconds.labels(surface, route, method).observe(seconds)
+
+
+def _finish(response: Response) -> Response:
+    """Tag the answer with the request id; count it and log it."""
+    if "request_id" not in g:
+        return response  # a request refused before any hook ran (e.g. a malformed one)
+    response.headers[REQUEST_ID_HEADER] = g.request_id
+    seconds = time.perf_counter() - g.request_started
+    settings: Settings = current_app.extensions["scimbridge"].settings
+    actor = _actor()
+    if actor is not None:
+        g.log_fields["actor"] = actor
+    if settings.metrics.enabled:
+        _count(response.status_code, seconds)
+    if settings.access_log and access_log.isEnabledFor(logging.INFO):
+        duration_ms = round(seconds * 1000, 1)
+        access_log.info(
+            "%s %s %d %.1f ms (request %s, %s)",
+            request.method,
+            g.log_fields["path"],
+            response.status_code,
+            duration_ms,
+            g.request_id,
+            actor or "anonymous",
+            extra={"status": response.status_code, "duration_ms": duration_ms},
+        )
+    return response
+
+
+def _outbox_gauges(database: Database) -> Metrics:
+    measured = Metrics()
+    record_queue_gauges(database, measured, datetime.now(UTC))
+    return measured
+
+
+def _metrics_view() -> Response:
+    settings: Settings = current_app.extensions["scimbridge"].settings
+    expected = settings.metrics.token
+    if expected is None or not settings.metrics.enabled:
+        return Response("not found\n", 404, mimetype="text/plain")
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        value.strip().encode(), expected.get_secret_value().encode()
+    ):
+        return Response(
+            "a metrics bearer token is required\n",
+            401,
+            mimetype="text/plain",
+            headers={"WWW-Authenticate": 'Bearer realm="scimbridge-metrics"'},
+        )
+    database: Database = current_app.extensions["scimbridge"].database
+    body, content_type = exposition([lambda: _outbox_gauges(database)])
+    return Response(body, 200, content_type=content_type, headers={"Cache-Control": "no-store"})
+
+
+def init_app(app: Flask) -> None:
+    """Install the request hooks (before every blueprint's own) and ``/metrics``."""
+    app.before_request_funcs.setdefault(None, []).insert(0, _begin)
+    app.after_request(_finish)
+    app.add_url_rule("/metrics", "metrics", _metrics_view, methods=["GET"])

@@ -1,0 +1,306 @@
+"""Metrics, JSON logs and request ids: what an operator sees of a running scimbridge."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+from prometheus_client.parser import text_string_to_metric_families
+
+from scimbridge.app import create_app
+from scimbridge.domain.lifecycle import Actor
+from scimbridge.settings import MetricsSettings
+from scimbridge.settings import Settings
+from scimbridge.store.database import Database
+
+from .conftest import make_settings
+from .lifecycle_support import csrf_token
+from .services import LiveServer
+from .services import live_server
+
+SCIM_JSON = "application/scim+json"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+METRICS_TOKEN = "metrics-scraper-secret-0123456789"
+PASSWORD = "Correct-Horse-Battery-9"
+
+
+def _scim_headers(token: str, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Content-Type": SCIM_JSON, **extra}
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def _value(samples: dict[Any, float], name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[LiveServer, Path]]:
+    """Serve under gunicorn with 3 worker processes, metrics token set, JSON logs."""
+    metrics_dir = tmp_path / "metrics"
+    with live_server(
+        f"sqlite:///{tmp_path / 'scimbridge.db'}",
+        {
+            "SCIMBRIDGE_METRICS__TOKEN": METRICS_TOKEN,
+            "SCIMBRIDGE_LOG_FORMAT": "json",
+            "SCIMBRIDGE_SERVER__WORKERS": "3",
+            # A new connection per request: the requests spread over the processes.
+            "SCIMBRIDGE_SERVER__REQUESTS_PER_CONNECTION": "1",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        },
+    ) as live:
+        yield live, metrics_dir
+
+
+def _provision(live: LiveServer, users: int) -> list[str]:
+    """Create users from 4 client threads and one group; return the user ids."""
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def create(numbers: range) -> None:
+        for number in numbers:
+            answer = requests.post(
+                f"{live.scim_url}/Users",
+                json={
+                    "schemas": [USER_SCHEMA],
+                    "userName": f"user{number}@example.com",
+                    "password": PASSWORD,
+                },
+                headers=_scim_headers(live.token, Connection="close"),
+                timeout=30,
+            )
+            assert answer.status_code == 201, answer.text
+            with lock:
+                ids.append(answer.json()["id"])
+
+    threads = [threading.Thread(target=create, args=(range(n, users, 4),)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    group = requests.post(
+        f"{live.scim_url}/Groups",
+        json={"schemas": [GROUP_SCHEMA], "displayName": "staff", "members": [{"value": ids[0]}]},
+        headers=_scim_headers(live.token),
+        timeout=30,
+    )
+    assert group.status_code == 201, group.text
+    return ids
+
+
+def test_metrics_after_a_provisioning_run_count_every_request_of_every_worker_process(
+    served: tuple[LiveServer, Path],
+) -> None:
+    """The counts made by several gunicorn processes are summed in one scrape."""
+    live, metrics_dir = served
+    ids = _provision(live, 24)
+    missing = requests.get(
+        f"{live.scim_url}/Users/no-such-id", headers=_scim_headers(live.token), timeout=30
+    )
+    assert missing.status_code == 404
+    for user_id in ids[:5]:
+        assert (
+            requests.get(
+                f"{live.scim_url}/Users/{user_id}", headers=_scim_headers(live.token), timeout=30
+            ).status_code
+            == 200
+        )
+    assert requests.get(f"{live.base_url}/login", timeout=30).status_code == 200
+
+    scrape = requests.get(
+        f"{live.base_url}/metrics",
+        headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+        timeout=30,
+    )
+    assert scrape.status_code == 200, scrape.text
+    samples = _samples(scrape.text)
+    counted = "scimbridge_scim_requests_total"
+    assert _value(samples, counted, resource="Users", method="POST", status="201") == 24
+    assert _value(samples, counted, resource="Groups", method="POST", status="201") == 1
+    assert _value(samples, counted, resource="Users", method="GET", status="404") == 1
+    assert _value(samples, counted, resource="Users", method="GET", status="200") == 5
+    latency = "scimbridge_scim_request_duration_seconds_count"
+    assert _value(samples, latency, resource="Users", method="POST") == 24
+    pages = "scimbridge_http_requests_total"
+    assert _value(samples, pages, surface="pages", route="/login", method="GET", status="200") == 1
+    assert _value(samples, "scimbridge_build_info", version="0.1.0", python=_python()) == 1
+    # Several processes answered: their counts live in one file each and were summed.
+    assert len(list(metrics_dir.glob("counter_*.db"))) >= 2
+    # Route templates, never a raw path: no user id appears in any label.
+    assert not any(user_id in scrape.text for user_id in ids)
+    assert "no-such-id" not in scrape.text
+
+
+def _python() -> str:
+    import platform
+
+    return platform.python_version()
+
+
+def test_an_unauthenticated_scrape_is_refused_when_a_metrics_token_is_set(
+    served: tuple[LiveServer, Path],
+) -> None:
+    """No token or a wrong one gets 401 and no metric."""
+    live, _ = served
+    bare = requests.get(f"{live.base_url}/metrics", timeout=30)
+    assert bare.status_code == 401
+    assert "scimbridge_" not in bare.text
+    wrong = requests.get(
+        f"{live.base_url}/metrics", headers={"Authorization": "Bearer nope"}, timeout=30
+    )
+    assert wrong.status_code == 401
+    scim_token = requests.get(
+        f"{live.base_url}/metrics", headers={"Authorization": f"Bearer {live.token}"}, timeout=30
+    )
+    assert scim_token.status_code == 401
+
+
+def test_json_log_lines_carry_the_request_id_of_the_response_and_of_the_audit_event(
+    served: tuple[LiveServer, Path],
+) -> None:
+    """One id per request: in the X-Request-ID answer, the access log line and the audit trail."""
+    live, _ = served
+    created = requests.post(
+        f"{live.scim_url}/Users",
+        json={"schemas": [USER_SCHEMA], "userName": "ada@example.com", "password": PASSWORD},
+        headers=_scim_headers(live.token, **{"X-Request-ID": "idp-req.42"}),
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["X-Request-ID"] == "idp-req.42"
+    generated = requests.get(
+        f"{live.scim_url}/Users", headers=_scim_headers(live.token), timeout=30
+    ).headers["X-Request-ID"]
+    assert len(generated) == 32
+
+    assert live.log_path is not None
+    records = [json.loads(line) for line in _log_lines(live.log_path)]
+    access = [r for r in records if r.get("logger") == "scimbridge.access"]
+    mine = [r for r in access if r.get("request_id") == "idp-req.42"]
+    assert len(mine) == 1
+    line = mine[0]
+    assert line["level"] == "INFO"
+    assert line["method"] == "POST" and line["path"] == "/scim/v2/Users"
+    assert line["status"] == 201 and line["duration_ms"] >= 0
+    assert line["actor"] == f"scim:tests-{live.base_url.rsplit(':', 1)[1]}"
+    assert "timestamp" in line
+    assert any(r.get("request_id") == generated for r in access)
+
+    database = live.env["SCIMBRIDGE_DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(database) as conn:
+        audited = conn.execute(
+            "SELECT request_id FROM audit_events WHERE target_name = 'ada@example.com'"
+        ).fetchall()
+    assert audited == [("idp-req.42",)]
+
+
+def _log_lines(path: Path) -> list[str]:
+    """The server's JSON lines (gunicorn's own start-up lines are text)."""
+    return [line for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+def test_no_log_line_holds_a_token_or_a_password(served: tuple[LiveServer, Path]) -> None:
+    """Bearer tokens, passwords and invitation links never reach the log."""
+    live, _ = served
+    requests.post(
+        f"{live.scim_url}/Users",
+        json={"schemas": [USER_SCHEMA], "userName": "bob@example.com", "password": PASSWORD},
+        headers=_scim_headers(live.token),
+        timeout=30,
+    )
+    requests.get(f"{live.base_url}/invitation/s3cr3t-invitation-t0ken", timeout=30)
+    requests.post(
+        f"{live.base_url}/login",
+        data={"identifier": "bob@example.com", "password": PASSWORD},
+        timeout=30,
+    )
+    requests.get(
+        f"{live.base_url}/metrics",
+        headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+        timeout=30,
+    )
+    assert live.log_path is not None
+    text = live.log_path.read_text()
+    assert "/invitation/[redacted]" in text
+    for secret in (live.token, PASSWORD, "s3cr3t-invitation-t0ken", METRICS_TOKEN):
+        assert secret not in text
+
+
+# -- in process: the hooks on each surface ------------------------------------------------------
+
+
+@pytest.fixture
+def metrics_app(settings: Settings, database: Database) -> Flask:
+    return create_app(
+        settings.model_copy(update={"metrics": MetricsSettings(token=METRICS_TOKEN)}), database
+    )
+
+
+@pytest.mark.parametrize("path", ["/scim/v2/Users", "/api/v1/users", "/login", "/nowhere"])
+def test_every_surface_answers_with_the_request_id_it_was_given(
+    metrics_app: Flask, path: str
+) -> None:
+    """SCIM, the System API, pages and unknown paths all echo a usable X-Request-ID."""
+    answer = metrics_app.test_client().get(path, headers={"X-Request-ID": "abc-123"})
+    assert answer.headers["X-Request-ID"] == "abc-123"
+
+
+@pytest.mark.parametrize("given", ["x" * 65, "has space", "<script>", "a\u00e9b"])
+def test_an_unusable_request_id_is_replaced_by_a_new_one(metrics_app: Flask, given: str) -> None:
+    """Too long or with characters outside letters, digits and ``._:-``: a fresh id instead."""
+    answer = metrics_app.test_client().get("/login", headers={"X-Request-ID": given})
+    assert answer.headers["X-Request-ID"] != given
+    assert len(answer.headers["X-Request-ID"]) == 32
+
+
+def test_metrics_are_not_served_without_a_metrics_token(app: Flask) -> None:
+    """Unconfigured, /metrics does not exist: it is never open by accident."""
+    assert app.test_client().get("/metrics").status_code == 404
+
+
+def test_logins_and_lockouts_are_counted(settings: Settings, database: Database) -> None:
+    """A wrong password counts as refused; past the limit, as locked."""
+    app = create_app(
+        make_settings(
+            settings.database_url,
+            metrics=MetricsSettings(token=METRICS_TOKEN),
+            lifecycle={"login_attempts_per_account": 1},
+        ),
+        database,
+    )
+    directory = app.extensions["scimbridge"].directory
+    actor = Actor("cli", None, "tests")
+    directory.create_user("eve@example.com", "Eve", "E", "member", PASSWORD, actor)
+    client = app.test_client()
+
+    def scrape() -> dict[Any, float]:
+        answer = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        return _samples(answer.get_data(as_text=True))
+
+    before = scrape()
+    for _ in range(2):
+        form = {"identifier": "eve@example.com", "password": "wrong-one-1"}
+        token = csrf_token(client.get("/login").get_data(as_text=True))
+        client.post("/login", data={**form, "csrf_token": token})
+    after = scrape()
+
+    def grew(outcome: str) -> float:
+        name = "scimbridge_logins_total"
+        return _value(after, name, outcome=outcome) - _value(before, name, outcome=outcome)
+
+    assert grew("refused") == 1
+    assert grew("locked") == 1
