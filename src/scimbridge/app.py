@@ -24,6 +24,7 @@ from .service.secret_key import load_secret_key
 from .service.tokens import TokenService
 from .settings import Settings
 from .store.database import Database
+from .worker import lane_kinds
 
 
 @dataclass
@@ -42,7 +43,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     """Build the WSGI application."""
     accept_internal_email_domains()
     settings = settings or Settings()
-    database = database or Database(settings.database_url)
+    database = database or Database(
+        settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+    )
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.scim.max_payload_bytes
     if settings.server.proxy_hops:
@@ -74,12 +77,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         return jsonify(status="ok")
 
     directory_health = DirectoryHealth(settings.ldap) if settings.ldap.enabled else None
+    lanes = lane_kinds(settings)
     app.extensions["scimbridge.directory_health"] = directory_health
 
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
         # An unreachable directory only degrades: SCIM writes queue up meanwhile.
-        report, serving = readiness(database, directory_health)
+        report, serving = readiness(database, directory_health, lanes)
         return jsonify(report), 200 if serving else 503
 
     logging.getLogger(__name__).debug("scimbridge app created for %s", settings.public_url)

@@ -86,7 +86,7 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
     """Apply migrations, then serve the app under gunicorn."""
     settings = _settings()
     settings = settings.listening_on(host or settings.server.host, port or settings.server.port)
-    upgrade(Database(settings.database_url))
+    upgrade(Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous))
     bind = f"{settings.server.host}:{settings.server.port}"
     click.echo(f"scimbridge: SCIM endpoint at {settings.scim_base_url} (listening on {bind})")
     _Gunicorn(
@@ -113,7 +113,7 @@ def db() -> None:
 def db_upgrade() -> None:
     """Apply every pending migration."""
     settings = _settings()
-    upgrade(Database(settings.database_url))
+    upgrade(Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous))
     click.echo("database is up to date")
 
 
@@ -127,7 +127,7 @@ def _tokens() -> Iterator[Any]:
     from .service.tokens import TokenService
 
     settings = _settings()
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
         upgrade(database)
         yield TokenService(database)
@@ -225,7 +225,7 @@ def admin_create(email: str, given_name: str | None, family_name: str | None) ->
     from .service.roles import load_roles
 
     settings = _settings()
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     upgrade(database)
     accept_internal_email_domains()
     directory = UserDirectory(database, settings, load_roles(settings.roles.file))

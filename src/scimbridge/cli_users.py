@@ -46,7 +46,7 @@ class _Directory:
 @contextmanager
 def _directory() -> Iterator[_Directory]:
     settings = Settings()
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
         upgrade(database)
         accept_internal_email_domains()
