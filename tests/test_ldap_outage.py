@@ -159,8 +159,15 @@ def test_readiness_without_a_directory_only_checks_the_store(client_app: Any) ->
     assert ready.status_code == 200
     assert ready.json == {
         "status": "ok",
-        "checks": {"database": {"status": "ok"}, "directory": {"status": "off"}},
+        "checks": {
+            "database": {"status": "ok"},
+            "directory": {"status": "off"},
+            "outbox": {"status": "ok", "lanes": {"email": _IDLE_LANE}},
+        },
     }
+
+
+_IDLE_LANE = {"depth": 0, "running": 0, "retrying": 0, "failed": 0, "lag_seconds": 0.0}
 
 
 @pytest.fixture

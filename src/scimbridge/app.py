@@ -25,6 +25,7 @@ from .service.tokens import TokenService
 from .settings import Settings
 from .store.database import Database
 from .web import observability
+from .worker import lane_kinds
 
 
 @dataclass
@@ -43,7 +44,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     """Build the WSGI application."""
     accept_internal_email_domains()
     settings = settings or Settings()
-    database = database or Database(settings.database_url)
+    database = database or Database(
+        settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+    )
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.scim.max_payload_bytes
     if settings.server.proxy_hops:
@@ -78,12 +81,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         return jsonify(status="ok")
 
     directory_health = DirectoryHealth(settings.ldap) if settings.ldap.enabled else None
+    lanes = lane_kinds(settings)
     app.extensions["scimbridge.directory_health"] = directory_health
 
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
         # An unreachable directory only degrades: SCIM writes queue up meanwhile.
-        report, serving = readiness(database, directory_health)
+        report, serving = readiness(database, directory_health, lanes)
         return jsonify(report), 200 if serving else 503
 
     logging.getLogger(__name__).debug("scimbridge app created for %s", settings.public_url)

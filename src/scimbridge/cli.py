@@ -105,7 +105,7 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
     settings = _settings()
     settings = settings.listening_on(host or settings.server.host, port or settings.server.port)
     configure_logging(settings.log_level, settings.log_format)
-    upgrade(Database(settings.database_url))
+    upgrade(Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous))
     bind = f"{settings.server.host}:{settings.server.port}"
     click.echo(f"scimbridge: SCIM endpoint at {settings.scim_base_url} (listening on {bind})")
     # The workers count into files here, and /metrics sums them (one directory per server).
@@ -140,7 +140,7 @@ def db() -> None:
 def db_upgrade() -> None:
     """Apply every pending migration."""
     settings = _settings()
-    upgrade(Database(settings.database_url))
+    upgrade(Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous))
     click.echo("database is up to date")
 
 

@@ -32,7 +32,7 @@ def existing_database(settings: Settings) -> Database:
     message = missing_database_message(settings)
     if message is not None:
         raise click.ClickException(message)
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
         upgrade(database)
     except BaseException:

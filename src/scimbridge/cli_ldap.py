@@ -38,12 +38,14 @@ def ldap() -> None:
 @ldap.command("status")
 def ldap_status() -> None:
     """Show the directory's reachability, the queue of changes, the lag and parked jobs."""
+    from .cli_outbox import lane_lines
     from .service.ldap_status import ldap_queue
     from .service.ldap_status import probe_directory
 
     settings = _enabled_settings()
     with _database(settings) as database:
         queue = ldap_queue(database)
+        lanes = lane_lines(settings, database)
     error = probe_directory(settings.ldap)
     now = datetime.now(UTC)
     click.echo(f"directory\t{settings.ldap.url} ({settings.ldap.profile})")
@@ -55,6 +57,8 @@ def ldap_status() -> None:
         click.echo(f"  job {job.pk}\t{job.ordering_key}\t{job.last_error or ''}")
     if queue.failed > len(queue.parked):
         click.echo(f"  … and {queue.failed - len(queue.parked)} more (scimbridge jobs list)")
+    for line in lanes:
+        click.echo(line)
 
 
 @ldap.command("reconcile")

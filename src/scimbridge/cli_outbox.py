@@ -1,8 +1,9 @@
-"""The outbox commands of ``scimbridge``: ``worker``, ``jobs list|retry`` and ``mail test``."""
+"""The outbox commands of ``scimbridge``: ``worker``, ``jobs status|list|retry``, ``mail test``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from contextlib import contextmanager
 from datetime import UTC
 from datetime import datetime
@@ -39,6 +40,28 @@ def worker() -> None:
 @click.group()
 def jobs() -> None:
     """Outbox jobs: see what waits or failed, retry what failed."""
+
+
+def lane_lines(settings: Settings, database: Database) -> list[str]:
+    """Describe each outbox lane: depth, jobs in hand, retrying and parked jobs, and lag."""
+    from .service.outbox_status import lane_metrics
+    from .worker import lane_kinds
+
+    return [
+        f"lane {lane.kind}\tdepth {lane.pending}\trunning {lane.running}"
+        f"\tretrying {lane.retrying}\tparked {lane.failed}\tlag {lane.lag_seconds:.1f} s"
+        for lane in lane_metrics(database, lane_kinds(settings))
+    ]
+
+
+@jobs.command("status")
+def jobs_status() -> None:
+    """Show each lane (job kind): depth, running, retrying, parked, lag of the oldest job."""
+    settings = Settings()
+    with _database(settings) as database:
+        lines = lane_lines(settings, database)
+    for line in lines:
+        click.echo(line)
 
 
 _LISTED_BY_DEFAULT = (*job_store.PENDING, job_store.JobStatus.FAILED)
@@ -105,7 +128,8 @@ def mail_test(recipient: str) -> None:
         raise click.ClickException(str(exc)) from None
     where = delivery.transport.description
     try:
-        delivery.send_test_message(recipient)
+        with closing(delivery):
+            delivery.send_test_message(recipient)
     except MailTemplateError as exc:
         raise click.ClickException(str(exc)) from None
     except MailDeliveryError as exc:

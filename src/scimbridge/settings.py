@@ -190,7 +190,7 @@ class MailSettings(BaseModel):
 
 
 class WorkerSettings(BaseModel):
-    """The outbox workers that apply side effects (emails, later LDAP changes)."""
+    """The outbox workers that apply side effects (LDAP changes, emails): one lane per kind."""
 
     in_process: bool = True
     """``scimbridge serve`` also runs a worker (one per machine and database, a thread inside
@@ -204,9 +204,10 @@ class WorkerSettings(BaseModel):
     batches (LDAP sync) share one read of the store and one commit: larger batches keep sync
     close to the directory's own speed."""
 
-    lease_seconds: float = Field(default=300.0, gt=0)
-    """How long a claimed job belongs to its worker. A job whose worker died is claimed again
-    once its lease ends; keep it well above the time one job can take."""
+    lease_seconds: float = Field(default=10.0, gt=0)
+    """How long a claim lasts without renewal. A live worker renews the lease of the jobs in
+    hand every fifth of it, however long they take; a job whose worker died is claimed again
+    at most this long after the worker's last renewal."""
 
     max_attempts: int = Field(default=10, ge=1)
     """Attempts before a job that keeps failing is parked as ``failed``."""
@@ -367,6 +368,11 @@ class Settings(BaseSettings):
     access_log: bool = True
     """Log one line per HTTP request (logger ``scimbridge.access``, INFO): method, path, status,
     duration, request id and the token or user acting."""
+
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    """SQLite only. ``FULL``: every acknowledged write is on disk before the answer, and
+    survives a power loss. ``NORMAL``: faster commits; a crash of the process loses nothing,
+    but a power loss or kernel crash can lose the last acknowledged writes."""
 
     public_url: str = "http://127.0.0.1:8080"
     """Base URL users and identity providers see; used in ``Location`` headers,

@@ -1,5 +1,8 @@
 """Wiring of the outbox workers: their handlers, ``scimbridge worker``, and the in-process worker.
 
+Each job kind has its lane (see ``service/outbox_lanes.py``): its own thread, back-off and
+outage pause. :data:`JOB_KINDS` registers the kinds; a new kind is one line there.
+
 ``scimbridge serve`` runs gunicorn with several worker processes; each would start its own
 outbox worker. Claims are safe whatever the number of workers, but one is enough per machine:
 the processes race for an exclusive file lock (named after the database) and only its holder
@@ -14,10 +17,13 @@ import logging
 import signal
 import tempfile
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import IO
+from typing import Protocol
 
 from .adapters.ldap import LdapDirectory
 from .adapters.ldap import entry_builder
@@ -34,6 +40,7 @@ from .service.metrics import Metrics
 from .service.outbox import JobHandler
 from .service.outbox import OutboxWorker
 from .service.outbox import RetryPolicy
+from .service.outbox_lanes import OutboxLanes
 from .service.roles import load_roles
 from .settings import Settings
 from .store.database import Database
@@ -60,23 +67,82 @@ def ldap_sync_handler(settings: Settings, database: Database) -> LdapSyncHandler
     return LdapSyncHandler(database, LdapDirectory(settings.ldap), builder, cipher=cipher)
 
 
+def _always(_settings: Settings) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """How to build the handler of one job kind, and whether the settings turn the kind on."""
+
+    handler: Callable[[Settings, Database], JobHandler]
+    enabled: Callable[[Settings], bool] = _always
+
+
+JOB_KINDS: dict[str, JobKind] = {
+    EMAIL_JOB: JobKind(lambda settings, _database: email_delivery(settings)),
+    LDAP_JOB: JobKind(ldap_sync_handler, enabled=lambda settings: settings.ldap.enabled),
+}
+"""Every job kind scimbridge queues, each with its own lane: a new kind is one line here."""
+
+
+def lane_kinds(settings: Settings) -> list[str]:
+    """Return the job kinds that are on, hence have a lane."""
+    return sorted(kind for kind, job_kind in JOB_KINDS.items() if job_kind.enabled(settings))
+
+
+def job_handlers(settings: Settings, database: Database) -> dict[str, JobHandler]:
+    """Return the handler of every job kind that is on."""
+    return {kind: JOB_KINDS[kind].handler(settings, database) for kind in lane_kinds(settings)}
+
+
+def _worker_options(settings: Settings, metrics: Metrics | None) -> dict[str, object]:
+    return {
+        "policy": RetryPolicy.from_settings(settings.worker),
+        "lease": timedelta(seconds=settings.worker.lease_seconds),
+        "batch_size": settings.worker.batch_size,
+        "metrics": metrics,
+    }
+
+
+def _upkeep(settings: Settings, database: Database) -> Callable[[], object]:
+    directory = UserDirectory(database, settings, load_roles(settings.roles.file))
+    return lambda: run_maintenance(directory)
+
+
 def build_worker(
     settings: Settings, database: Database, metrics: Metrics | None = None
 ) -> OutboxWorker:
-    """Return an outbox worker with a handler for every job kind scimbridge queues."""
-    handlers: dict[str, JobHandler] = {EMAIL_JOB: email_delivery(settings)}
-    if settings.ldap.enabled:
-        handlers[LDAP_JOB] = ldap_sync_handler(settings, database)
-    directory = UserDirectory(database, settings, load_roles(settings.roles.file))
+    """Return one outbox worker for every kind, stepped on the caller's thread (tests, tools).
+
+    Services run :func:`build_lanes` instead: one worker per kind, each on its own thread.
+    """
     return OutboxWorker(
         database,
-        handlers,
-        policy=RetryPolicy.from_settings(settings.worker),
-        lease=timedelta(seconds=settings.worker.lease_seconds),
-        batch_size=settings.worker.batch_size,
-        metrics=metrics,
-        upkeep=lambda: run_maintenance(directory),
+        job_handlers(settings, database),
+        upkeep=_upkeep(settings, database),
+        **_worker_options(settings, metrics),  # type: ignore[arg-type]
     )
+
+
+def build_lanes(
+    settings: Settings, database: Database, metrics: Metrics | None = None
+) -> OutboxLanes:
+    """Return the outbox lanes: one worker per job kind that is on, and the upkeep."""
+    return OutboxLanes.build(
+        database,
+        job_handlers(settings, database),
+        upkeep=_upkeep(settings, database),
+        **_worker_options(settings, metrics),
+    )
+
+
+class OutboxRunner(Protocol):
+    """Something that applies jobs until told to stop: lanes, or a single worker."""
+
+    def run(self, stop: threading.Event, poll_interval: float = 1.0) -> None:
+        """Apply jobs until ``stop`` is set."""
+        ...
 
 
 def run_worker_process(settings: Settings, database: Database) -> None:
@@ -90,7 +156,7 @@ def run_worker_process(settings: Settings, database: Database) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     logger.info("outbox worker started")
-    build_worker(settings, database).run(stop, settings.worker.poll_interval_seconds)
+    build_lanes(settings, database).run(stop, settings.worker.poll_interval_seconds)
 
 
 def election_lock_path(database: Database) -> Path:
@@ -105,9 +171,9 @@ def election_lock_path(database: Database) -> Path:
 
 
 class InProcessWorker:
-    """An outbox worker on a background thread, running only while it holds the election lock."""
+    """Outbox lanes on a background thread, running only while it holds the election lock."""
 
-    def __init__(self, worker: OutboxWorker, lock_path: Path, poll_interval: float = 1.0) -> None:
+    def __init__(self, worker: OutboxRunner, lock_path: Path, poll_interval: float = 1.0) -> None:
         self.worker = worker
         self.lock_path = lock_path
         self.poll_interval = poll_interval
@@ -119,7 +185,7 @@ class InProcessWorker:
     def for_settings(cls, settings: Settings, database: Database) -> InProcessWorker:
         """Build the in-process worker of ``scimbridge serve``."""
         return cls(
-            build_worker(settings, database),
+            build_lanes(settings, database),
             election_lock_path(database),
             settings.worker.poll_interval_seconds,
         )

@@ -67,6 +67,10 @@ class EmailDelivery:
         kept_context = {key: value for key, value in context.items() if key not in secret_keys}
         return {**payload, "context": kept_context}
 
+    def close(self) -> None:
+        """Release the transport's kept connection (when the worker stops)."""
+        self.transport.close()
+
     def send_test_message(self, recipient: str) -> None:
         """Send the test message directly, not through the outbox.
 

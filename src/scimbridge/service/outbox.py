@@ -2,8 +2,12 @@
 
 Every side effect (an email now, LDAP changes later) is a job committed with the change that
 causes it; handlers are registered by job kind. Delivery is at least once: a worker that dies
-between applying a job and recording it leaves the job ``running`` until its lease ends, and
-the next claim applies it again, so handlers must tolerate a repeat.
+between applying a job and recording it leaves the job ``running`` until its lease ends (a few
+seconds: live workers renew theirs, see ``outbox_leases.py``), and the next claim applies it
+again, so handlers must tolerate a repeat.
+
+An :class:`OutboxWorker` drains the kinds it has handlers for on the caller's thread;
+``outbox_lanes.py`` runs one per kind, each on its own thread.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from ..store.database import Transaction
 from ..store.jobs import Job
 from .metrics import Labels
 from .metrics import Metrics
+from .outbox_leases import LeaseKeeper
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +147,8 @@ class OutboxWorker:
         handlers: Mapping[str, JobHandler],
         *,
         policy: RetryPolicy | None = None,
-        lease: timedelta = timedelta(minutes=5),
+        lease: timedelta = timedelta(seconds=10),
+        renew_interval: float | None = None,
         batch_size: int = 10,
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = _utc_now,
@@ -157,6 +163,9 @@ class OutboxWorker:
         self.handlers = dict(handlers)
         self.policy = policy or RetryPolicy()
         self.lease = lease
+        self.renew_interval = renew_interval
+        """Real seconds between two renewals of the leases in hand (a fifth of the lease
+        when None)."""
         self.batch_size = batch_size
         self.metrics = metrics or Metrics()
         self.clock = clock
@@ -166,6 +175,7 @@ class OutboxWorker:
         self._paused_until: dict[str, datetime] = {}
         self._unavailable_streak: dict[str, int] = {}
         self._busy = False
+        self._leases: LeaseKeeper | None = None
 
     def run_once(self, stop: threading.Event | None = None) -> int:
         """Claim a batch of due jobs and apply them; return how many were claimed.
@@ -187,11 +197,24 @@ class OutboxWorker:
         with self.database.write() as conn:
             claimed = job_store.claim_jobs(conn, kinds, now, lease_until, self.batch_size)
         self._busy = len(claimed) == self.batch_size
+        if not claimed:
+            return 0
+        leases = LeaseKeeper(
+            self.database, claimed, lease_until, self.lease, self.clock, self.renew_interval
+        )
+        self._leases = leases
+        try:
+            with leases:
+                self._apply_claimed(claimed, stop, leases)
+        finally:
+            self._leases = None
+        return len(claimed)
 
+    def _apply_claimed(
+        self, claimed: list[Job], stop: threading.Event | None, leases: LeaseKeeper
+    ) -> None:
         def must_stop() -> bool:
-            # Half the lease left is a safe margin for one more job; past it, another worker
-            # could claim the job again while this one is still applying it.
-            return (stop is not None and stop.is_set()) or self.clock() >= now + self.lease / 2
+            return (stop is not None and stop.is_set()) or leases.running_short()
 
         pending = list(claimed)
         while pending:
@@ -211,7 +234,13 @@ class OutboxWorker:
             batch = [item for item in pending if item.kind == job.kind]
             pending = [item for item in pending if item.kind != job.kind]
             self._apply_batch(batch, apply_batch, must_stop)
-        return len(claimed)
+
+    def close(self) -> None:
+        """Release what the handlers keep between jobs (connections)."""
+        for handler in self.handlers.values():
+            close = getattr(handler, "close", None)
+            if close is not None:
+                close()
 
     def _paused(self, kind: str, now: datetime) -> bool:
         until = self._paused_until.get(kind)
@@ -260,6 +289,7 @@ class OutboxWorker:
             if not isinstance(exc, TransientJobError | PermanentJobError):
                 logger.exception("job %d (%s) raised an unexpected error", job.pk, job.kind)
             result = JobResult(error=exc)
+        self._let_go([job])
         with self.database.write() as conn:
             outcome = self._settle(conn, job, result)
         self._report(job, outcome)
@@ -297,6 +327,7 @@ class OutboxWorker:
             if result.started and result.error is None and result.payload is None
         ]
         done_pks = {job.pk for job in done}
+        self._let_go(runnable)
         with self.database.write() as conn:
             if persist is not None:
                 persist(conn)
@@ -360,13 +391,20 @@ class OutboxWorker:
         level = logging.WARNING if streak == 1 else logging.INFO
         logger.log(level, "jobs of kind %s paused for %.0f s: %s", kind, delay, error)
 
+    def _let_go(self, jobs: list[Job]) -> None:
+        """Stop renewing the lease of jobs about to be settled."""
+        if self._leases is not None:
+            self._leases.let_go(jobs)
+
     def _park(self, job: Job, error: str) -> None:
+        self._let_go([job])
         with self.database.write() as conn:
             settled = job_store.park(conn, job, self.clock(), error)
         self.metrics.increment(FAILURES, {"kind": job.kind})
         self._log_settled(job, settled, f"failed: {error}", level=logging.WARNING)
 
     def _release(self, unstarted: list[Job]) -> None:
+        self._let_go(unstarted)
         with self.database.write() as conn:
             for job in unstarted:
                 job_store.release(conn, job, self.clock())

@@ -1,10 +1,13 @@
 """How the outbox stands, for admins: queue depth and lag per kind, parked jobs, retrying them.
 
 Jobs are what the workers still owe LDAP and the mail server (see ``service/outbox.py``).
+Each kind has its own lane (``outbox_lanes.py``); :func:`lane_metrics` measures every lane's
+depth and lag for the status page, the CLI, ``/readyz`` and ``/metrics``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -18,7 +21,7 @@ from ..store.database import Database
 from ..store.jobs import JobInfo
 from . import audit
 
-__all__ = ["JobInfo", "OutboxStatus", "QueueSummary"]
+__all__ = ["JobInfo", "OutboxStatus", "QueueSummary", "lane_metrics"]
 
 
 @dataclass(frozen=True)
@@ -27,13 +30,52 @@ class QueueSummary:
 
     kind: str
     pending: int
-    """Queued, running or waiting to be retried."""
+    """The lane's depth: queued, running or waiting to be retried."""
+    running: int
+    """Of the pending ones, those a worker holds now."""
     retrying: int
     """Of the pending ones, those that failed at least once and wait for their next try."""
     failed: int
     """Parked after too many attempts or a permanent error; they wait for a retry by hand."""
     lag: timedelta | None
     """Age of the oldest pending job (None when nothing is pending)."""
+
+    @property
+    def lag_seconds(self) -> float:
+        """The lane's lag in seconds: how long its oldest pending job has waited (0 if none)."""
+        return 0.0 if self.lag is None else self.lag.total_seconds()
+
+
+def lane_metrics(
+    database: Database, kinds: Iterable[str] = (), now: datetime | None = None
+) -> list[QueueSummary]:
+    """Measure each lane's depth and lag from the job table, one summary per kind.
+
+    :param kinds: Kinds to report even when they have no job (the lanes that run); kinds
+        with jobs not done are reported anyway.
+    """
+    now = now or datetime.now(UTC)
+    with database.read() as conn:
+        counts = job_store.count_jobs(conn)
+    by_kind: dict[str, dict[str, int]] = {kind: {} for kind in kinds}
+    oldest: dict[str, datetime] = {}
+    for count in counts:
+        by_kind.setdefault(count.kind, {})[count.status] = count.count
+        if count.status in job_store.PENDING:
+            previous = oldest.get(count.kind)
+            if previous is None or count.oldest_created < previous:
+                oldest[count.kind] = count.oldest_created
+    return [
+        QueueSummary(
+            kind=kind,
+            pending=sum(by_status.get(status, 0) for status in job_store.PENDING),
+            running=by_status.get(job_store.JobStatus.RUNNING, 0),
+            retrying=by_status.get(job_store.JobStatus.RETRYING, 0),
+            failed=by_status.get(job_store.JobStatus.FAILED, 0),
+            lag=max(now - oldest[kind], timedelta(0)) if kind in oldest else None,
+        )
+        for kind, by_status in sorted(by_kind.items())
+    ]
 
 
 class OutboxStatus:
@@ -44,27 +86,7 @@ class OutboxStatus:
 
     def queues(self, now: datetime | None = None) -> list[QueueSummary]:
         """Return one summary per job kind that has jobs not yet done."""
-        now = now or datetime.now(UTC)
-        with self.database.read() as conn:
-            counts = job_store.count_jobs(conn)
-        kinds: dict[str, dict[str, int]] = {}
-        oldest: dict[str, datetime] = {}
-        for count in counts:
-            kinds.setdefault(count.kind, {})[count.status] = count.count
-            if count.status in job_store.PENDING:
-                previous = oldest.get(count.kind)
-                if previous is None or count.oldest_created < previous:
-                    oldest[count.kind] = count.oldest_created
-        return [
-            QueueSummary(
-                kind=kind,
-                pending=sum(by_status.get(status, 0) for status in job_store.PENDING),
-                retrying=by_status.get(job_store.JobStatus.RETRYING, 0),
-                failed=by_status.get(job_store.JobStatus.FAILED, 0),
-                lag=max(now - oldest[kind], timedelta(0)) if kind in oldest else None,
-            )
-            for kind, by_status in sorted(kinds.items())
-        ]
+        return lane_metrics(self.database, (), now)
 
     def parked(self, limit: int = 100) -> list[JobInfo]:
         """Return the failed jobs, oldest first (never their payloads, which may hold secrets)."""

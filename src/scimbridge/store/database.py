@@ -29,6 +29,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 Transaction = Connection
 DatabaseError = SQLAlchemyError
 
+_SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+
 UNAVAILABLE_RETRY_AFTER = 5
 """Seconds a client is told to wait (``Retry-After``) when the database cannot answer now."""
 
@@ -75,10 +77,18 @@ def error_summary(exc: BaseException) -> str:
 class Database:
     """The store's engine, and the one way code opens a transaction on it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL") -> None:
+        """Open the store at ``url``.
+
+        :param sqlite_synchronous: SQLite's ``synchronous`` mode: ``FULL`` (a commit is on
+            disk before it returns, surviving power loss) or ``NORMAL`` (faster; a power loss
+            can lose the last commits).
+        """
+        if sqlite_synchronous not in _SYNCHRONOUS_MODES:
+            raise ValueError(f"sqlite_synchronous must be one of {_SYNCHRONOUS_MODES}")
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
-        self.engine = _create_engine(url)
+        self.engine = _create_engine(url, sqlite_synchronous)
         self._writer_lock = _SqliteWriterLock.for_url(self.url)
         self._kept = _KeptConnections(self.engine) if self.dialect == "sqlite" else None
 
@@ -288,7 +298,7 @@ _JSON_OPTIONS: dict[str, Any] = {
 }
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(
@@ -312,10 +322,11 @@ def _create_engine(url: str) -> Engine:
         # Let SQLAlchemy, not the driver, decide when transactions begin (see _begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # WAL lets readers run beside the writer; synchronous=NORMAL still commits every
-        # transaction to the log before the request is answered.
+        # WAL lets readers run beside the writer. synchronous=FULL syncs the log on every
+        # commit, so an acknowledged write survives power loss; NORMAL syncs only at
+        # checkpoints, which a crash of the process survives but a power loss may not.
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
         # caseExact attributes need a case-sensitive LIKE; others compare lower-cased keys.

@@ -3,9 +3,11 @@
 A job is ``queued``, then ``running`` while a worker holds it, then ``done``; a transient
 failure makes it ``retrying`` until its next attempt, and a job that cannot succeed is parked
 as ``failed`` (``scimbridge jobs retry`` queues it again). While a job is ``running``,
-``available_at`` is the end of its worker's lease: a job whose worker died is claimed again
-once the lease ends (at-least-once delivery). ``attempts`` counts claims and fences the
-worker's result: a worker that lost its lease cannot settle a job claimed again since.
+``available_at`` is the end of its worker's lease, which a live worker renews every few
+seconds (:func:`renew_leases`): a job whose worker died is claimed again once the short lease
+ends (at-least-once delivery), a slow but live worker keeps it. ``attempts`` counts claims
+and fences the worker's result: a worker that lost its lease cannot settle a job claimed
+again since.
 
 Jobs of one kind with the same ordering key are applied one at a time, in primary-key order.
 That is commit order for jobs about one entry, because each transaction that queues such a
@@ -227,6 +229,28 @@ def mark_all_done(conn: Connection, done: Sequence[Job], now: datetime) -> set[i
             jobs.c.status == JobStatus.RUNNING,
         )
         .values(status=JobStatus.DONE, last_error=None, updated=to_db(now))
+        .returning(jobs.c.pk)
+    )
+    return set(result.scalars())
+
+
+def renew_leases(
+    conn: Connection, held: Sequence[Job], now: datetime, lease_until: datetime
+) -> set[int]:
+    """Extend the lease of jobs a live worker still applies, in one statement.
+
+    :returns: The primary keys of the jobs still held by their claim, hence renewed; a job
+        left out was settled meanwhile or claimed again by another worker.
+    """
+    if not held:
+        return set()
+    result = conn.execute(
+        update(jobs)
+        .where(
+            tuple_(jobs.c.pk, jobs.c.attempts).in_([(job.pk, job.attempts) for job in held]),
+            jobs.c.status == JobStatus.RUNNING,
+        )
+        .values(available_at=to_db(lease_until), updated=to_db(now))
         .returning(jobs.c.pk)
     )
     return set(result.scalars())

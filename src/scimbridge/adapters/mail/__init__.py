@@ -36,6 +36,9 @@ class MailTransport(Protocol):
     def send(self, message: MailMessage) -> None:
         """Send one message, or raise :class:`MailTemporaryError` / :class:`MailRejectedError`."""
 
+    def close(self) -> None:
+        """Release the connection kept between messages, if any."""
+
 
 def make_transport(settings: MailSettings) -> MailTransport:
     """Return the transport the mail settings choose."""

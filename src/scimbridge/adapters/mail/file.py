@@ -23,6 +23,9 @@ class FileTransport:
         """Say where messages go."""
         return f"file {self.directory}/"
 
+    def close(self) -> None:
+        """Nothing to release: each message is a file of its own."""
+
     def send(self, message: MailMessage) -> None:
         """Write the message; a half-written file is never visible under its final name.
 

@@ -49,6 +49,10 @@ class HttpTransport:
         """Say where messages go (never the key)."""
         return f"http POST {self.url}"
 
+    def close(self) -> None:
+        """Close the HTTP session's kept connections."""
+        self._session.close()
+
     def send(self, message: MailMessage) -> None:
         """Post one message.
 
