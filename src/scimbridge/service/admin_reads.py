@@ -167,13 +167,15 @@ class AdminReader(DirectoryReader):
             return listings.display_names(conn, sorted(ids))
 
     def export_audit_log(
-        self, filters: AuditFilters, *, chunk: int = EXPORT_CHUNK
+        self, filters: AuditFilters, *, chunk: int | None = None
     ) -> Iterator[AuditEvent]:
         """Yield every event the audit log shows with these filters, newest first.
 
-        Read ``chunk`` events per short read transaction: memory stays flat however many
-        events match, and no transaction is held open while a slow client downloads.
+        Read ``chunk`` events (default EXPORT_CHUNK) per short read transaction: memory stays
+        flat however many events match, and no transaction is held open while a slow client
+        downloads.
         """
+        chunk = chunk or EXPORT_CHUNK
         criteria = audit_store.AuditCriteria(
             target=filters.target,
             target_key=user_name_key(filters.target) if filters.target else None,
@@ -198,7 +200,7 @@ class AdminReader(DirectoryReader):
         status: UserStatus | None = None,
         role: str | None = None,
         text: str | None = None,
-        chunk: int = EXPORT_CHUNK,
+        chunk: int | None = None,
     ) -> Iterator[UserView]:
         """Yield every user the users table shows with these filters, oldest first.
 
@@ -210,7 +212,7 @@ class AdminReader(DirectoryReader):
             text_key=user_name_key(text) if text else None,
             role=self.role_condition(role) if role else None,
         )
-        return self._export_users(query, chunk)
+        return self._export_users(query, chunk or EXPORT_CHUNK)
 
     def _export_users(self, query: UserQuery, chunk: int) -> Iterator[UserView]:
         after: int | None = None
