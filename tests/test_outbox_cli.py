@@ -52,7 +52,8 @@ def test_jobs_list_shows_pending_and_failed_jobs_with_their_errors_not_their_sec
     url = str(database.url)
     result = run(url, "jobs", "list")
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    header, *lines = result.output.splitlines()
+    assert header.split("\t")[:3] == ["ID", "KIND", "STATE"]
     assert [line.split("\t")[:3] for line in lines] == [
         [str(failed_jobs[0]), "email", "failed"],
         [str(failed_jobs[1]), "email", "failed"],
@@ -60,9 +61,29 @@ def test_jobs_list_shows_pending_and_failed_jobs_with_their_errors_not_their_sec
     ]
     assert "user0@example.com refused: 550 no such user" in lines[0]
     assert LINK not in result.output
+    # A parked job will not run again: it has no next attempt; a queued one has.
+    assert lines[0].split("\t")[5] == "-"
+    assert lines[2].split("\t")[5] != "-"
 
     failed_only = run(url, "jobs", "list", "--status", "failed").output.splitlines()
-    assert len(failed_only) == 2
+    assert len(failed_only) == 1 + 2
+
+
+def test_jobs_list_says_no_jobs_when_nothing_matches(database: Database) -> None:
+    """An empty listing says so instead of printing nothing."""
+    result = run(str(database.url), "jobs", "list")
+    assert (result.exit_code, result.output) == (0, "no jobs\n")
+
+
+def test_jobs_list_shows_no_next_attempt_for_done_jobs(database: Database) -> None:
+    """A delivered message is done: no future attempt is listed for it."""
+    pk = queue_invitation(database, "done@example.com", LINK)
+    OutboxWorker(database, {EMAIL_JOB: lambda job: None}, clock=Clock()).run_once()
+    assert job(database, pk).status == "done"
+    result = run(str(database.url), "jobs", "list", "--status", "done")
+    header, line = result.output.splitlines()
+    assert line.split("\t")[:3] == [str(pk), "email", "done"]
+    assert line.split("\t")[5] == "-"
 
 
 def test_jobs_retry_requeues_the_named_failed_jobs(

@@ -81,12 +81,27 @@ def jobs_list(statuses: tuple[str, ...], kind: str | None, limit: int) -> None:
     """List jobs, oldest first: id, kind, state, attempts, key, next attempt, last error."""
     with _database(Settings()) as database, database.read() as conn:
         found = job_store.list_jobs(conn, statuses or _LISTED_BY_DEFAULT, kind, limit)
+    if not found:
+        click.echo("no jobs")
+        return
+    click.echo("\t".join(_JOB_COLUMNS))
     for job in found:
         click.echo(
-            f"{job.pk}\t{job.kind}\t{job.status}\tattempts {job.attempts}\t{job.ordering_key}"
-            f"\tnext {job.available_at.isoformat(timespec='seconds')}"
-            f"\t{job.last_error or ''}"
+            f"{job.pk}\t{job.kind}\t{job.status}\t{job.attempts}\t{job.ordering_key}"
+            f"\t{_next_attempt(job)}\t{job.last_error or ''}"
         )
+
+
+_JOB_COLUMNS = ("ID", "KIND", "STATE", "ATTEMPTS", "KEY", "NEXT ATTEMPT", "LAST ERROR")
+
+# Only a job that will still run has a next attempt: a done or parked job shows none.
+_WILL_RUN = (job_store.JobStatus.QUEUED, job_store.JobStatus.RETRYING)
+
+
+def _next_attempt(job: job_store.JobInfo) -> str:
+    if job.status not in _WILL_RUN:
+        return "-"
+    return job.available_at.isoformat(timespec="seconds")
 
 
 @jobs.command("retry")

@@ -6,6 +6,7 @@ API and the command line); this module adds what only the browser pages need.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,11 +31,16 @@ from .mapping import user_name_key
 __all__ = [
     "AdminGroupView",
     "AdminReader",
+    "AuditEvent",
     "AuditFilters",
     "GroupMember",
     "GroupNotFound",
     "UserSort",
 ]
+
+
+EXPORT_CHUNK = 500
+"""Rows an export reads per read transaction."""
 
 
 class GroupNotFound(LifecycleError):
@@ -134,19 +140,90 @@ class AdminReader(DirectoryReader):
     def audit_log(
         self, filters: AuditFilters, *, offset: int = 0, limit: int = 50
     ) -> Page[AuditEvent]:
-        """Return one page of audit events, newest first."""
+        """Return one page of audit events, newest first.
+
+        Filtering by a user's login (their address now, or one they had) finds every event
+        about them, whatever their address was at the time.
+        """
         with self.database.read() as conn:
             total, events = audit_store.query(
                 conn,
                 actor=filters.actor,
+                actor_key=user_name_key(filters.actor) if filters.actor else None,
                 action=filters.action,
                 target=filters.target,
+                target_key=user_name_key(filters.target) if filters.target else None,
                 since=filters.since,
                 until=filters.until,
                 offset=offset,
                 limit=limit,
             )
         return Page(events, total, events[-1].pk if events else None, offset + len(events) < total)
+
+    def actor_names(self, events: list[AuditEvent]) -> dict[str, str]:
+        """Return today's display names of the people who acted in these events, by id."""
+        ids = {e.actor_id for e in events if e.actor_id and e.actor_type in ("admin", "user")}
+        with self.database.read() as conn:
+            return listings.display_names(conn, sorted(ids))
+
+    def export_audit_log(
+        self, filters: AuditFilters, *, chunk: int | None = None
+    ) -> Iterator[AuditEvent]:
+        """Yield every event the audit log shows with these filters, newest first.
+
+        Read ``chunk`` events (default EXPORT_CHUNK) per short read transaction: memory stays
+        flat however many events match, and no transaction is held open while a slow client
+        downloads.
+        """
+        chunk = chunk or EXPORT_CHUNK
+        criteria = audit_store.AuditCriteria(
+            target=filters.target,
+            target_key=user_name_key(filters.target) if filters.target else None,
+            actor=filters.actor,
+            actor_key=user_name_key(filters.actor) if filters.actor else None,
+            action=filters.action,
+            since=filters.since,
+            until=filters.until,
+        )
+        before: int | None = None
+        while True:
+            with self.database.read() as conn:
+                events = audit_store.events_before(conn, criteria, before, chunk)
+            yield from events
+            if len(events) < chunk:
+                return
+            before = events[-1].pk
+
+    def export_users(
+        self,
+        *,
+        status: UserStatus | None = None,
+        role: str | None = None,
+        text: str | None = None,
+        chunk: int | None = None,
+    ) -> Iterator[UserView]:
+        """Yield every user the users table shows with these filters, oldest first.
+
+        Chunked like :meth:`export_audit_log`; UnknownRole is raised before the first user.
+        """
+        text = (text or "").strip()
+        query = UserQuery(
+            status=status.value if status else None,
+            text_key=user_name_key(text) if text else None,
+            role=self.role_condition(role) if role else None,
+        )
+        return self._export_users(query, chunk or EXPORT_CHUNK)
+
+    def _export_users(self, query: UserQuery, chunk: int) -> Iterator[UserView]:
+        after: int | None = None
+        while True:
+            with self.database.read() as conn:
+                records = listings.users_after(conn, query, after, chunk)
+                views = self._views(conn, records)
+            yield from views
+            if len(records) < chunk:
+                return
+            after = records[-1].pk
 
     def history_of(self, user_id: str, limit: int = 20) -> Page[AuditEvent]:
         """Return the newest audit events about one user."""

@@ -249,7 +249,7 @@ class UserDirectory:
                 active=True,
             )
         except ValidationError:
-            raise InvalidEmail(f"{email!r} is not a valid email address") from None
+            raise InvalidEmail(f"“{email}” is not a valid email address") from None
         if given_name or family_name:
             user.name = Name(given_name=given_name or None, family_name=family_name or None)
             user.display_name = " ".join(p for p in (given_name, family_name) if p)
@@ -270,14 +270,24 @@ class UserDirectory:
             raise EmailTaken(f"{email} already belongs to a user") from None
 
     def invite(
-        self, email: str, role: str, actor: Actor, request: RequestInfo | None = None
+        self,
+        email: str,
+        role: str,
+        actor: Actor,
+        request: RequestInfo | None = None,
+        *,
+        given_name: str | None = None,
+        family_name: str | None = None,
     ) -> str:
-        """Create an ``invited`` user with a role and email them an invitation; return the id."""
+        """Create an ``invited`` user with a role and email them an invitation; return the id.
+
+        The name is optional: the invitee can give or correct it when accepting.
+        """
         target_role = self.roles.get(role)
         now = _now()
         with self.database.write() as conn:
             record = self._insert_account(
-                conn, email, None, None, UserStatus.INVITED, None, False, now
+                conn, email, given_name, family_name, UserStatus.INVITED, None, False, now
             )
             self.ldap_sync.queue_user_sync(conn, record.id)
             self.role_membership.assign(conn, record.id, target_role, now)
@@ -292,7 +302,11 @@ class UserDirectory:
                 email,
                 request=request,
                 now=now,
-                changes={"email": email, "role": target_role.name},
+                changes={
+                    "email": email,
+                    "name": record.doc.get("displayName"),
+                    "role": target_role.name,
+                },
             )
             return record.id
 
@@ -404,7 +418,7 @@ class UserDirectory:
             try:
                 _apply_profile(user, changes)
             except ValidationError:
-                raise InvalidEmail(f"{changes.email!r} is not a valid email address") from None
+                raise InvalidEmail(f"“{changes.email}” is not a valid email address") from None
             new_email = primary_email(user)
             if new_email and new_email != old_email:
                 other = accounts.account_by_login(conn, user_name_key(new_email))
@@ -740,8 +754,18 @@ class UserDirectory:
             )
             return account.id
 
-    def accept_invitation(self, token: str, password: str, request: RequestInfo) -> str:
-        """Set the first password through an invitation link; the user becomes ``active``."""
+    def accept_invitation(
+        self,
+        token: str,
+        password: str,
+        request: RequestInfo,
+        *,
+        name: ProfileChanges | None = None,
+    ) -> str:
+        """Set the first password through an invitation link; the user becomes ``active``.
+
+        ``name`` (its given and family names) is what the invitee filled in on the page.
+        """
         now = _now()
         with self.database.write() as conn:
             account, link = self._live_link(conn, token, LinkPurpose.INVITATION)
@@ -749,6 +773,7 @@ class UserDirectory:
                 raise LinkInvalid("this invitation was already accepted")
             password_hash = self._checked_hash(account, password)
             self._use_link(conn, link)
+            renamed = self._rename(conn, account.id, name, now) if name else {}
             accounts.set_account_fields(
                 conn,
                 account.pk,
@@ -767,9 +792,25 @@ class UserDirectory:
                 account.user_name,
                 request=request,
                 now=now,
-                changes={"status": {"before": "invited", "after": "active"}},
+                changes={"status": {"before": "invited", "after": "active"}, **renamed},
             )
             return account.id
+
+    def _rename(
+        self, conn: Transaction, user_id: str, name: ProfileChanges, now: datetime
+    ) -> dict[str, Any]:
+        """Write given and family names onto a user; return what changed, for the audit."""
+        record = store.get(conn, "User", user_id, for_update=True)
+        if record is None:
+            raise UserNotFound(f"no user {user_id}")
+        user = user_model(record)
+        _apply_profile(
+            user, ProfileChanges(given_name=name.given_name, family_name=name.family_name)
+        )
+        if document(user) == record.doc:
+            return {}
+        saved = store.update_user(conn, record, user_columns(user), document(user), None, now)
+        return audit.document_changes(record.doc, saved.doc)
 
     def change_password(
         self,

@@ -89,6 +89,37 @@ def users_page(
     return total, records
 
 
+def users_after(
+    conn: Connection, query: UserQuery, after_pk: int | None, limit: int
+) -> list[StoredResource]:
+    """Return up to ``limit`` matching users created after ``after_pk``, oldest first.
+
+    Paging by key, uncounted: an export walks every match at the same cost per chunk.
+    """
+    where = user_filter(query)
+    if after_pk is not None:
+        where = where & (users.c.pk > after_pk)
+    keys = list(
+        conn.execute(select(users.c.pk).where(where).order_by(users.c.pk).limit(limit)).scalars()
+    )
+    if not keys:
+        return []
+    _, records = store.search(conn, "User", users.c.pk.in_(keys), (), 0, len(keys) + 1)
+    return sorted(records, key=lambda record: record.pk)
+
+
+def display_names(conn: Connection, user_ids: Sequence[str]) -> dict[str, str]:
+    """Return the display names of those of these users who have one, by id."""
+    if not user_ids:
+        return {}
+    rows = conn.execute(
+        select(users.c.id, users.c.display_name).where(
+            users.c.id.in_(list(user_ids)), users.c.display_name.is_not(None)
+        )
+    )
+    return {row.id: row.display_name for row in rows if row.display_name}
+
+
 # -- groups --------------------------------------------------------------------------------
 
 

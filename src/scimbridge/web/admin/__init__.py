@@ -35,6 +35,8 @@ from .common import AdminState
 from .common import directory
 from .common import roles
 from .common import url_with
+from .events import describe as describe_event
+from .events import through
 
 ADMIN_PERMISSION = "admin"
 """The permission (in ``config/roles.yaml``) that opens the User Directory."""
@@ -101,6 +103,12 @@ def _duration(value: timedelta | None) -> str:
     return f"{hours // 24} days {hours % 24} h"
 
 
+@bp.app_template_filter("through")
+def _through(value: datetime | None) -> str:
+    """Show when a temporary role ends as the day picked: "through 13 Dec 2026"."""
+    return through(value)
+
+
 @bp.app_template_filter("thousands")
 def _thousands(value: int) -> str:
     return f"{value:,}"
@@ -111,11 +119,8 @@ def _admin_context() -> dict[str, Any]:
     return {
         "section": _section(),
         "url_with": url_with,
-        "role_choices": [
-            (role.name, f"{role.name} — {role.description}" if role.description else role.name)
-            for role in sorted(roles().roles, key=lambda role: -role.priority)
-        ],
-        # Where the form is narrow (the profile), the names alone.
+        "describe_event": describe_event,
+        # The names alone: descriptions would be cut off in the dropdown (see ui.role_help).
         "role_names": [
             (role.name, role.name) for role in sorted(roles().roles, key=lambda r: -r.priority)
         ],

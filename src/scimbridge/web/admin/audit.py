@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC
 from datetime import date
 from datetime import datetime
 from datetime import time
 from datetime import timedelta
-from typing import Any
 
 from flask import Blueprint
 from flask import request
@@ -21,6 +19,8 @@ from .common import offset_of
 from .common import page_number
 from .common import pager
 from .common import reader
+from .events import describe
+from .exports import csv_download
 
 KNOWN_ACTIONS = (
     "user.invited",
@@ -52,8 +52,6 @@ KNOWN_ACTIONS = (
 )
 """Offered as suggestions in the action filter; any action can still be typed."""
 
-_MAX_VALUE = 120
-
 
 def _day(value: str) -> date | None:
     try:
@@ -62,26 +60,8 @@ def _day(value: str) -> date | None:
         return None
 
 
-def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1] + "…"
-
-
-def describe_changes(changes: dict[str, Any] | None) -> list[str]:
-    """Turn an event's changes into short lines: ``role: member → admin``."""
-    lines = []
-    for key, value in (changes or {}).items():
-        if isinstance(value, dict) and set(value) == {"before", "after"}:
-            before = "—" if value["before"] is None else _short(value["before"])
-            after = "—" if value["after"] is None else _short(value["after"])
-            lines.append(f"{key}: {before} → {after}")
-        else:
-            lines.append(f"{key}: {_short(value)}")
-    return lines
-
-
-def audit_log() -> Response:
-    """Show the audit log, filtered and paged."""
+def _filters() -> tuple[dict[str, str], AuditFilters]:
+    """Return the filters as typed (to show them again) and as the reader takes them."""
     values = {
         name: request.args.get(name, "").strip()[:255]
         for name in ("actor", "action", "target", "since", "until")
@@ -95,6 +75,12 @@ def audit_log() -> Response:
         # "Until" a day includes that day.
         until=datetime.combine(until, time(0), UTC) + timedelta(days=1) if until else None,
     )
+    return values, filters
+
+
+def audit_log() -> Response:
+    """Show the audit log, filtered and paged."""
+    values, filters = _filters()
     number = page_number()
     page = reader().audit_log(filters, offset=offset_of(number), limit=PER_PAGE)
     return render_page(
@@ -102,6 +88,8 @@ def audit_log() -> Response:
         page=page,
         pager=pager(page, number),
         values=values,
+        export_filters={name: value for name, value in values.items() if value},
+        actor_names=reader().actor_names(page.items),
         date_errors={
             name: "enter a date like 2030-01-31"
             for name in ("since", "until")
@@ -109,10 +97,50 @@ def audit_log() -> Response:
         },
         filtered=any(values.values()),
         known_actions=KNOWN_ACTIONS,
-        describe_changes=describe_changes,
     )
+
+
+_EXPORT_HEADER = [
+    "time (UTC)",
+    "event",
+    "action",
+    "actor type",
+    "actor id",
+    "actor",
+    "target type",
+    "target id",
+    "target",
+    "changes",
+    "client address",
+    "request id",
+]
+
+
+def audit_export() -> Response:
+    """Download the events the log shows with its filters, as CSV, newest first."""
+    _, filters = _filters()
+    rows = (
+        [
+            event.at,
+            words.sentence,
+            event.action,
+            event.actor_type,
+            event.actor_id,
+            event.actor_name,
+            event.target_type,
+            event.target_id,
+            event.target_name,
+            "; ".join(words.changes),
+            event.client_address,
+            event.request_id,
+        ]
+        for event in reader().export_audit_log(filters)
+        for words in (describe(event),)
+    )
+    return csv_download("audit-log", _EXPORT_HEADER, rows)
 
 
 def register(bp: Blueprint) -> None:
     """Add the audit log page."""
     bp.add_url_rule("/audit", view_func=audit_log, endpoint="audit")
+    bp.add_url_rule("/audit.csv", view_func=audit_export, endpoint="audit_export")

@@ -28,6 +28,7 @@ from ..forms import require
 from ..pages import render_page
 from ..pages import see_other
 from ..visitor import request_info
+from .clients import client_label
 from .common import actor
 from .common import add_lifecycle_error
 from .common import admin_visitor
@@ -48,6 +49,7 @@ NOTICES = {
     "sessions-ended": "Every session of the user has ended.",
     "suspended": "The user is suspended: they cannot log in, and every session has ended.",
     "reactivated": "The user is active again and can log in.",
+    "status-unchanged": "The status is unchanged.",
 }
 
 _PROFILE_FIELDS = (
@@ -89,7 +91,8 @@ def _session_rows(user_id: str) -> list[dict[str, Any]]:
     return [
         {
             "id": row.id,
-            "client": row.user_agent or "unknown client",
+            "client": client_label(row.user_agent),
+            "user_agent": row.user_agent or "",
             "address": row.client_address or "unknown address",
             "started": row.created,
             "last_seen": row.last_seen,
@@ -109,13 +112,15 @@ def _profile_page(
     role_values: dict[str, str] | None = None,
     alert: str | None = None,
 ) -> Response:
+    history = reader().history_of(view.id)
     return render_page(
         "admin/user.html",
         status,
         user=view,
         is_self=view.id == admin_visitor().account.id,
         sessions=_session_rows(view.id),
-        history=reader().history_of(view.id),
+        history=history,
+        actor_names=reader().actor_names(history.items),
         profile_errors=profile_errors or FormErrors(),
         profile_values=profile_values or _profile_values(view),
         role_errors=role_errors or FormErrors(),
@@ -264,6 +269,26 @@ def reactivate(user_id: str) -> Response:
     )
 
 
+def set_status(user_id: str) -> Response:
+    """Set the status from the profile's Status control: the same suspend and reactivate."""
+    wanted = request.form.get("status", "")
+
+    def act(view: UserView) -> None:
+        if wanted == UserStatus.SUSPENDED.value:
+            _not_self(view, "suspend")
+            directory().suspend(view.id, actor(), request_info())
+        elif wanted == UserStatus.ACTIVE.value:
+            directory().reactivate(view.id, actor(), request_info())
+        else:
+            raise InvalidTransition("choose Active or Suspended")
+
+    view = _user(user_id)
+    if wanted == view.status:
+        return _back(view.id, "status-unchanged")
+    notice = "suspended" if wanted == UserStatus.SUSPENDED.value else "reactivated"
+    return _act(user_id, notice, act)
+
+
 def delete(user_id: str) -> Response:
     """Confirm, then delete the user for good."""
     view = _user(user_id)
@@ -297,6 +322,7 @@ def register(bp: Blueprint) -> None:
         ("/sessions/end-all", end_all_sessions, "user_end_all_sessions"),
         ("/suspend", suspend, "user_suspend"),
         ("/reactivate", reactivate, "user_reactivate"),
+        ("/status", set_status, "user_set_status"),
     ):
         bp.add_url_rule(prefix + path, view_func=view_func, methods=["POST"], endpoint=endpoint)
     bp.add_url_rule(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from flask import Blueprint
 from flask import abort
@@ -32,6 +33,8 @@ from .common import page_number
 from .common import pager
 from .common import reader
 from .common import roles
+from .events import through
+from .exports import csv_download
 
 NOTICES = {
     "invited": "Invitation sent.",
@@ -47,8 +50,10 @@ STATUS_LABELS = {
     UserStatus.SUSPENDED.value: "Suspended",
 }
 
-# Addresses in the invite box may be separated by commas, semicolons, spaces or new lines.
-_ADDRESS_SEPARATORS = re.compile(r"[\s,;]+")
+# Each entry of the invite box is an address, or a name and an address in angle brackets
+# ("Ada Lovelace <ada@example.com>"); entries are separated by commas, semicolons, spaces or
+# new lines. A name holds no "@", so a bare address before it is never read as its name.
+_INVITEE = re.compile(r"(?:([^<>,;\n@]+?)\s*<([^<>]*)>)|([^\s,;<>]+)")
 
 # One form should not become a mass mailing by accident.
 MAX_INVITATIONS = 50
@@ -63,13 +68,18 @@ def _sort() -> tuple[UserSort, bool]:
     return sort, request.args.get("dir") == "desc"
 
 
-def users_table() -> Response:
-    """Show the users table: search, filter by status and role, sort, page."""
+def _table_filters() -> tuple[str, UserStatus | None, str]:
+    """Return the table's search text, status and role filters (unknown values ignored)."""
     text = request.args.get("q", "").strip()[:200]
     status_arg = request.args.get("status", "")
     status = UserStatus(status_arg) if status_arg in STATUS_LABELS else None
     role = request.args.get("role", "")
-    role = role if role in roles().by_name else ""
+    return text, status, role if role in roles().by_name else ""
+
+
+def users_table() -> Response:
+    """Show the users table: search, filter by status and role, sort, page."""
+    text, status, role = _table_filters()
     sort, descending = _sort()
     number = page_number()
     try:
@@ -99,6 +109,47 @@ def users_table() -> Response:
     )
 
 
+_EXPORT_HEADER = [
+    "id",
+    "username",
+    "display name",
+    "given name",
+    "family name",
+    "email",
+    "role",
+    "temporary role ends",
+    "status",
+    "last login (UTC)",
+    "created (UTC)",
+]
+
+
+def users_export() -> Response:
+    """Download the users the table shows with its filters, as CSV, oldest first."""
+    text, status, role = _table_filters()
+    try:
+        found = reader().export_users(status=status, role=role or None, text=text)
+    except UnknownRole:
+        return see_other(url_for("admin.users_export"))
+    rows = (
+        [
+            user.id,
+            user.user_name,
+            user.display_name,
+            user.given_name,
+            user.family_name,
+            user.email,
+            user.role,
+            through(user.role_until) if user.role_until else None,
+            STATUS_LABELS.get(user.status, user.status),
+            user.last_login,
+            user.created,
+        ]
+        for user in found
+    )
+    return csv_download("users", _EXPORT_HEADER, rows)
+
+
 def _address_box(errors: FormErrors) -> str:
     """Read the invite box: a pasted list spans lines, the one control character allowed."""
     text = request.form.get("emails", "").replace("\r\n", "\n").replace("\t", " ").strip()
@@ -111,12 +162,37 @@ def _address_box(errors: FormErrors) -> str:
     return text
 
 
-def _addresses(text: str) -> list[str]:
-    """Split the invite box into addresses, each once, in the order typed."""
-    seen: dict[str, str] = {}
-    for address in _ADDRESS_SEPARATORS.split(text):
-        if address and address.lower() not in seen:
-            seen[address.lower()] = address
+@dataclass(frozen=True)
+class Invitee:
+    """One entry of the invite box: an address and, optionally, the person's name."""
+
+    email: str
+    given_name: str | None = None
+    family_name: str | None = None
+
+    def __str__(self) -> str:
+        name = " ".join(p for p in (self.given_name, self.family_name) if p)
+        return f"{name} <{self.email}>" if name else self.email
+
+
+def _split_name(name: str) -> tuple[str | None, str | None]:
+    """Split a typed name: the last word is the family name (the invitee can correct it)."""
+    words = name.split()
+    if not words:
+        return None, None
+    if len(words) == 1:
+        return words[0], None
+    return " ".join(words[:-1]), words[-1]
+
+
+def invitees(text: str) -> list[Invitee]:
+    """Read the invite box: each address once (the first entry wins), in the order typed."""
+    seen: dict[str, Invitee] = {}
+    for match in _INVITEE.finditer(text):
+        name, bracketed, bare = match.groups()
+        email = (bracketed if bare is None else bare).strip()
+        if email and email.lower() not in seen:
+            seen[email.lower()] = Invitee(email, *_split_name(name or ""))
     return list(seen.values())
 
 
@@ -131,19 +207,26 @@ def invite() -> Response:
         require(errors, values, "emails", "enter at least one email address")
         if values["role"] not in roles().by_name:
             errors.add("role", "choose a role")
-        addresses = _addresses(values["emails"])
-        if len(addresses) > MAX_INVITATIONS:
+        people = invitees(values["emails"])
+        if len(people) > MAX_INVITATIONS:
             errors.add("emails", f"invite at most {MAX_INVITATIONS} addresses at once")
         if not errors:
             refused: list[str] = []
-            for address in addresses:
+            for person in people:
                 try:
-                    directory().invite(address, values["role"], actor(), request_info())
+                    directory().invite(
+                        person.email,
+                        values["role"],
+                        actor(),
+                        request_info(),
+                        given_name=person.given_name,
+                        family_name=person.family_name,
+                    )
                 except LifecycleError as exc:
                     add_lifecycle_error(errors, exc, "emails")
-                    refused.append(address)
+                    refused.append(str(person))
                 else:
-                    invited.append(address)
+                    invited.append(person.email)
             if not errors:
                 many = len(invited) > 1
                 return see_other(
@@ -242,6 +325,7 @@ def register(bp: Blueprint) -> None:
     both = ["GET", "POST"]
     bp.add_url_rule("/", view_func=users_table, endpoint="users")
     bp.add_url_rule("/users", view_func=users_table, endpoint="users_list")
+    bp.add_url_rule("/users.csv", view_func=users_export, endpoint="users_export")
     bp.add_url_rule("/users/invite", view_func=invite, methods=both, endpoint="invite")
     bp.add_url_rule("/users/new", view_func=create, methods=both, endpoint="create")
     bp.add_url_rule(

@@ -17,6 +17,7 @@ from ...domain.lifecycle import LoginRefused
 from ...domain.lifecycle import PasswordRejected
 from ...domain.lifecycle import RateLimited
 from ...domain.lifecycle import UserStatus
+from ...service.lifecycle import ProfileChanges
 from ..forms import FormErrors
 from ..forms import read_fields
 from ..forms import require
@@ -80,18 +81,19 @@ def _link_password_form(
     template: str,
     dead_link: str,
     set_password: Callable[[str], Response],
+    other_fields: tuple[str, ...] = (),
 ) -> Response:
     """Show the new-password form of an emailed link; on POST set the password through it.
 
     ``set_password`` applies the new password (it raises the service's refusals) and returns
-    the answer to a success.
+    the answer to a success. ``other_fields`` are read (trimmed) and checked along with it.
     """
     account = _live_account(token, purpose)
     if account is None:
         return _link_invalid(dead_link)
     errors = FormErrors()
     if request.method == "POST":
-        values = read_fields(errors, *_NEW_PASSWORD_FIELDS)
+        values = read_fields(errors, *_NEW_PASSWORD_FIELDS, *other_fields, strip=other_fields)
         _check_new_password(errors, values, account)
         if not errors:
             try:
@@ -107,7 +109,12 @@ def invitation(token: str) -> Response:
     """Show the set-password form of an invitation; on POST activate the account."""
 
     def accept(password: str) -> Response:
-        directory().accept_invitation(token, password, request_info())
+        # The invitee confirms or corrects the name the admin typed (or gives one).
+        name = ProfileChanges(
+            given_name=request.form.get("given_name", "").strip(),
+            family_name=request.form.get("family_name", "").strip(),
+        )
+        directory().accept_invitation(token, password, request_info(), name=name)
         return see_other(url_for("auth.login", notice="invitation-accepted"))
 
     return _link_password_form(
@@ -116,6 +123,7 @@ def invitation(token: str) -> Response:
         "auth/invitation.html",
         "This invitation link is no longer valid.",
         accept,
+        other_fields=("given_name", "family_name"),
     )
 
 

@@ -75,10 +75,21 @@
   }
 
   // -- confirmation dialogs -------------------------------------------------------------------
-  // A form with data-confirm="question" asks first in a modal dialog (Escape or Cancel keeps
-  // things as they are). Delegated, so forms loaded by the live search are covered too.
+  // A form with data-confirm="question" asks first in a modal dialog (Escape or the second
+  // button keeps things as they are). data-confirm-yes and data-confirm-no name the two
+  // buttons; each defaults so that the two never read the same ("Cancel" the action would
+  // otherwise face "Cancel" the dialog). Delegated, so forms loaded by the live search are
+  // covered too.
 
-  function ask(question, actionLabel, dangerous) {
+  function choices(form, button) {
+    var action = button ? button.childNodes[0].textContent.trim() : "Confirm";
+    var yes = form.dataset.confirmYes || action;
+    var no = form.dataset.confirmNo || "Cancel";
+    if (yes.toLowerCase() === no.toLowerCase()) no = "Keep";
+    return { yes: yes, no: no };
+  }
+
+  function ask(question, labels, dangerous) {
     return new Promise(function (resolve) {
       var opener = document.activeElement;
       var dialog = document.createElement("dialog");
@@ -92,11 +103,11 @@
       var yes = document.createElement("button");
       yes.type = "button";
       yes.className = dangerous ? "danger" : "";
-      yes.textContent = actionLabel;
+      yes.textContent = labels.yes;
       var no = document.createElement("button");
       no.type = "button";
       no.className = "secondary";
-      no.textContent = "Cancel";
+      no.textContent = labels.no;
       row.append(yes, no);
       dialog.append(text, row);
       yes.addEventListener("click", function () { dialog.close("yes"); });
@@ -122,9 +133,8 @@
     }
     event.preventDefault();
     var button = form.querySelector("button[type=submit]");
-    var label = button ? button.childNodes[0].textContent.trim() : "Confirm";
     var dangerous = button ? button.classList.contains("danger") : false;
-    ask(form.dataset.confirm, label, dangerous).then(function (confirmed) {
+    ask(form.dataset.confirm, choices(form, button), dangerous).then(function (confirmed) {
       if (!confirmed) return;
       form.dataset.confirmed = "yes";
       if (form.requestSubmit) form.requestSubmit();
