@@ -241,7 +241,7 @@ class UserDirectory:
         # SCIM clients may store any string as an email (domain.emails); people here give
         # the address their mail will go to.
         if not is_email_address(email):
-            raise InvalidEmail(f"{email!r} is not a valid email address")
+            raise InvalidEmail(f"“{email}” is not a valid email address")
         try:
             user = UserResource(
                 user_name=email,
@@ -1093,7 +1093,7 @@ def _apply_profile(user: UserResource, changes: ProfileChanges) -> None:
         )
     if changes.email is not None and changes.email:
         if not is_email_address(changes.email):
-            raise InvalidEmail(f"{changes.email!r} is not a valid email address")
+            raise InvalidEmail(f"“{changes.email}” is not a valid email address")
         others = [e for e in user.emails or [] if not e.primary]
         user.emails = [Email(value=changes.email, primary=True, type="work"), *others]
     if changes.phone_numbers is not None:
