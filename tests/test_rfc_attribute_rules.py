@@ -230,10 +230,30 @@ def test_schemas_are_published_as_validation_reads_them(scim: ScimClient) -> Non
     assert scim.put(f"/Users/{user_id}", body).status_code == 200
     manager = scim.get(f"/Users/{user_id}").json[ENTERPRISE_SCHEMA]["manager"]
     assert manager == {"value": manager_id, "$ref": f"http://scim.test/scim/v2/Users/{manager_id}"}
+    assert scim.get("/ResourceTypes/User").json["description"] == "User Account"
     schema = scim.get(f"/Schemas/{ENTERPRISE_SCHEMA}").json
     manager_schema = next(each for each in schema["attributes"] if each["name"] == "manager")
-    assert {sub["name"]: sub["required"] for sub in manager_schema["subAttributes"]} == {
-        "value": False,
-        "$ref": False,
-        "displayName": False,
+    flags = {
+        sub["name"]: (sub["required"], sub["caseExact"], sub["mutability"])
+        for sub in manager_schema["subAttributes"]
     }
+    assert flags == {
+        "value": (False, False, "readWrite"),
+        "$ref": (False, False, "readWrite"),
+        "displayName": (False, False, "readOnly"),
+    }
+
+
+def test_a_search_body_names_its_members_in_any_case(app: Flask) -> None:
+    """``{"Filter": …, "SortBy": …}`` in a POST /.search, and Entra's unquoted value."""
+    entra = _token(app, "entra")
+    _user(entra)
+    created(entra.post("/Users", user_payload("bob")))
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "Filter": "UserName eq ada",
+        "Attributes": ["UserName"],
+    }
+    response = entra.post("/Users/.search", body)
+    assert response.status_code == 200, response.json
+    assert [user["userName"] for user in response.json["Resources"]] == ["ada"]
