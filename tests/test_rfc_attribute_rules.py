@@ -20,6 +20,7 @@ from scim2_models import SearchRequest
 from scimbridge.app import create_app
 from scimbridge.domain.lifecycle import InvalidTransition
 from scimbridge.domain.resources import UserResource
+from scimbridge.scim.quirks import PROFILE_TOLERANCES
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database
 from scimbridge.store.filters import compile_filter
@@ -182,10 +183,19 @@ def _emails(*values: tuple[str, str, bool]) -> list[dict[str, Any]]:
     return [{"value": value, "type": kind, "primary": primary} for value, kind, primary in values]
 
 
-def test_a_user_whose_only_email_is_no_address_is_not_invited(inviting_app: Flask) -> None:
-    entra = _token(inviting_app, "entra")
+@pytest.mark.parametrize("profile", ["strict", "entra", "okta", "generic"])
+def test_a_user_whose_only_email_is_no_address_is_not_invited(
+    inviting_app: Flask, profile: str
+) -> None:
+    client = _token(inviting_app, profile)
     body = user_payload("upd-user", emails=_emails(("upd-0c1f", "work", True)))
-    user_id = created(entra.post("/Users", body))
+    response = client.post("/Users", body)
+    if "email-not-an-address" not in PROFILE_TOLERANCES[profile]:
+        assert response.status_code == 400 and response.json["scimType"] == "invalidValue"
+        assert client.get('/Users?filter=userName eq "upd-user"').json["totalResults"] == 0
+        assert queued_emails(_database(inviting_app)) == []
+        return
+    user_id = created(response)
     directory = inviting_app.extensions["scimbridge"].directory
     assert directory.account(user_id).status == "active"
     assert directory.account(user_id).email is None
