@@ -130,6 +130,17 @@ def test_an_empty_string_never_clears_a_required_attribute(app: Flask) -> None:
     assert entra.get(f"/Users/{user_id}").json["userName"] == "ada"
 
 
+def test_an_empty_string_never_clears_a_groups_display_name(app: Flask) -> None:
+    generic = _token(app, "generic")
+    body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Ops"}
+    group_id = created(generic.post("/Groups", body))
+    operation = {"op": "replace", "path": "displayName", "value": ""}
+    response = generic.patch(f"/Groups/{group_id}", patch_payload(operation))
+    assert response.status_code == 400
+    assert response.json["scimType"] == "invalidValue"
+    assert generic.get(f"/Groups/{group_id}").json["displayName"] == "Ops"
+
+
 def test_clearing_what_is_not_there_changes_nothing(app: Flask) -> None:
     """``""`` for a work email the user does not have: nothing to clear, the user stays."""
     entra = _token(app, "entra")

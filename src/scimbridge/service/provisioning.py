@@ -523,6 +523,9 @@ class ProvisioningService:
         self, conn: Transaction, record: StoredResource, group: GroupResource
     ) -> StoredResource:
         group.members = None
+        if not group.display_name:
+            # A PATCH may leave it empty, which validation of a whole resource never sees.
+            raise InvalidValueException(detail="displayName is required and must not be empty")
         try:
             return store.update_group(conn, record, group_columns(group), document(group), _now())
         except DuplicateKey:
