@@ -20,6 +20,7 @@ from scim2_models import SearchRequest
 from scimbridge.app import create_app
 from scimbridge.domain.lifecycle import InvalidTransition
 from scimbridge.domain.resources import UserResource
+from scimbridge.scim.quirks import PROFILE_TOLERANCES
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database
 from scimbridge.store.filters import compile_filter
@@ -129,6 +130,17 @@ def test_an_empty_string_never_clears_a_required_attribute(app: Flask) -> None:
     assert entra.get(f"/Users/{user_id}").json["userName"] == "ada"
 
 
+def test_an_empty_string_never_clears_a_groups_display_name(app: Flask) -> None:
+    generic = _token(app, "generic")
+    body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Ops"}
+    group_id = created(generic.post("/Groups", body))
+    operation = {"op": "replace", "path": "displayName", "value": ""}
+    response = generic.patch(f"/Groups/{group_id}", patch_payload(operation))
+    assert response.status_code == 400
+    assert response.json["scimType"] == "invalidValue"
+    assert generic.get(f"/Groups/{group_id}").json["displayName"] == "Ops"
+
+
 def test_clearing_what_is_not_there_changes_nothing(app: Flask) -> None:
     """``""`` for a work email the user does not have: nothing to clear, the user stays."""
     entra = _token(app, "entra")
@@ -182,10 +194,19 @@ def _emails(*values: tuple[str, str, bool]) -> list[dict[str, Any]]:
     return [{"value": value, "type": kind, "primary": primary} for value, kind, primary in values]
 
 
-def test_a_user_whose_only_email_is_no_address_is_not_invited(inviting_app: Flask) -> None:
-    entra = _token(inviting_app, "entra")
+@pytest.mark.parametrize("profile", ["strict", "entra", "okta", "generic"])
+def test_a_user_whose_only_email_is_no_address_is_not_invited(
+    inviting_app: Flask, profile: str
+) -> None:
+    client = _token(inviting_app, profile)
     body = user_payload("upd-user", emails=_emails(("upd-0c1f", "work", True)))
-    user_id = created(entra.post("/Users", body))
+    response = client.post("/Users", body)
+    if "email-not-an-address" not in PROFILE_TOLERANCES[profile]:
+        assert response.status_code == 400 and response.json["scimType"] == "invalidValue"
+        assert client.get('/Users?filter=userName eq "upd-user"').json["totalResults"] == 0
+        assert queued_emails(_database(inviting_app)) == []
+        return
+    user_id = created(response)
     directory = inviting_app.extensions["scimbridge"].directory
     assert directory.account(user_id).status == "active"
     assert directory.account(user_id).email is None
@@ -230,10 +251,30 @@ def test_schemas_are_published_as_validation_reads_them(scim: ScimClient) -> Non
     assert scim.put(f"/Users/{user_id}", body).status_code == 200
     manager = scim.get(f"/Users/{user_id}").json[ENTERPRISE_SCHEMA]["manager"]
     assert manager == {"value": manager_id, "$ref": f"http://scim.test/scim/v2/Users/{manager_id}"}
+    assert scim.get("/ResourceTypes/User").json["description"] == "User Account"
     schema = scim.get(f"/Schemas/{ENTERPRISE_SCHEMA}").json
     manager_schema = next(each for each in schema["attributes"] if each["name"] == "manager")
-    assert {sub["name"]: sub["required"] for sub in manager_schema["subAttributes"]} == {
-        "value": False,
-        "$ref": False,
-        "displayName": False,
+    flags = {
+        sub["name"]: (sub["required"], sub["caseExact"], sub["mutability"])
+        for sub in manager_schema["subAttributes"]
     }
+    assert flags == {
+        "value": (False, False, "readWrite"),
+        "$ref": (False, False, "readWrite"),
+        "displayName": (False, False, "readOnly"),
+    }
+
+
+def test_a_search_body_names_its_members_in_any_case(app: Flask) -> None:
+    """``{"Filter": …, "SortBy": …}`` in a POST /.search, and Entra's unquoted value."""
+    entra = _token(app, "entra")
+    _user(entra)
+    created(entra.post("/Users", user_payload("bob")))
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "Filter": "UserName eq ada",
+        "Attributes": ["UserName"],
+    }
+    response = entra.post("/Users/.search", body)
+    assert response.status_code == 200, response.json
+    assert [user["userName"] for user in response.json["Resources"]] == ["ada"]

@@ -29,7 +29,7 @@ class Manager(_Manager):
     value: Annotated[str | None, Required.false, CaseExact.false] = None
     """The id of the SCIM resource representing the User's manager."""
 
-    ref: Annotated[Reference[User] | None, Required.false] = Field(  # type: ignore[type-arg]
+    ref: Annotated[Reference[User] | None, Required.false, CaseExact.false] = Field(  # type: ignore[type-arg]
         None, serialization_alias="$ref", validation_alias="$ref"
     )
     """The URI of the SCIM resource representing the User's manager."""

@@ -89,13 +89,14 @@ def _record_deviations(response: Response) -> Response:
 def root_search() -> Response:
     """Search users and groups at once (RFC 7644 §3.4.3); results list users first."""
     body = json_body()
-    if "cursor" in body:
+    if any(key.lower() == "cursor" for key in body):
         raise InvalidValueException(
             detail="cursor paging is offered on /Users/.search and /Groups/.search, "
             "not across resource types"
         )
-    if isinstance(body.get("filter"), str):
-        body["filter"] = normalize_filter(body["filter"], UserResource, g.client_profile)
+    for key, value in body.items():
+        if key.lower() == "filter" and isinstance(value, str):
+            body[key] = normalize_filter(value, UserResource, g.client_profile)
     query: SearchRequest[Any] = SearchRequest[UserResource | Group].model_validate(
         body, scim_ctx=Context.SEARCH_REQUEST
     )

@@ -26,6 +26,7 @@ from ..domain.resources import User
 from ..settings import Settings
 from .responses import list_body
 from .responses import scim_response
+from .schemas import RESOURCE_TYPE_DESCRIPTIONS
 from .schemas import schema_documents
 
 
@@ -87,6 +88,7 @@ def _resource_types(settings: Settings) -> list[dict[str, Any]]:
         body = ResourceType.from_resource(model).model_dump(
             scim_ctx=Context.RESOURCE_QUERY_RESPONSE
         )
+        body["description"] = RESOURCE_TYPE_DESCRIPTIONS.get(body["id"], body.get("description"))
         body["meta"] = {
             "resourceType": "ResourceType",
             "location": f"{settings.scim_base_url}/ResourceTypes/{body['id']}",

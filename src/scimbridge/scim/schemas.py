@@ -33,6 +33,9 @@ _DESCRIPTIONS = {
 }
 """Schema descriptions, as RFC 7643 §8.7.1 gives them for its own schemas."""
 
+RESOURCE_TYPE_DESCRIPTIONS = {"User": "User Account", "Group": "Group"}
+"""Resource type descriptions, as RFC 7643 §8.6 gives them."""
+
 _WITH_EXTERNAL_ID = frozenset({str(User.__schema__), str(Group.__schema__)})
 
 EXTERNAL_ID = Attribute(

@@ -47,8 +47,10 @@ def _profile() -> ClientProfile:
 
 def _search_body(model: Any) -> SearchRequest[Any]:
     body = json_body()
-    if isinstance(body.get("filter"), str):
-        body["filter"] = normalize_filter(body["filter"], model, _profile())
+    for key, value in body.items():
+        # Member names are case-insensitive (RFC 7643 §2.1): "Filter" is the filter too.
+        if key.lower() == "filter" and isinstance(value, str):
+            body[key] = normalize_filter(value, model, _profile())
     return SearchRequest[model].model_validate(body, scim_ctx=Context.SEARCH_REQUEST)
 
 

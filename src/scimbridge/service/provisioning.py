@@ -341,7 +341,7 @@ class ProvisioningService:
             check_if_match(record, if_match)
             previous = user_model(record)
             user.replace(previous)
-            _admit_new_emails(tolerance, previous, user)
+            _admit_new_emails(tolerance, _email_values(previous), user)
             try:
                 record = self._write_user(conn, record, user, caller or Caller())
             except ConcurrentUpdate:
@@ -597,6 +597,9 @@ class ProvisioningService:
         self, conn: Transaction, record: StoredResource, group: GroupResource
     ) -> StoredResource:
         group.members = None
+        if not group.display_name:
+            # A PATCH may leave it empty, which validation of a whole resource never sees.
+            raise InvalidValueException(detail="displayName is required and must not be empty")
         try:
             return store.update_group(conn, record, group_columns(group), document(group), _now())
         except DuplicateKey:
@@ -871,7 +874,8 @@ def _load_invitations(conn: Transaction, records: list[StoredResource]) -> None:
 def _apply_patch(patch: PatchOp[Any], resource: Any, tolerance: PatchTolerance | None) -> bool:
     """Apply a PATCH under the client's policy; retry a filter that matched nothing if allowed."""
     policy = tolerance.policy if tolerance else None
-    before = resource.model_copy(deep=True) if tolerance is not None else None
+    # Only the email values are kept aside: a PATCH is on the hot path, a copy is not free.
+    before = _email_values(resource) if tolerance is not None else None
     try:
         changed = patch.patch(resource, policy)
     except NoTargetException as exc:
@@ -885,11 +889,13 @@ def _apply_patch(patch: PatchOp[Any], resource: Any, tolerance: PatchTolerance |
     return changed
 
 
-def _admit_new_emails(tolerance: PatchTolerance | None, before: Any, after: Any) -> None:
-    """Let the client's profile judge the email values a write adds (users only)."""
-    if tolerance is None:
+def _admit_new_emails(
+    tolerance: PatchTolerance | None, before: list[str] | None, after: Any
+) -> None:
+    """Let the client's profile judge the email values a write adds to ``before`` (users)."""
+    if tolerance is None or before is None:
         return
-    kept = set(_email_values(before))
+    kept = set(before)
     tolerance.admit_email_values(value for value in _email_values(after) if value not in kept)
 
 
