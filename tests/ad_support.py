@@ -28,6 +28,7 @@ from .ad_server import SambaDc
 from .ad_server import samba_dc
 from .ldap_support import drain
 from .ldap_support import fast_worker_settings
+from .lifecycle_support import ROLES_FILE
 
 _subtrees = itertools.count()
 
@@ -94,6 +95,7 @@ class AdSyncEnv:
             ldap=self.ldap,
             worker=fast_worker_settings(),
             lifecycle=LifecycleSettings(on_scim_create="invite"),
+            roles={"file": ROLES_FILE},
         )
         self.database = Database(self.settings.database_url)
         upgrade(self.database)

@@ -35,6 +35,7 @@ from .ad_support import ad_env
 from .ad_support import ad_settings
 from .ad_support import bind_result
 from .ad_support import samba  # noqa: F401  (the session's DC fixture)
+from .admin_support import PageClient
 from .lifecycle_support import BROWSER
 from .lifecycle_support import latest_email
 from .lifecycle_support import use_fast_password_hashing
@@ -332,6 +333,18 @@ def test_a_taken_logon_name_is_parked_at_once_and_shown(env: AdSyncEnv) -> None:
     [(status, error, attempts)] = rows
     assert status == "failed" and attempts == 1
     assert "already in use" in error and "same.name" in error
+    # The admin sees the directory's message on the Sync and mail page and the profile.
+    admin_email = "sync.admin@example.com"
+    env.directory_service.invite(admin_email, "admin", ADMIN)
+    token = latest_email(env.database, "invitation", admin_email).token
+    env.directory_service.accept_invitation(token, AD_PASSWORD, BROWSER)
+    browser = PageClient(env.app)
+    browser.login(admin_email, AD_PASSWORD)
+    for path in ("/admin/status", f"/admin/users/{second}"):
+        page = browser.get(path).text
+        assert "already in use" in page and "same.name" in page, path
+    assert "Directory sync refused" in browser.get(f"/admin/users/{second}").text
+    assert "Directory sync refused" not in browser.get(f"/admin/users/{first}").text
     # The user's next change is not held behind the parked job.
     fixed = patch(
         env,

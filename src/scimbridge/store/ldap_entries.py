@@ -360,6 +360,25 @@ def pending_payloads(conn: Connection, kind: str, ordering_key: str) -> list[dic
     return [dict(payload) for payload in conn.execute(query).scalars()]
 
 
+@dataclass(frozen=True)
+class ParkedJob:
+    """A parked (failed) job, without its payload."""
+
+    pk: int
+    last_error: str | None
+    updated: datetime
+
+
+def parked_jobs(conn: Connection, kind: str, ordering_key: str) -> list[ParkedJob]:
+    """Return the parked jobs with this kind and key (an entry's refusals), oldest first."""
+    query = (
+        select(jobs.c.pk, jobs.c.last_error, jobs.c.updated)
+        .where(jobs.c.kind == kind, jobs.c.ordering_key == ordering_key, jobs.c.status == "failed")
+        .order_by(jobs.c.pk)
+    )
+    return [ParkedJob(row.pk, row.last_error, from_db(row.updated)) for row in conn.execute(query)]
+
+
 def replace_job_payloads(conn: Connection, payloads: dict[int, dict[str, Any]]) -> None:
     """Replace the payloads of jobs (a password job's secret leaves when the job settles)."""
     for pk, payload in payloads.items():

@@ -36,6 +36,7 @@ from .common import directory
 from .common import notice_from
 from .common import reader
 from .common import roles
+from .common import state
 from .users import STATUS_LABELS
 
 NOTICES = {
@@ -116,6 +117,7 @@ def _profile_page(
         is_self=view.id == admin_visitor().account.id,
         sessions=_session_rows(view.id),
         history=reader().history_of(view.id),
+        sync_refusals=state().outbox.parked_sync_of_user(view.id),
         profile_errors=profile_errors or FormErrors(),
         profile_values=profile_values or _profile_values(view),
         role_errors=role_errors or FormErrors(),
