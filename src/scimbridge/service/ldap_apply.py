@@ -579,7 +579,7 @@ class LdapSyncHandler:
                 if row is not None:
                     entry = self._full_user_entry(resource_id, row)
         current.pop("pwdLastSet", None)
-        changes = changed_attributes(current, entry.attributes)
+        changes = changed_attributes(current, entry.attributes, self.builder.dn_valued)
         if resource_type == "User":
             self._only_flag_bit(entry.dn, changes, current)
         classes = found.get("objectclass", [])

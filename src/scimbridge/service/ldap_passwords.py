@@ -4,11 +4,12 @@ Active Directory accepts a password only as ``unicodePwd``, in clear, over TLS, 
 scimbridge keeps no clear or reversible password at rest. So a new password goes to the
 directory while the request that set it still holds it:
 
-1. **At once**, from the request, when the user's entry is written and no earlier sync job of
-   that user is still queued: the directory's answer decides. A policy refusal (complexity,
-   history: ``constraintViolation 0000052D``) becomes :class:`PasswordRejected` and the whole
-   change is rolled back, so the page (or SCIM request) that set the password shows it.
-2. **Otherwise** (no entry yet, the directory unreachable, an earlier job queued): the
+1. **At once**, from the request, when the user's entry is written (its record is confirmed)
+   and no older password of that user waits in the outbox: the directory's answer decides.
+   A policy refusal (complexity, history: ``constraintViolation 0000052D``) becomes
+   :class:`PasswordRejected` and the whole change is rolled back, so the page (or SCIM
+   request) that set the password shows it.
+2. **Otherwise** (no entry yet, the directory unreachable, an older password queued): the
    password rides in an ``ldap`` job of the user, encrypted with a key derived from the
    secret key (Fernet: AES-128-CBC + HMAC-SHA256), applied after the user's earlier jobs. The
    secret leaves the job's row in the transaction that settles it (done or parked), and a
@@ -130,8 +131,9 @@ class DirectoryPasswords:
 
     def _write_now(self, conn: Transaction, user_id: str, password: str) -> bool:
         """Try the directory at once; False when the password must wait in the outbox."""
-        if ldap_store.has_pending_job(conn, LDAP_JOB, user_key(user_id)):
-            return False  # an earlier change of this user (its creation…) must land first
+        pending = ldap_store.pending_payloads(conn, LDAP_JOB, user_key(user_id))
+        if any(payload.get("op") == PASSWORD_OP for payload in pending):
+            return False  # an older password waits: this one must land after it
         written = ldap_store.written_entries(conn, [user_id]).get(user_id)
         if written is None or ldap_store.unconfirmed_dns(conn, [user_id]):
             return False
@@ -140,7 +142,9 @@ class DirectoryPasswords:
                 directory.set_unicode_pwd(written.dn, password)
         except ConstraintViolation as exc:
             if exc.password_policy:
-                raise PasswordRejected([f"the directory refused it: {exc.message}"]) from None
+                raise PasswordRejected(
+                    [f"the directory's password policy refused it: {exc.message}"]
+                ) from None
             logger.info("password of %s queued: %s", user_id, exc)
             return False
         except LdapError as exc:

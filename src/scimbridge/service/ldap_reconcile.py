@@ -310,7 +310,11 @@ class LdapReconciler:
     ) -> None:
         entry = item.entry
         values = _lower_keys(current.attributes)
-        changes = changed_attributes(current.attributes, entry.attributes)
+        changes = changed_attributes(
+            current.attributes,
+            entry.attributes,
+            self.builder.dn_valued if item.resource_type == "User" else frozenset(),
+        )
         if item.resource_type == "User":
             self._only_flag_bit(values, changes)
         classes = values.get("objectclass", [])

@@ -17,9 +17,13 @@ from datetime import timedelta
 from ..domain.lifecycle import Actor
 from ..domain.lifecycle import RequestInfo
 from ..store import jobs as job_store
+from ..store import ldap_entries
 from ..store.database import Database
 from ..store.jobs import JobInfo
+from ..store.ldap_entries import ParkedJob
 from . import audit
+from .ldap_sync import LDAP_JOB
+from .ldap_sync import user_key
 
 __all__ = ["JobInfo", "OutboxStatus", "QueueSummary", "lane_metrics"]
 
@@ -92,6 +96,11 @@ class OutboxStatus:
         """Return the failed jobs, oldest first (never their payloads, which may hold secrets)."""
         with self.database.read() as conn:
             return job_store.list_jobs(conn, [job_store.JobStatus.FAILED], limit=limit)
+
+    def parked_sync_of_user(self, user_id: str) -> list[ParkedJob]:
+        """Return the parked LDAP jobs of a user (the directory's refusals, e.g. a taken name)."""
+        with self.database.read() as conn:
+            return ldap_entries.parked_jobs(conn, LDAP_JOB, user_key(user_id))
 
     def retry(
         self,

@@ -346,14 +346,37 @@ def last_job(conn: Connection, kind: str, ordering_key: str) -> int:
     return int(conn.execute(query).scalar() or 0)
 
 
-def has_pending_job(conn: Connection, kind: str, ordering_key: str) -> bool:
-    """Whether a job with this kind and key is not done yet (queued, retrying or running)."""
-    query = select(jobs.c.pk).where(
-        jobs.c.kind == kind,
-        jobs.c.ordering_key == ordering_key,
-        jobs.c.status.in_(("queued", "retrying", "running")),
+def pending_payloads(conn: Connection, kind: str, ordering_key: str) -> list[dict[str, Any]]:
+    """Return the payloads of the jobs with this kind and key not done yet, oldest first."""
+    query = (
+        select(jobs.c.payload)
+        .where(
+            jobs.c.kind == kind,
+            jobs.c.ordering_key == ordering_key,
+            jobs.c.status.in_(("queued", "retrying", "running")),
+        )
+        .order_by(jobs.c.pk)
     )
-    return conn.execute(query.limit(1)).first() is not None
+    return [dict(payload) for payload in conn.execute(query).scalars()]
+
+
+@dataclass(frozen=True)
+class ParkedJob:
+    """A parked (failed) job, without its payload."""
+
+    pk: int
+    last_error: str | None
+    updated: datetime
+
+
+def parked_jobs(conn: Connection, kind: str, ordering_key: str) -> list[ParkedJob]:
+    """Return the parked jobs with this kind and key (an entry's refusals), oldest first."""
+    query = (
+        select(jobs.c.pk, jobs.c.last_error, jobs.c.updated)
+        .where(jobs.c.kind == kind, jobs.c.ordering_key == ordering_key, jobs.c.status == "failed")
+        .order_by(jobs.c.pk)
+    )
+    return [ParkedJob(row.pk, row.last_error, from_db(row.updated)) for row in conn.execute(query)]
 
 
 def replace_job_payloads(conn: Connection, payloads: dict[int, dict[str, Any]]) -> None:

@@ -80,18 +80,29 @@ def password_digest(value: str | None) -> str | None:
 
 
 def changed_attributes(
-    before: Mapping[str, Sequence[str]], after: Mapping[str, Sequence[str]]
+    before: Mapping[str, Sequence[str]],
+    after: Mapping[str, Sequence[str]],
+    dn_valued: frozenset[str] = frozenset(),
 ) -> dict[str, list[str]]:
     """Return the attributes of ``after`` whose values differ from ``before``.
 
-    That is what a modify must replace. Names compare case-insensitively, values as sets.
+    That is what a modify must replace. Names compare case-insensitively, values as sets;
+    values of the attributes named (lower-case) in ``dn_valued`` compare as DNs (a directory
+    may answer ``CN=…`` for a ``cn=…`` it was given).
     """
     previous = {name.lower(): sorted(values) for name, values in before.items()}
-    return {
-        name: list(values)
-        for name, values in after.items()
-        if previous.get(name.lower(), []) != sorted(values)
-    }
+    changed: dict[str, list[str]] = {}
+    for name, values in after.items():
+        old = previous.get(name.lower(), [])
+        if name.lower() in dn_valued:
+            differs = sorted(dn_key(value) for value in old) != sorted(
+                dn_key(value) for value in values
+            )
+        else:
+            differs = old != sorted(values)
+        if differs:
+            changed[name] = list(values)
+    return changed
 
 
 def _get(node: dict[str, Any], name: str) -> Any:
@@ -250,6 +261,13 @@ class EntryBuilder:
         """Whether the directory takes clear passwords (Active Directory's ``unicodePwd``)."""
         password = self.map.users.password
         return password is not None and password.clear
+
+    @property
+    def dn_valued(self) -> frozenset[str]:
+        """Lower-case names of the user attributes holding DNs (compared as DNs)."""
+        return frozenset(
+            name.lower() for name, source in self.map.users.attributes.items() if source.resolve
+        )
 
     @property
     def resolves_user_dns(self) -> bool:

@@ -37,6 +37,7 @@ from .common import directory
 from .common import notice_from
 from .common import reader
 from .common import roles
+from .common import state
 from .users import STATUS_LABELS
 
 NOTICES = {
@@ -121,6 +122,7 @@ def _profile_page(
         sessions=_session_rows(view.id),
         history=history,
         actor_names=reader().actor_names(history.items),
+        sync_refusals=state().outbox.parked_sync_of_user(view.id),
         profile_errors=profile_errors or FormErrors(),
         profile_values=profile_values or _profile_values(view),
         role_errors=role_errors or FormErrors(),
