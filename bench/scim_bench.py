@@ -97,6 +97,7 @@ class Options:
     load_clients: int
     token_profile: str | None
     rounds: int
+    observability_cost: bool
 
 
 def parse_options(argv: list[str] | None = None) -> Options:
@@ -143,6 +144,12 @@ def parse_options(argv: list[str] | None = None) -> Options:
         type=int,
         default=1,
         help="run every phase this many times on fresh users; report medians (1)",
+    )
+    p.add_argument(
+        "--observability-cost",
+        action="store_true",
+        help="instead: scimbridge without metrics and access log against scimbridge with "
+        "metrics, JSON logs and the access log, in the same run",
     )
     a = p.parse_args(argv)
     return Options(**{k: v for k, v in vars(a).items()})
@@ -516,15 +523,21 @@ def start_reference(stack: contextlib.ExitStack, o: Options) -> Target:
     return Target(REFERENCE, server, "", token)
 
 
-def start_scimbridge(stack: contextlib.ExitStack, o: Options) -> Target:
+def start_scimbridge(
+    stack: contextlib.ExitStack,
+    o: Options,
+    name: str = SCIMBRIDGE,
+    settings: dict[str, str] | None = None,
+) -> Target:
     """Create a fresh scimbridge database and token, then start ``scimbridge serve``."""
     exe = str(BIN_DIR / "scimbridge")
-    port, workdir = free_port(), make_workdir(stack, SCIMBRIDGE)
+    port, workdir = free_port(), make_workdir(stack, name)
     env = {
         "SCIMBRIDGE_DATABASE_URL": f"sqlite:///{workdir}/scimbridge.db",
         "SCIMBRIDGE_PUBLIC_URL": f"http://{HOST}:{port}",
         # Point at a missing file so a config/scimbridge.toml nearby cannot change the setup.
         "SCIMBRIDGE_CONFIG": str(workdir / "absent.toml"),
+        **(settings or {}),
     }
     full_env = {**os.environ, **env}
     run = subprocess.run
@@ -542,7 +555,7 @@ def start_scimbridge(stack: contextlib.ExitStack, o: Options) -> Target:
     server = start_server(
         stack, SCIMBRIDGE, argv, workdir, port, "/scim/v2/ServiceProviderConfig", env
     )
-    return Target(SCIMBRIDGE, server, "/scim/v2", token)
+    return Target(name, server, "/scim/v2", token)
 
 
 def user_body(i: int) -> dict[str, Any]:
@@ -1149,6 +1162,55 @@ def scale_status(s: dict[str, Any]) -> int:
     return 1 if max(f["ratio"], *(g["ratio"] for g in group_ops)) > 1.5 else 0
 
 
+# --------------------------------------------------------------------------- observability
+
+
+PLAIN = "plain"
+OBSERVED = "observed"
+OBSERVABILITY_SETTINGS = {
+    PLAIN: {
+        "SCIMBRIDGE_METRICS__ENABLED": "false",
+        "SCIMBRIDGE_ACCESS_LOG": "false",
+        "SCIMBRIDGE_LOG_FORMAT": "text",
+    },
+    OBSERVED: {
+        "SCIMBRIDGE_METRICS__ENABLED": "true",
+        "SCIMBRIDGE_METRICS__TOKEN": secrets.token_urlsafe(24),
+        "SCIMBRIDGE_ACCESS_LOG": "true",
+        "SCIMBRIDGE_LOG_FORMAT": "json",
+    },
+}
+"""scimbridge without, and with, what an operator watches: metrics, the access log, JSON."""
+
+
+def run_observability_cost(o: Options) -> dict[str, Any]:
+    """Run every phase on scimbridge plain and observed, taking turns; return rates and cost."""
+    results: dict[str, Any] = {"phases": {}}
+    with contextlib.ExitStack() as stack:
+        targets = [
+            start_scimbridge(stack, o, name, OBSERVABILITY_SETTINGS[name])
+            for name in (PLAIN, OBSERVED)
+        ]
+        print(f"servers up: {', '.join(f'{t.name}:{t.server.port}' for t in targets)}", flush=True)
+        for number in range(o.rounds):
+            for n, phase in enumerate(PHASES):
+                for t in targets if (n + number) % 2 == 0 else targets[::-1]:
+                    t.round = number
+                    m = phase.run(t, o)
+                    show(phase.label, t.name, m)
+                    rates = results["phases"].setdefault(phase.key, {PLAIN: [], OBSERVED: []})
+                    rates[t.name].append(m.rate if not m.errors else float("nan"))
+    print("\nobservability cost: 1 - observed/plain per phase (median of rounds)")
+    print(f"{'phase':22} {'plain/s':>9} {'observed/s':>11} {'cost':>7}")
+    for phase in PHASES:
+        rates = results["phases"][phase.key]
+        plain, observed = statistics.median(rates[PLAIN]), statistics.median(rates[OBSERVED])
+        cost = 1 - observed / plain if plain else float("nan")
+        rates["cost"] = cost
+        print(f"{phase.label:22} {plain:9.1f} {observed:11.1f} {cost * 100:6.1f}%")
+    return results
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -1156,7 +1218,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit 2 if requests failed, 1 if a target is missed, else 0."""
     o = parse_options(argv)
     results: dict[str, Any]
-    if o.scale:
+    if o.observability_cost:
+        results = {"observability_cost": run_observability_cost(o)}
+        status = 0
+    elif o.scale:
         results = {"scale": run_scale(o)}
         print_scale(results["scale"], o)
         status = scale_status(results["scale"])

@@ -20,10 +20,18 @@ from scimbridge.settings import MetricsSettings
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database
 
+from .conftest import created
 from .conftest import make_settings
+from .conftest import user_payload
+from .ldap_support import LdapSyncEnv
+from .ldap_support import env
 from .lifecycle_support import csrf_token
+from .outbox_support import Clock
+from .outbox_support import queue_invitation
 from .services import LiveServer
 from .services import live_server
+
+__all__ = ["env"]
 
 SCIM_JSON = "application/scim+json"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -304,3 +312,35 @@ def test_logins_and_lockouts_are_counted(settings: Settings, database: Database)
 
     assert grew("refused") == 1
     assert grew("locked") == 1
+
+
+def _counted(name: str, **labels: str) -> float:
+    """Read one labelled value of this process's metrics."""
+    from scimbridge.service.metrics import instruments
+
+    return instruments().registry.get_sample_value(name, labels) or 0.0
+
+
+def test_ldap_sync_jobs_are_counted_by_operation_and_outcome(env: LdapSyncEnv) -> None:
+    """Each applied LDAP job counts once, as ok, with the operation it made."""
+    before = _counted("scimbridge_ldap_operations_total", operation="user", outcome="ok")
+    created(env.scim.post("/Users", user_payload("ldap.metrics@example.com")))
+    env.drain()
+    after = _counted("scimbridge_ldap_operations_total", operation="user", outcome="ok")
+    assert after - before == 1
+
+
+def test_mails_sent_are_counted(settings: Settings, database: Database, tmp_path: Path) -> None:
+    """An email job handed to the transport counts as sent."""
+    from scimbridge.service.mail import EMAIL_JOB
+    from scimbridge.service.outbox import OutboxWorker
+    from scimbridge.settings import MailSettings
+    from scimbridge.worker import email_delivery
+
+    mailing = settings.model_copy(
+        update={"mail": MailSettings(transport="file", file_dir=tmp_path / "mail")}
+    )
+    queue_invitation(database, "mail.metrics@example.com", "http://scim.test/invitation/x")
+    before = _counted("scimbridge_mails_total", outcome="sent")
+    OutboxWorker(database, {EMAIL_JOB: email_delivery(mailing)}, clock=Clock()).run_once()
+    assert _counted("scimbridge_mails_total", outcome="sent") - before == 1

@@ -175,8 +175,9 @@ class Instruments:
         )
         self.ldap_operations = counter(
             "scimbridge_ldap_operations",
-            "LDAP sync jobs applied to the directory, by outcome (ok, error).",
-            ("outcome",),
+            "LDAP sync jobs applied to the directory, by operation (user, group, members) and "
+            "outcome (ok, unavailable, refused, error).",
+            ("operation", "outcome"),
         )
         self.scim_deviations = counter(
             "scimbridge_scim_deviations",
