@@ -13,22 +13,30 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from scimbridge.app import create_app
+from scimbridge.cli import main
 from scimbridge.service.ldap_sync import LDAP_JOB
 from scimbridge.service.mail import EMAIL_JOB
 from scimbridge.service.outbox_status import lane_metrics
 from scimbridge.settings import MailSettings
 from scimbridge.settings import RolesSettings
 from scimbridge.settings import Settings
+from scimbridge.store import jobs as job_store
 from scimbridge.store.database import Database
 from scimbridge.store.migrations import upgrade
 from scimbridge.worker import build_lanes
 
+from .admin_support import Directory
+from .admin_support import PageClient
 from .conftest import ScimClient
 from .conftest import created
 from .conftest import make_settings
@@ -37,7 +45,9 @@ from .ldap_server import SlapdServer
 from .ldap_support import fast_worker_settings
 from .ldap_support import ldap_settings
 from .lifecycle_support import ROLES_FILE
+from .lifecycle_support import use_fast_password_hashing
 from .mail_server import SmtpServer
+from .outbox_support import queue_job
 
 LAG_BOUND = 2.0
 """Seconds a lane may lag while only the other lane's peer is in trouble."""
@@ -190,3 +200,61 @@ def test_a_frozen_directory_delays_ldap_sync_but_not_invitations(
     assert len(smtp.received) >= 42
     assert pipeline.max_lag[EMAIL_JOB] < LAG_BOUND, pipeline.max_lag
     assert pipeline.max_lag[LDAP_JOB] > LAG_BOUND, "the frozen slapd was expected to hold LDAP"
+
+
+def test_lane_metrics_report_depth_running_and_lag_of_every_lane(database: Database) -> None:
+    """A lane that runs is reported with depth 0; another kind's jobs are measured."""
+    now = datetime.now(UTC)
+    queue_job(database, LDAP_JOB, "user:a", {}, now - timedelta(seconds=30))
+    queue_job(database, LDAP_JOB, "user:b", {}, now - timedelta(seconds=10))
+    with database.write() as conn:
+        job_store.claim_jobs(conn, [LDAP_JOB], now, now + timedelta(seconds=6), 1)
+
+    ldap, email = sorted(lane_metrics(database, [EMAIL_JOB], now), key=lambda lane: lane.kind)[::-1]
+    assert (email.kind, email.pending, email.running, email.lag_seconds) == (EMAIL_JOB, 0, 0, 0)
+    assert (ldap.kind, ldap.pending, ldap.running) == (LDAP_JOB, 2, 1)
+    assert ldap.lag_seconds == pytest.approx(30, abs=0.01)
+
+
+def test_jobs_status_prints_one_line_per_lane(database: Database) -> None:
+    queue_job(database, EMAIL_JOB, "user:a", {}, datetime.now(UTC) - timedelta(seconds=5))
+    result = CliRunner().invoke(
+        main, ["jobs", "status"], env={"SCIMBRIDGE_DATABASE_URL": str(database.url)}
+    )
+    assert result.exit_code == 0, result.output
+    (line,) = result.output.splitlines()  # LDAP sync is off: only the mail lane runs
+    fields = line.split("\t")
+    assert fields[:5] == ["lane email", "depth 1", "running 0", "retrying 0", "parked 0"]
+    assert fields[5].startswith("lag 5.") or fields[5].startswith("lag 6."), fields[5]
+
+
+def test_readyz_shows_the_lanes(app: Any, database: Database) -> None:
+    queue_job(database, EMAIL_JOB, "user:a", {}, datetime.now(UTC))
+    lanes = app.test_client().get("/readyz").json["checks"]["outbox"]["lanes"]
+    assert lanes["email"]["depth"] == 1
+    assert set(lanes["email"]) == {"depth", "running", "retrying", "failed", "lag_seconds"}
+
+
+def test_the_sync_and_mail_page_shows_each_lane_with_its_jobs_in_hand(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_fast_password_hashing(monkeypatch)
+    settings = make_settings(sqlite_url, roles={"file": ROLES_FILE})
+    database = Database(settings.database_url)
+    upgrade(database)
+    try:
+        directory = Directory(create_app(settings, database), database)
+        directory.admin()
+        now = datetime.now(UTC)
+        queue_job(database, EMAIL_JOB, "user:x", {}, now)
+        with database.write() as conn:
+            (in_hand,) = job_store.claim_jobs(conn, [EMAIL_JOB], now, now + timedelta(seconds=6), 1)
+        waiting = sum(lane.pending for lane in lane_metrics(database))
+        browser = PageClient(directory.app)
+        browser.login("ada.admin@example.com")
+        page = browser.get("/admin/status").text
+    finally:
+        database.dispose()
+    assert "Lanes" in page
+    assert f'<td data-label="Waiting" class="num">{waiting}</td>' in page
+    assert '<td data-label="Of which in hand" class="num">1</td>' in page
