@@ -112,6 +112,8 @@ def test_status_shows_the_queue_the_lag_and_parked_jobs(env: LdapSyncEnv) -> Non
     assert lines["reachable"] == "yes"
     assert lines["pending"] == "1 jobs"
     assert lines["parked"] == "1 jobs"
+    assert lines["lane ldap"].startswith("depth 1\trunning 0\tretrying 0\tparked 1\tlag ")
+    assert lines["lane email"].startswith("depth 0\trunning 0\tretrying 0\tparked 0\tlag ")
     assert "unknown ldap job 'no-such-operation'" in result.output
 
 

@@ -204,9 +204,9 @@ class WorkerSettings(BaseModel):
     batches (LDAP sync) share one read of the store and one commit: larger batches keep sync
     close to the directory's own speed."""
 
-    lease_seconds: float = Field(default=10.0, gt=0)
+    lease_seconds: float = Field(default=6.0, gt=0)
     """How long a claim lasts without renewal. A live worker renews the lease of the jobs in
-    hand every fifth of it, however long they take; a job whose worker died is claimed again
+    hand every quarter of it, however long they take; a job whose worker died is claimed again
     at most this long after the worker's last renewal."""
 
     max_attempts: int = Field(default=10, ge=1)

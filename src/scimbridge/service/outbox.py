@@ -147,7 +147,7 @@ class OutboxWorker:
         handlers: Mapping[str, JobHandler],
         *,
         policy: RetryPolicy | None = None,
-        lease: timedelta = timedelta(seconds=10),
+        lease: timedelta = timedelta(seconds=6),
         renew_interval: float | None = None,
         batch_size: int = 10,
         metrics: Metrics | None = None,
@@ -164,7 +164,7 @@ class OutboxWorker:
         self.policy = policy or RetryPolicy()
         self.lease = lease
         self.renew_interval = renew_interval
-        """Real seconds between two renewals of the leases in hand (a fifth of the lease
+        """Real seconds between two renewals of the leases in hand (a quarter of the lease
         when None)."""
         self.batch_size = batch_size
         self.metrics = metrics or Metrics()

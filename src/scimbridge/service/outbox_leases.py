@@ -1,8 +1,8 @@
 """Lease renewal: a live worker keeps the jobs it applies, a dead one loses them in seconds.
 
-A claim leases its jobs for a short time (``worker.lease_seconds``, 10 s by default). While
+A claim leases its jobs for a short time (``worker.lease_seconds``, 6 s by default). While
 the worker applies them, a :class:`LeaseKeeper` thread renews the lease of the jobs still in
-hand every fifth of it, so a slow job (an SMTP server taking its time, a large LDAP batch)
+hand every quarter of it, so a slow job (an SMTP server taking its time, a large LDAP batch)
 keeps its claim however long it takes, while the jobs of a worker killed with ``kill -9`` are
 due again a few seconds after its last renewal.
 
@@ -28,8 +28,9 @@ from ..store.jobs import Job
 
 logger = logging.getLogger(__name__)
 
-RENEWALS_PER_LEASE = 5
-"""Renewals in one lease: four can fail or come late before a live worker's claim ends."""
+RENEWALS_PER_LEASE = 4
+"""Renewals in one lease: the worker stops starting jobs after two fail in a row, and a
+live worker loses its claim only once four in a row failed."""
 
 
 class LeaseKeeper:
