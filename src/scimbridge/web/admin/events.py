@@ -104,16 +104,24 @@ def describe(event: AuditEvent, names: Mapping[str, str] | None = None) -> Event
     phrase = _PHRASES.get(event.action) or _spelled(event.action)
     by_the_user = event.action in _DONE_BY_THE_USER and event.actor_id == event.target_id
     sentence = phrase if by_the_user else f"{phrase} by {actor_label(event, names)}"
-    return EventWords(sentence, describe_changes(event.changes))
+    created = event.action.endswith(".created")
+    return EventWords(sentence, describe_changes(event.changes, created=created))
 
 
-def describe_changes(changes: dict[str, Any] | None) -> list[str]:
-    """Turn an event's changes into short lines: ``role: member → admin``."""
+def describe_changes(changes: dict[str, Any] | None, *, created: bool = False) -> list[str]:
+    """Turn an event's changes into short lines: ``role: member → admin``.
+
+    For a creation (``created``) every field is new: it shows as ``title: Engineer``.
+    """
     lines: list[str] = []
     for key, value in (changes or {}).items():
         if key == "tombstone" or value is None:
             continue
         if isinstance(value, dict) and set(value) == {"before", "after"}:
+            if created and value["before"] is None:
+                if value["after"] is not None:
+                    lines.append(f"{_field(key)}: {_value(value['after'])}")
+                continue
             lines.extend(_change_lines(key, value["before"], value["after"]))
         elif key == "until" and isinstance(value, str):
             lines.append(f"until: {through(_moment(value))}")
