@@ -171,7 +171,7 @@ def test_an_admin_runs_a_users_whole_lifecycle_in_the_browser(
     admin.get_by_label("New password again").fill(STRONG_PASSWORD)
     admin.get_by_role("button", name="Change password").click()
     admin.get_by_role("link", name="Open the User Directory").click()
-    expect(admin.get_by_role("heading", level=1)).to_have_text("Users")
+    expect(admin.get_by_role("heading", level=1)).to_have_text("User Directory")
     expect(admin.get_by_role("link", name="User Directory")).to_have_attribute(
         "aria-current", "page"
     )
