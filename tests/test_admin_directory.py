@@ -175,6 +175,7 @@ def test_filtering_by_a_users_address_finds_events_under_their_previous_one(
     # The profile's link to the log is that same filter.
     profile = admin.get(f"/admin/users/{user_id}").text
     assert f'href="/admin/audit?target={user_id}"' in profile
+    assert "Every event about" in by_id and "new.name@example.com</a>" in by_id
 
 
 def test_the_audit_log_reads_as_sentences_with_changes(
