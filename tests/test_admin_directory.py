@@ -342,7 +342,8 @@ def test_the_status_control_suspends_and_reactivates(
     bogus = admin.post(f"/admin/users/{user_id}/status", {"status": "deleted"})
     assert bogus.status_code == 400 and "Choose Active or Suspended" in bogus.text
     invited = directory.service.invite("ivan@example.com", "member", SETUP)
-    offered = admin.get(f"/admin/users/{invited}").text.split('name="status"')[1].split("</select>")[0]
+    profile = admin.get(f"/admin/users/{invited}").text
+    offered = profile.split('name="status"')[1].split("</select>")[0]
     assert 'value="invited" selected' in offered and 'value="suspended"' in offered
     assert 'value="active"' not in offered, "only the invitee can make an invitation active"
     own = admin.post(f"/admin/users/{admin_id}/status", {"status": "suspended"})
