@@ -171,7 +171,7 @@ def test_an_admin_runs_a_users_whole_lifecycle_in_the_browser(
     admin.get_by_label("New password again").fill(STRONG_PASSWORD)
     admin.get_by_role("button", name="Change password").click()
     admin.get_by_role("link", name="Open the User Directory").click()
-    expect(admin.get_by_role("heading", level=1)).to_have_text("Users")
+    expect(admin.get_by_role("heading", level=1)).to_have_text("User Directory")
     expect(admin.get_by_role("link", name="User Directory")).to_have_attribute(
         "aria-current", "page"
     )
@@ -211,7 +211,9 @@ def test_an_admin_runs_a_users_whole_lifecycle_in_the_browser(
     expect(user.get_by_role("heading", level=1)).to_have_text("Your account")
 
     # The admin finds them Active, searching as they type (no button pressed).
-    admin.get_by_role("link", name="User Directory").click()
+    admin.get_by_role("navigation", name="Administration").get_by_role(
+        "link", name="User Directory"
+    ).click()
     admin.get_by_label("Search by name or email").press_sequentially("nina", delay=30)
     expect(admin).to_have_url(re.compile(r"q=nina"))
     rows = admin.locator("#results tbody tr")

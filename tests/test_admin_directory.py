@@ -175,6 +175,7 @@ def test_filtering_by_a_users_address_finds_events_under_their_previous_one(
     # The profile's link to the log is that same filter.
     profile = admin.get(f"/admin/users/{user_id}").text
     assert f'href="/admin/audit?target={user_id}"' in profile
+    assert "Every event about" in by_id and "new.name@example.com</a>" in by_id
 
 
 def test_the_audit_log_reads_as_sentences_with_changes(
@@ -340,6 +341,11 @@ def test_the_status_control_suspends_and_reactivates(
     assert directory.status(user_id) == "active"
     bogus = admin.post(f"/admin/users/{user_id}/status", {"status": "deleted"})
     assert bogus.status_code == 400 and "Choose Active or Suspended" in bogus.text
+    invited = directory.service.invite("ivan@example.com", "member", SETUP)
+    profile = admin.get(f"/admin/users/{invited}").text
+    offered = profile.split('name="status"')[1].split("</select>")[0]
+    assert 'value="invited" selected' in offered and 'value="suspended"' in offered
+    assert 'value="active"' not in offered, "only the invitee can make an invitation active"
     own = admin.post(f"/admin/users/{admin_id}/status", {"status": "suspended"})
     assert own.status_code == 400 and directory.status(admin_id) == "active"
 

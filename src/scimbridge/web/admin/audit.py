@@ -12,7 +12,9 @@ from flask import Blueprint
 from flask import request
 from werkzeug.wrappers import Response
 
+from ...domain.lifecycle import UserNotFound
 from ...service.admin_reads import AuditFilters
+from ...service.directory_reads import UserView
 from ..pages import render_page
 from .common import PER_PAGE
 from .common import offset_of
@@ -85,6 +87,7 @@ def audit_log() -> Response:
     page = reader().audit_log(filters, offset=offset_of(number), limit=PER_PAGE)
     return render_page(
         "admin/audit.html",
+        target_user=_user_named(values["target"]),
         page=page,
         pager=pager(page, number),
         values=values,
@@ -98,6 +101,16 @@ def audit_log() -> Response:
         filtered=any(values.values()),
         known_actions=KNOWN_ACTIONS,
     )
+
+
+def _user_named(target: str) -> UserView | None:
+    """Return the user a target filter names by id (the profile's link), to say who it is."""
+    if not target or len(target) > 64:
+        return None
+    try:
+        return reader().get_user(target)
+    except UserNotFound:
+        return None
 
 
 _EXPORT_HEADER = [

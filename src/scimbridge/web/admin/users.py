@@ -100,6 +100,15 @@ def users_table() -> Response:
         page=page,
         pager=pager(page, number),
         filters={"q": text, "status": status.value if status else "", "role": role},
+        export_filters={
+            name: value
+            for name, value in (
+                ("q", text),
+                ("status", status.value if status else ""),
+                ("role", role),
+            )
+            if value
+        },
         filtered=bool(text or status or role),
         sort=sort.value,
         descending=descending,
