@@ -15,6 +15,9 @@ checked: a phase with failed requests is reported as INVALID.
 ``--scale`` instead measures how scimbridge's latency grows with its data: filter latency
 with 1,000 vs 100,000 users, and one-member PATCH latency on a 10- vs a 50,000-member group.
 
+``--cursor`` measures RFC 9865 cursor paging: the latency of the last page of ``/Users``
+against the first (keyset paging: target 1.2x at most), with ``startIndex`` paging beside it.
+
 Run ``python bench/scim_bench.py --help`` for the options; ``bench/README.md`` explains more.
 """
 
@@ -98,6 +101,8 @@ class Options:
     token_profile: str | None
     rounds: int
     observability_cost: bool
+    cursor: bool
+    cursor_users: int
 
 
 def parse_options(argv: list[str] | None = None) -> Options:
@@ -151,6 +156,12 @@ def parse_options(argv: list[str] | None = None) -> Options:
         help="instead: scimbridge without metrics and access log against scimbridge with "
         "metrics, JSON logs and the access log, in the same run",
     )
+    p.add_argument(
+        "--cursor",
+        action="store_true",
+        help="measure RFC 9865 cursor paging instead: last page against first (target 1.2x)",
+    )
+    p.add_argument("--cursor-users", type=int, default=50_000, help="users for --cursor (50000)")
     a = p.parse_args(argv)
     return Options(**{k: v for k, v in vars(a).items()})
 
@@ -1211,6 +1222,89 @@ def run_observability_cost(o: Options) -> dict[str, Any]:
     return results
 
 
+# --------------------------------------------------------------------------- cursor paging
+
+CURSOR_PAGE = 100
+
+
+def cursor_walk(t: Target) -> list[str]:
+    """Walk /Users by cursor in pages of 100; return the cursor of every page, first ("") on."""
+    c, cursors, seen = t.client(), [""], 0
+    while True:
+        status, data = c.call("GET", f"/Users?count={CURSOR_PAGE}&cursor={quote(cursors[-1])}")
+        if status != 200:
+            raise RuntimeError(failure("GET /Users?cursor", status, data))
+        page = json.loads(data)
+        seen += len(page.get("Resources") or [])
+        if "nextCursor" not in page:
+            break
+        cursors.append(page["nextCursor"])
+    c.close()
+    if seen != len(t.users):
+        raise RuntimeError(f"cursor walk saw {seen} users of {len(t.users)}")
+    return cursors
+
+
+def page_latency(t: Target, paths: dict[str, str], o: Options) -> dict[str, Any]:
+    """Time ``--samples`` GETs of each path, interleaved; return the medians in ms."""
+    c, errors = t.client(), 0
+    latencies: dict[str, list[float]] = {name: [] for name in paths}
+    for k in range(o.samples):
+        for name in paths if k % 2 == 0 else list(paths)[::-1]:
+            begin = time.perf_counter()
+            status, _ = c.call("GET", paths[name])
+            latencies[name].append(time.perf_counter() - begin)
+            errors += status != 200
+    c.close()
+    return {name: median_ms(v) for name, v in latencies.items()} | {"errors": errors}
+
+
+def run_cursor(o: Options) -> dict[str, Any]:
+    """Measure the last cursor page of /Users against the first (and index paging's)."""
+    with contextlib.ExitStack() as stack:
+        t = start_scimbridge(stack, o)
+        print(f"{t.name} up on port {t.server.port}", flush=True)
+        load_users(t, 0, o.cursor_users, o)
+        cursors = cursor_walk(t)
+        last_start = (len(cursors) - 1) * CURSOR_PAGE + 1
+        cursor = page_latency(
+            t,
+            {
+                "first": f"/Users?count={CURSOR_PAGE}&cursor=",
+                "last": f"/Users?count={CURSOR_PAGE}&cursor={quote(cursors[-1])}",
+            },
+            o,
+        )
+        index = page_latency(
+            t,
+            {
+                "first": f"/Users?count={CURSOR_PAGE}&startIndex=1",
+                "last": f"/Users?count={CURSOR_PAGE}&startIndex={last_start}",
+            },
+            o,
+        )
+        return {
+            "users": o.cursor_users,
+            "pages": len(cursors),
+            "cursor": cursor | {"ratio": cursor["last"] / cursor["first"]},
+            "index": index | {"ratio": index["last"] / index["first"]},
+        }
+
+
+def print_cursor(c: dict[str, Any]) -> None:
+    """Print the cursor paging results against their target (last/first <= 1.2)."""
+    verdict = "PASS" if c["cursor"]["ratio"] <= 1.2 else "FAIL"
+    print(f"\ncursor paging over {c['users']} users, {c['pages']} pages of {CURSOR_PAGE}")
+    for key, label in (("cursor", "cursor (RFC 9865)"), ("index", "startIndex (for scale)")):
+        r = c[key]
+        print(
+            f"{label:24} first page {r['first']:.2f} ms, last page {r['last']:.2f} ms "
+            f"-> {r['ratio']:.2f}x" + (f" {verdict} (target <= 1.2)" if key == "cursor" else "")
+        )
+    if c["cursor"]["errors"] or c["index"]["errors"]:
+        print("!!! INVALID: some paging requests failed !!!")
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -1221,6 +1315,13 @@ def main(argv: list[str] | None = None) -> int:
     if o.observability_cost:
         results = {"observability_cost": run_observability_cost(o)}
         status = 0
+    elif o.cursor:
+        results = {"cursor": run_cursor(o)}
+        print_cursor(results["cursor"])
+        c = results["cursor"]
+        status = (
+            2 if c["cursor"]["errors"] or c["index"]["errors"] else int(c["cursor"]["ratio"] > 1.2)
+        )
     elif o.scale:
         results = {"scale": run_scale(o)}
         print_scale(results["scale"], o)

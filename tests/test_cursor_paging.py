@@ -164,6 +164,12 @@ class TestSortedWalks:
         keys = [user.get("displayName") for user in by_display]
         assert keys[:60] == sorted(keys[:60]) and all(key is None for key in keys[60:])
 
+    def test_walk_by_timestamp_keeps_its_order(self, scim: ScimClient, database: Database) -> None:
+        """Sorted by meta.lastModified (a timestamp in the cursor), newest first, each once."""
+        ids = insert_users(database, 45)
+        walked = walk(scim, sortBy="meta.lastModified", sortOrder="descending", count=10)
+        assert [user["id"] for user in walked] == ids[::-1]
+
     def test_previous_cursor_goes_back_a_page(self, scim: ScimClient, database: Database) -> None:
         """The previousCursor returns the page before, with the same cursors onward."""
         insert_users(database, 50)
@@ -205,6 +211,17 @@ def test_groups_and_post_search_page_by_cursor(scim: ScimClient) -> None:
             break
         cursor = page["nextCursor"]
     assert seen == [f"team {n}" for n in range(7)]
+
+
+def test_bare_cursor_parameter_asks_for_the_first_page(
+    scim: ScimClient, database: Database
+) -> None:
+    """``?cursor&count=10`` (no value, as RFC 9865 writes it) starts a cursor walk."""
+    insert_users(database, 15)
+    response = scim.get("/Users?cursor&count=10")
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["itemsPerPage"] == 10 and "nextCursor" in body and "startIndex" not in body
 
 
 def test_index_paging_stays_the_default(scim: ScimClient, database: Database) -> None:
