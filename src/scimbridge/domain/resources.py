@@ -69,6 +69,9 @@ class GroupMember(_GroupMember):
     ] = Field(None, serialization_alias="$ref", validation_alias="$ref")  # type: ignore[assignment]
     """The URI corresponding to a SCIM resource that is a member of this Group."""
 
+    display: str | None = None
+    """A human-readable name for the group member, primarily used for display purposes."""
+
 
 class Group(_Group):
     """Group."""
