@@ -278,3 +278,19 @@ def test_a_search_body_names_its_members_in_any_case(app: Flask) -> None:
     response = entra.post("/Users/.search", body)
     assert response.status_code == 200, response.json
     assert [user["userName"] for user in response.json["Resources"]] == ["ada"]
+
+
+def test_member_values_compare_without_regard_to_case(scim: ScimClient) -> None:
+    """members.value is not caseExact (RFC 7643 §8.7.1): an id in capitals still selects."""
+    user_id = created(scim.post("/Users", user_payload("cat")))
+    body = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Cats",
+        "members": [{"value": user_id}],
+    }
+    group_id = created(scim.post("/Groups", body))
+    found = scim.get(f'/Groups?filter=members[value eq "{user_id.upper()}"]').json
+    assert [group["id"] for group in found["Resources"]] == [group_id]
+    operation = {"op": "remove", "path": f'Members[Value eq "{user_id.upper()}"]'}
+    assert scim.patch(f"/Groups/{group_id}", patch_payload(operation)).status_code == 204
+    assert "members" not in scim.get(f"/Groups/{group_id}").json

@@ -38,9 +38,12 @@ class Manager(_Manager):
 class EnterpriseUser(_EnterpriseUser):
     """Enterprise User."""
 
-    manager: Manager | None = None
-    """The User's manager.
-
-    A complex type that optionally allows service providers to represent organizational
-    hierarchy by referencing the 'id' attribute of another User.
-    """
+    manager: Manager | None = Field(
+        None,
+        description=(
+            "The User's manager. A complex type that optionally allows service providers to "
+            "represent organizational hierarchy by referencing the 'id' attribute of another "
+            "User."
+        ),
+    )
+    """The User's manager (its description is RFC 7643's, on one line)."""

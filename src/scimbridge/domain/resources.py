@@ -6,11 +6,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
+from typing import Annotated
 from typing import Any
 from typing import Protocol
+from typing import Union
 
 import email_validator
-from scim2_models import Group
+from pydantic import Field
+from scim2_models import CaseExact
+from scim2_models import Group as _Group
+from scim2_models import GroupMember as _GroupMember
+from scim2_models import Mutability
+from scim2_models import Reference
 from scim2_models import ScimPolicy
 from scim2_models import User as _User
 from scim2_models.resources.resource import AnyExtension
@@ -44,6 +51,34 @@ class User(_User[AnyExtension]):
 
 UserResource = User[EnterpriseUser | LifecycleExtension]
 """Core User with the Enterprise User extension and scimbridge's lifecycle extension."""
+
+
+class GroupMember(_GroupMember):
+    """A member of a Group; its id and URI compare without regard to case (RFC 7643 §8.7.1).
+
+    Ids scimbridge issues are lower-case UUIDs, so the stored form is the comparison form.
+    """
+
+    value: Annotated[str | None, Mutability.immutable, CaseExact.false] = None
+    """Identifier of the member of this Group."""
+
+    ref: Annotated[
+        Reference[Union["User", "Group"]] | None,  # type: ignore[type-arg]  # noqa: UP007, UP037
+        Mutability.immutable,
+        CaseExact.false,
+    ] = Field(None, serialization_alias="$ref", validation_alias="$ref")  # type: ignore[assignment]
+    """The URI corresponding to a SCIM resource that is a member of this Group."""
+
+    display: str | None = None
+    """A human-readable name for the group member, primarily used for display purposes."""
+
+
+class Group(_Group):
+    """Group."""
+
+    members: list[GroupMember] | None = None  # type: ignore[assignment]
+    """A list of members of the Group."""
+
 
 GroupResource = Group
 

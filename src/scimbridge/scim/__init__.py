@@ -11,7 +11,6 @@ from flask import current_app
 from flask import g
 from flask import request
 from scim2_models import Context
-from scim2_models import Group
 from scim2_models import InvalidValueException
 from scim2_models import NotFoundException
 from scim2_models import NotImplementedException
@@ -20,6 +19,7 @@ from scim2_models import UnauthorizedException
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed
 
+from ..domain.resources import Group
 from ..domain.resources import UserResource
 from ..service.client_deviations import record_client_deviations
 from .bulk import register_bulk_view

@@ -13,11 +13,11 @@ from flask import current_app
 from flask import g
 from flask import request
 from scim2_models import Context
-from scim2_models import Group
 from scim2_models import PatchOp
 
 from ..domain.lifecycle import Actor
 from ..domain.lifecycle import RequestInfo
+from ..domain.resources import Group
 from ..domain.resources import GroupResource
 from ..domain.resources import StoredResource
 from ..domain.resources import UserResource

@@ -15,7 +15,6 @@ from typing import Any
 from scim2_models import Attribute
 from scim2_models import CaseExact
 from scim2_models import Context
-from scim2_models import Group
 from scim2_models import Mutability
 from scim2_models import Required
 from scim2_models import Returned
@@ -23,6 +22,7 @@ from scim2_models import Uniqueness
 
 from ..domain.enterprise import EnterpriseUser
 from ..domain.lifecycle_schema import LifecycleExtension
+from ..domain.resources import Group
 from ..domain.resources import User
 
 _DESCRIPTIONS = {

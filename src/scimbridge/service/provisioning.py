@@ -17,8 +17,6 @@ from datetime import datetime
 from typing import Any
 from typing import Protocol
 
-from scim2_models import Group
-from scim2_models import GroupMember
 from scim2_models import InvalidPathException
 from scim2_models import InvalidValueException
 from scim2_models import MutabilityException
@@ -40,6 +38,8 @@ from ..domain.lifecycle import RequestInfo
 from ..domain.lifecycle import UserStatus
 from ..domain.paging import FIRST_PAGE
 from ..domain.paging import PagePosition
+from ..domain.resources import Group
+from ..domain.resources import GroupMember
 from ..domain.resources import GroupResource
 from ..domain.resources import PatchTolerance
 from ..domain.resources import StoredResource

@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from scim2_models import Group
-
+from ..domain.resources import Group
 from ..domain.resources import StoredResource
 from ..store import resources as store
 from ..store.database import Transaction

@@ -254,7 +254,9 @@ class _MemberElements(_Elements):
             )
             return _Scalar(display, True)
         columns = {
-            "value": _Scalar(group_members.c.member_id, False),
+            # members.value is not caseExact (RFC 7643 §8.7.1); the ids scimbridge issues are
+            # lower-case UUIDs, so the column holds the comparison form and keeps its index.
+            "value": _Scalar(group_members.c.member_id, True),
             "type": _Scalar(func.lower(group_members.c.member_type), True),
         }
         return columns.get(binding.sub_field_name or "value")
