@@ -542,6 +542,7 @@ class LdapSyncHandler:
         current = self.directory.read(entry.dn, names)
         if current is None:
             if refusal is not None:
+                self._batch.not_taken(resource_id, entry.dn)
                 raise PermanentJobError(
                     f"the directory refused {entry.dn}: {refusal.message or refusal.description}"
                     " (a value that must be unique, such as sAMAccountName, is taken)"
@@ -555,7 +556,7 @@ class LdapSyncHandler:
                 row = self._batch.user(resource_id)
                 if row is not None:
                     entry = self._full_user_entry(resource_id, row)
-        current.pop("pwdLastSet", None)
+        current = {name: values for name, values in current.items() if name.lower() != "pwdlastset"}
         changes = changed_attributes(current, entry.attributes, self.builder.dn_valued)
         if resource_type == "User":
             self._only_flag_bit(entry.dn, changes, current)
