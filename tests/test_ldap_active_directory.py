@@ -236,20 +236,29 @@ def test_an_outage_of_the_dc_during_password_changes_loses_none(
     assert all("secret" not in payload for _, payload in settled)
 
 
-def test_an_expired_queued_password_is_dropped_and_parked(env: AdSyncEnv) -> None:
-    """A password older than its time to live is never applied, and its secret leaves."""
+def test_an_expired_queued_password_is_dropped_and_parked(
+    env: AdSyncEnv,
+    samba: SambaDc,  # noqa: F811
+) -> None:
+    """A password older than its time to live is never applied; its secret leaves, DC or not."""
     email = "late.password@ad.example.com"
-    created = env.directory_service.create_user(
+    env.directory_service.create_user(
         email, "Late", "Password", "member", "Temp-Pass-2026-two", ADMIN
     )
     handler = env.worker.handlers["ldap"]
     handler.cipher.ttl_seconds = 0  # type: ignore[attr-defined]
     time.sleep(1.1)
-    env.worker.run_once()
-    [(status, payload)] = password_jobs(env)
-    assert status == "failed" and "secret" not in payload
+    samba.stop()
+    try:
+        env.worker.run_once()
+        [(status, payload)] = password_jobs(env)
+        assert status == "failed" and "secret" not in payload
+    finally:
+        samba.start()
+    env.worker._paused_until.clear()  # noqa: SLF001
+    env.worker.run_once()  # the user's entry: created disabled, without that password
+    assert flags(env, email) & ACCOUNTDISABLE
     assert not bind_result(env.dc, email, "Temp-Pass-2026-two")[0]
-    assert created.user_id
 
 
 # -- manager ---------------------------------------------------------------------------------

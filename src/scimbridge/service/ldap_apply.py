@@ -196,8 +196,9 @@ class LdapSyncHandler:
     def _apply_one(self, job: Job) -> JobResult:
         payload = job.payload
         try:
-            self._ensure_containers()
             operation = payload.get("op")
+            password = self._queued_password(payload) if operation == PASSWORD_OP else None
+            self._ensure_containers()
             if operation == "user":
                 self.sync_user(payload["id"])
             elif operation == "group":
@@ -207,7 +208,8 @@ class LdapSyncHandler:
                     payload["group"], payload.get("add", []), payload.get("remove", []), job
                 )
             elif operation == PASSWORD_OP:
-                self.set_password(payload["id"], payload.get("secret"))
+                if password is not None:
+                    self.set_password(payload["id"], password)
                 return JobResult(payload=scrubbed(payload))
             else:
                 raise PermanentJobError(f"unknown ldap job {operation!r}")
@@ -313,13 +315,21 @@ class LdapSyncHandler:
         written = self._batch.written_entry(user_id)
         return written.dn if written is not None else None
 
-    def set_password(self, user_id: str, secret: object) -> None:
-        """Write a queued password to the user's entry, then enable it if it may be."""
+    def _queued_password(self, payload: dict[str, Any]) -> str | None:
+        """Decrypt a password job's secret (None once applied: the secret left with it).
+
+        Checked before the directory is reached: an expired password is parked, and its
+        secret dropped, even while the directory is away.
+        """
+        secret = payload.get("secret")
         if not isinstance(secret, str):
-            return  # already applied (the secret left when the job settled)
+            return None
         if self.cipher is None:
             raise PermanentJobError("no key to decrypt the password with")
-        password = self.cipher.decrypt(secret)
+        return self.cipher.decrypt(secret)
+
+    def set_password(self, user_id: str, password: str) -> None:
+        """Write a queued password to the user's entry, then enable it if it may be."""
         if self._batch.user(user_id) is None:
             return  # deleted meanwhile
         written = self._batch.written_entry(user_id)
