@@ -23,6 +23,7 @@ from scimbridge.adapters.ldap.entries import sam_account_name
 from scimbridge.domain.lifecycle import Actor
 from scimbridge.service.ldap_reconcile import LdapReconciler
 from scimbridge.settings import LdapSettings
+from scimbridge.store import ldap_entries
 from scimbridge.store.tables import jobs
 from scimbridge.worker import ldap_sync_handler
 
@@ -413,3 +414,23 @@ def test_the_policy_is_configurable(tmp_path: Path) -> None:
     shipped = load_attribute_map("activedirectory").sam_account_name
     assert "krbtgt" in shipped.reserved
     assert sam_account_name("guest@x", shipped).startswith("guest-")
+
+
+def test_an_entry_found_without_a_record_keeps_its_password_and_stays_enabled(
+    env: AdSyncEnv,
+) -> None:
+    """A lost record costs a read, not a lockout: pwdLastSet tells the entry has a password."""
+    email = "record.lost@ad.example.com"
+    user_id = create(env, entra_user(email))
+    env.drain()
+    assert accept_invitation(env, email, AD_PASSWORD).status_code == 303
+    env.drain()
+    assert not flags(env, email) & ACCOUNTDISABLE
+    with env.database.write() as conn:
+        ldap_entries.forget_all(conn)
+    retitled = patch(env, user_id, {"op": "replace", "path": "title", "value": "Admiral"})
+    assert retitled.status_code == 200
+    env.drain()
+    assert env.read(env.user_dn(email), "title") == {"title": ["Admiral"]}
+    assert not flags(env, email) & ACCOUNTDISABLE
+    assert bind_result(env.dc, email, AD_PASSWORD)[0]
