@@ -23,7 +23,7 @@ if [ "$(id -u)" = 0 ] && [ ! -x /usr/sbin/slapd ]; then
 fi
 # Active Directory tests run a private Samba AD DC of Debian's packages (samba-ad-provision
 # holds the provisioning templates); the test session starts and stops it.
-if [ "$(id -u)" = 0 ] && [ ! -x /usr/sbin/samba ]; then
+if [ "$(id -u)" = 0 ] && { [ ! -x /usr/sbin/samba ] || [ ! -d /usr/share/samba/setup ]; }; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends samba samba-ad-dc samba-ad-provision \

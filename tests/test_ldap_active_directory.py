@@ -23,6 +23,7 @@ from scimbridge.adapters.ldap.entries import sam_account_name
 from scimbridge.domain.lifecycle import Actor
 from scimbridge.service.ldap_reconcile import LdapReconciler
 from scimbridge.settings import LdapSettings
+from scimbridge.store import ldap_entries
 from scimbridge.store.tables import jobs
 from scimbridge.worker import ldap_sync_handler
 
@@ -236,20 +237,29 @@ def test_an_outage_of_the_dc_during_password_changes_loses_none(
     assert all("secret" not in payload for _, payload in settled)
 
 
-def test_an_expired_queued_password_is_dropped_and_parked(env: AdSyncEnv) -> None:
-    """A password older than its time to live is never applied, and its secret leaves."""
+def test_an_expired_queued_password_is_dropped_and_parked(
+    env: AdSyncEnv,
+    samba: SambaDc,  # noqa: F811
+) -> None:
+    """A password older than its time to live is never applied; its secret leaves, DC or not."""
     email = "late.password@ad.example.com"
-    created = env.directory_service.create_user(
+    env.directory_service.create_user(
         email, "Late", "Password", "member", "Temp-Pass-2026-two", ADMIN
     )
     handler = env.worker.handlers["ldap"]
     handler.cipher.ttl_seconds = 0  # type: ignore[attr-defined]
     time.sleep(1.1)
-    env.worker.run_once()
-    [(status, payload)] = password_jobs(env)
-    assert status == "failed" and "secret" not in payload
+    samba.stop()
+    try:
+        env.worker.run_once()
+        [(status, payload)] = password_jobs(env)
+        assert status == "failed" and "secret" not in payload
+    finally:
+        samba.start()
+    env.worker._paused_until.clear()  # noqa: SLF001
+    env.worker.run_once()  # the user's entry: created disabled, without that password
+    assert flags(env, email) & ACCOUNTDISABLE
     assert not bind_result(env.dc, email, "Temp-Pass-2026-two")[0]
-    assert created.user_id
 
 
 # -- manager ---------------------------------------------------------------------------------
@@ -404,3 +414,23 @@ def test_the_policy_is_configurable(tmp_path: Path) -> None:
     shipped = load_attribute_map("activedirectory").sam_account_name
     assert "krbtgt" in shipped.reserved
     assert sam_account_name("guest@x", shipped).startswith("guest-")
+
+
+def test_an_entry_found_without_a_record_keeps_its_password_and_stays_enabled(
+    env: AdSyncEnv,
+) -> None:
+    """A lost record costs a read, not a lockout: pwdLastSet tells the entry has a password."""
+    email = "record.lost@ad.example.com"
+    user_id = create(env, entra_user(email))
+    env.drain()
+    assert accept_invitation(env, email, AD_PASSWORD).status_code == 303
+    env.drain()
+    assert not flags(env, email) & ACCOUNTDISABLE
+    with env.database.write() as conn:
+        ldap_entries.forget_all(conn)
+    retitled = patch(env, user_id, {"op": "replace", "path": "title", "value": "Admiral"})
+    assert retitled.status_code == 200
+    env.drain()
+    assert env.read(env.user_dn(email), "title") == {"title": ["Admiral"]}
+    assert not flags(env, email) & ACCOUNTDISABLE
+    assert bind_result(env.dc, email, AD_PASSWORD)[0]

@@ -403,3 +403,29 @@ def test_a_rename_whose_answer_was_lost_is_not_applied_twice(
     assert dn_key(env.view.group_dn("after")) in names
     assert dn_key(env.view.group_dn("middle")) not in names
     assert dn_key(env.view.group_dn("before")) not in names
+
+
+def test_the_manager_follows_the_managers_entry(env: LdapSyncEnv) -> None:
+    """The manager is the manager's DN: set, repointed after a rename, removed after a delete."""
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    boss = created(env.scim.post("/Users", user_payload("boss")))
+    manager = {"value": boss, "$ref": f"http://scim.test/scim/v2/Users/{boss}"}
+    core = "urn:ietf:params:scim:schemas:core:2.0:User"
+    report = user_payload(
+        "report", schemas=[core, enterprise], **{enterprise: {"manager": manager}}
+    )
+    created(env.scim.post("/Users", report))
+    env.drain()
+    report_dn = env.view.user_dn("report")
+
+    def manager_keys() -> list[str]:
+        return [dn_key(dn) for dn in (env.view.user(report_dn, "manager") or {}).get("manager", [])]
+
+    assert manager_keys() == [dn_key(env.view.user_dn("boss"))]
+    rename = {"op": "replace", "path": "userName", "value": "chief"}
+    assert env.scim.patch(f"/Users/{boss}", patch_payload(rename)).status_code == 200
+    env.drain()
+    assert manager_keys() == [dn_key(env.view.user_dn("chief"))]
+    assert env.scim.delete(f"/Users/{boss}").status_code == 204
+    env.drain()
+    assert manager_keys() == []

@@ -219,8 +219,9 @@ class LdapSyncHandler:
     def _apply_job(self, job: Job) -> JobResult:
         payload = job.payload
         try:
-            self._ensure_containers()
             operation = payload.get("op")
+            password = self._queued_password(payload) if operation == PASSWORD_OP else None
+            self._ensure_containers()
             if operation == "user":
                 self.sync_user(payload["id"])
             elif operation == "group":
@@ -230,7 +231,8 @@ class LdapSyncHandler:
                     payload["group"], payload.get("add", []), payload.get("remove", []), job
                 )
             elif operation == PASSWORD_OP:
-                self.set_password(payload["id"], payload.get("secret"))
+                if password is not None:
+                    self.set_password(payload["id"], password)
                 return JobResult(payload=scrubbed(payload))
             else:
                 raise PermanentJobError(f"unknown ldap job {operation!r}")
@@ -336,13 +338,21 @@ class LdapSyncHandler:
         written = self._batch.written_entry(user_id)
         return written.dn if written is not None else None
 
-    def set_password(self, user_id: str, secret: object) -> None:
-        """Write a queued password to the user's entry, then enable it if it may be."""
+    def _queued_password(self, payload: dict[str, Any]) -> str | None:
+        """Decrypt a password job's secret (None once applied: the secret left with it).
+
+        Checked before the directory is reached: an expired password is parked, and its
+        secret dropped, even while the directory is away.
+        """
+        secret = payload.get("secret")
         if not isinstance(secret, str):
-            return  # already applied (the secret left when the job settled)
+            return None
         if self.cipher is None:
             raise PermanentJobError("no key to decrypt the password with")
-        password = self.cipher.decrypt(secret)
+        return self.cipher.decrypt(secret)
+
+    def set_password(self, user_id: str, password: str) -> None:
+        """Write a queued password to the user's entry, then enable it if it may be."""
         if self._batch.user(user_id) is None:
             return  # deleted meanwhile
         written = self._batch.written_entry(user_id)
@@ -565,6 +575,7 @@ class LdapSyncHandler:
         current = self.directory.read(entry.dn, names)
         if current is None:
             if refusal is not None:
+                self._batch.not_taken(resource_id, entry.dn)
                 raise PermanentJobError(
                     f"the directory refused {entry.dn}: {refusal.message or refusal.description}"
                     " (a value that must be unique, such as sAMAccountName, is taken)"
@@ -578,7 +589,7 @@ class LdapSyncHandler:
                 row = self._batch.user(resource_id)
                 if row is not None:
                     entry = self._full_user_entry(resource_id, row)
-        current.pop("pwdLastSet", None)
+        current = {name: values for name, values in current.items() if name.lower() != "pwdlastset"}
         changes = changed_attributes(current, entry.attributes, self.builder.dn_valued)
         if resource_type == "User":
             self._only_flag_bit(entry.dn, changes, current)

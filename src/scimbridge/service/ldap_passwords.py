@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import time
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ from cryptography.fernet import InvalidToken
 from ..adapters.ldap import ConstraintViolation
 from ..adapters.ldap import LdapDirectory
 from ..adapters.ldap import LdapError
+from ..adapters.ldap import LdapUnavailable
 from ..adapters.ldap import MappingError
 from ..adapters.ldap import entry_builder
 from ..domain.lifecycle import PasswordRejected
@@ -53,6 +55,11 @@ PASSWORD_OP = "password"
 
 DIRECTORY_HAS_PASSWORD = "directory-password-set"
 """The record's ``password_digest`` once a clear password reached the user's entry."""
+
+UNREACHABLE_PAUSE_SECONDS = 30.0
+"""After the directory could not be reached from a request, passwords are queued at once for
+this long: a request writing a password holds the store's write transaction, and must not
+wait a connect timeout each time during an outage."""
 
 
 class PasswordExpired(Exception):
@@ -107,6 +114,7 @@ class DirectoryPasswords:
             except MappingError:
                 self.enabled = False  # the worker reports the broken map on every job
         self._cipher: PasswordCipher | None = None
+        self._unreachable_until = 0.0
 
     def cipher(self) -> PasswordCipher:
         """Return the cipher (the secret key is read on first use)."""
@@ -131,6 +139,8 @@ class DirectoryPasswords:
 
     def _write_now(self, conn: Transaction, user_id: str, password: str) -> bool:
         """Try the directory at once; False when the password must wait in the outbox."""
+        if time.monotonic() < self._unreachable_until:
+            return False
         pending = ldap_store.pending_payloads(conn, LDAP_JOB, user_key(user_id))
         if any(payload.get("op") == PASSWORD_OP for payload in pending):
             return False  # an older password waits: this one must land after it
@@ -145,6 +155,10 @@ class DirectoryPasswords:
                 raise PasswordRejected(
                     [f"the directory's password policy refused it: {exc.message}"]
                 ) from None
+            logger.info("password of %s queued: %s", user_id, exc)
+            return False
+        except LdapUnavailable as exc:
+            self._unreachable_until = time.monotonic() + UNREACHABLE_PAUSE_SECONDS
             logger.info("password of %s queued: %s", user_id, exc)
             return False
         except LdapError as exc:

@@ -118,6 +118,8 @@ class LdapReconciler:
         self.directory = directory
         self.builder = builder
         self.clock = clock
+        self._has_password: dict[str, bool] = {}
+        """Users whose Active Directory entry has a password (``pwdLastSet`` set)."""
 
     def run(self, *, dry_run: bool) -> ReconcileReport:
         """Compare everything; repair the differences unless ``dry_run``."""
@@ -178,6 +180,7 @@ class LdapReconciler:
                     continue
                 found = _lower_keys(found_users[key].attributes) if key in found_users else {}
                 has_password = found.get("pwdlastset", ["0"])[0] not in ("0", "")
+                self._has_password[user.id] = has_password
                 entry = self.builder.user_entry(user_state(user, has_password), dns.get)
                 expected[key] = _Expected("User", user.id, entry)
         group_ids: dict[int, str] = {}
@@ -428,16 +431,8 @@ class LdapReconciler:
         if item.resource_type != "User":
             return None
         if self.builder.clear_passwords:
-            return DIRECTORY_HAS_PASSWORD if self._enabled_by_password(item.entry) else None
+            return DIRECTORY_HAS_PASSWORD if self._has_password.get(item.resource_id) else None
         return password_digest(item.entry.password)
-
-    def _enabled_by_password(self, entry: Entry) -> bool:
-        """Whether an Active Directory entry was built as having a password."""
-        suspension = self.builder.map.users.suspension
-        if suspension is None or suspension.bit is None:
-            return False
-        values = entry.attributes.get(suspension.attribute, [])
-        return bool(values) and not int(values[0]) & suspension.bit
 
 
 class _Fixes:
