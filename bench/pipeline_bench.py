@@ -7,8 +7,9 @@ Starts a private slapd (the test suite's recipe) and an SMTP sink in its own pro
   client, as in ``ldap_bench.py``).
 - **pipeline**: N users created through the provisioning service with invitations on (each
   commit queues an ``ldap`` job and an ``email`` job; not timed), then the outbox lanes run as
-  ``scimbridge worker`` runs them, one thread per kind. Timed: until the LDAP lane is empty
-  (its entries per second), and until the mail lane is empty.
+  ``scimbridge worker`` runs them: a process per kind (``--threads``: one thread per kind in
+  this process, as ``serve``'s in-process worker). Timed from the moment the lanes run: until
+  the LDAP lane is empty (its entries per second), and until the mail lane is empty.
 
 Target: LDAP throughput with mail in flight ≥ 70 % of raw ldap3 in the same run.
 Exit status 0 when met, 1 otherwise.
@@ -19,6 +20,7 @@ Exit status 0 when met, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import subprocess
 import sys
@@ -96,10 +98,12 @@ def _settings(server: SlapdServer, workdir: Path, smtp_port: int) -> Settings:
     )
 
 
-def create_invited_users(settings: Settings, database: Database, count: int) -> None:
+def create_invited_users(
+    settings: Settings, database: Database, count: int, invite: bool = True
+) -> None:
     """Create users with invitations on: each commit queues an LDAP job and an email job."""
     directory = UserDirectory(database, settings, load_roles(settings.roles.file))
-    provisioning = ProvisioningService(database, directory, invite_on_create=True)
+    provisioning = ProvisioningService(database, directory, invite_on_create=invite)
     for index in range(count):
         name = f"pipe{index:06d}"
         user = UserResource.model_validate(
@@ -114,32 +118,86 @@ def create_invited_users(settings: Settings, database: Database, count: int) -> 
         provisioning.create_user(user)
 
 
-def drain_lanes(settings: Settings, database: Database) -> dict[str, float]:
-    """Run the lanes until both are empty; return the seconds each lane took to empty."""
+def _time_emptying(database: Database, started: float) -> dict[str, float]:
+    """Wait until both lanes are empty; return the seconds each took from ``started``."""
+    emptied: dict[str, float] = {}
+    while len(emptied) < 2:
+        now = time.perf_counter()
+        for lane in lane_metrics(database, [LDAP_JOB, EMAIL_JOB]):
+            if lane.kind not in emptied and lane.pending == 0:
+                emptied[lane.kind] = now - started
+        # Measuring costs a scan of the job table: often enough, not so often that it
+        # takes a share of the lanes' CPU.
+        time.sleep(0.1)
+    return emptied
+
+
+def drain_with_threads(settings: Settings, database: Database) -> dict[str, float]:
+    """Run the lanes on threads of this process until both are empty."""
     lanes = build_lanes(settings, database)
     stop = threading.Event()
     runner = threading.Thread(target=lanes.run, args=(stop, 0.05), daemon=True)
-    emptied: dict[str, float] = {}
     started = time.perf_counter()
     runner.start()
     try:
-        while len(emptied) < 2:
-            now = time.perf_counter()
-            for lane in lane_metrics(database, [LDAP_JOB, EMAIL_JOB]):
-                if lane.kind not in emptied and lane.pending == 0:
-                    emptied[lane.kind] = now - started
-            # Measuring costs a scan of the job table: often enough, not so often that it
-            # takes a share of the lanes' CPU.
-            time.sleep(0.1)
+        return _time_emptying(database, started)
     finally:
         stop.set()
         runner.join(60)
-    return emptied
+
+
+def drain_with_worker(settings: Settings, database: Database) -> dict[str, float]:
+    """Run ``scimbridge worker`` (a process per lane) until both lanes are empty."""
+    assert settings.ldap.bind_password is not None
+    env = {
+        **os.environ,
+        "SCIMBRIDGE_DATABASE_URL": settings.database_url,
+        "SCIMBRIDGE_WORKER__POLL_INTERVAL_SECONDS": "0.05",
+        "SCIMBRIDGE_MAIL__TRANSPORT": "smtp",
+        "SCIMBRIDGE_MAIL__SMTP_HOST": settings.mail.smtp_host,
+        "SCIMBRIDGE_MAIL__SMTP_PORT": str(settings.mail.smtp_port),
+        "SCIMBRIDGE_MAIL__SMTP_SECURITY": "none",
+        "SCIMBRIDGE_LDAP__URL": settings.ldap.url or "",
+        "SCIMBRIDGE_LDAP__BIND_DN": settings.ldap.bind_dn or "",
+        "SCIMBRIDGE_LDAP__BIND_PASSWORD": settings.ldap.bind_password.get_secret_value(),
+        "SCIMBRIDGE_LDAP__USERS_DN": settings.ldap.users_dn or "",
+        "SCIMBRIDGE_LDAP__GROUPS_DN": settings.ldap.groups_dn or "",
+        "SCIMBRIDGE_LOG_LEVEL": "WARNING",
+    }
+    running = threading.Event()
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).with_name("scimbridge")), "worker"],
+        env={**env, "SCIMBRIDGE_LOG_LEVEL": "INFO"},
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def watch() -> None:
+        assert worker.stderr is not None
+        for line in worker.stderr:
+            if "outbox lanes running" in line:
+                running.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        if not running.wait(120):
+            raise RuntimeError("scimbridge worker did not start")
+        return _time_emptying(database, time.perf_counter())
+    finally:
+        worker.terminate()
+        worker.wait(60)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=5000, help="users imported")
+    parser.add_argument(
+        "--no-invitations", action="store_true", help="LDAP sync alone, for comparison"
+    )
+    parser.add_argument(
+        "--threads", action="store_true", help="lanes as threads of this process, not processes"
+    )
     options = parser.parse_args()
     count = options.users
 
@@ -155,8 +213,9 @@ def main() -> int:
             database = Database(settings.database_url)
             upgrade(database)
             try:
-                create_invited_users(settings, database, count)
-                emptied = drain_lanes(settings, database)
+                create_invited_users(settings, database, count, not options.no_invitations)
+                drain = drain_with_threads if options.threads else drain_with_worker
+                emptied = drain(settings, database)
             finally:
                 database.dispose()
     finally:
