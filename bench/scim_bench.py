@@ -93,6 +93,7 @@ class Options:
     only: str
     out: Path | None
     scale: bool
+    durability: bool
     scale_small: int
     scale_users: int
     big_group: int
@@ -134,6 +135,11 @@ def parse_options(argv: list[str] | None = None) -> Options:
     p.add_argument("--only", choices=[REFERENCE, SCIMBRIDGE, "both"], default="both")
     p.add_argument("--out", type=Path, help="also write the results as JSON to this file")
     p.add_argument("--scale", action="store_true", help="run the scale measurements instead")
+    p.add_argument(
+        "--durability",
+        action="store_true",
+        help="instead: scimbridge with SQLite synchronous=FULL vs NORMAL (create, patch, delete)",
+    )
     p.add_argument("--scale-small", type=int, default=1000, help="small user count (1000)")
     p.add_argument("--scale-users", type=int, default=100_000, help="large user count (100000)")
     p.add_argument("--big-group", type=int, default=50_000, help="big group size (50000)")
@@ -563,9 +569,7 @@ def start_scimbridge(
         exe, "serve", "--host", HOST, "--port", str(port),
         "--workers", str(o.workers), "--threads", str(o.threads),
     ]  # fmt: skip
-    server = start_server(
-        stack, SCIMBRIDGE, argv, workdir, port, "/scim/v2/ServiceProviderConfig", env
-    )
+    server = start_server(stack, name, argv, workdir, port, "/scim/v2/ServiceProviderConfig", env)
     return Target(name, server, "/scim/v2", token)
 
 
@@ -851,6 +855,50 @@ def run_comparison(o: Options) -> dict[str, Any]:
             results["notes"][t.name] = t.notes
             results.setdefault("entra_patch", {})[t.name] = t.entra_patch
     return results
+
+
+DURABILITY_PHASES = ("create", "patch", "delete")
+SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+
+
+def run_durability(o: Options) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Run the write phases on two scimbridge servers, synchronous=FULL and NORMAL, in turns.
+
+    :returns: The measures of each phase, by mode, one per round.
+    """
+    measures: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    with contextlib.ExitStack() as stack:
+        targets = [
+            start_scimbridge(
+                stack, o, f"sync-{mode.lower()}", {"SCIMBRIDGE_SQLITE_SYNCHRONOUS": mode}
+            )
+            for mode in SYNCHRONOUS_MODES
+        ]
+        print(f"servers up: {', '.join(f'{t.name}:{t.server.port}' for t in targets)}", flush=True)
+        phases = [phase for phase in PHASES if phase.key in DURABILITY_PHASES]
+        for number in range(o.rounds):
+            for n, phase in enumerate(phases):
+                # Alternate who goes first, so drift in machine load favours neither mode.
+                for t in targets if (n + number) % 2 == 0 else targets[::-1]:
+                    t.round = number
+                    m = phase.run(t, o)
+                    show(phase.label, t.name, m)
+                    measures.setdefault(phase.key, {}).setdefault(t.name, []).append(m.as_dict())
+    return measures
+
+
+def _durability_measures(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return [m for by_mode in results["durability"].values() for ms in by_mode.values() for m in ms]
+
+
+def print_durability(measures: dict[str, dict[str, list[dict[str, Any]]]]) -> None:
+    """Print the median rate of each write phase under FULL and NORMAL, and what FULL costs."""
+    head = f"{'phase':12} {'FULL/s':>9} {'NORMAL/s':>9} {'FULL/NORMAL':>12}"
+    print(f"\n{head}\n{'-' * len(head)}")
+    for phase, by_mode in measures.items():
+        full = statistics.median(m["rate"] for m in by_mode["sync-full"])
+        normal = statistics.median(m["rate"] for m in by_mode["sync-normal"])
+        print(f"{phase:12} {full:9.1f} {normal:9.1f} {full / normal:12.0%}")
 
 
 def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -1322,6 +1370,10 @@ def main(argv: list[str] | None = None) -> int:
         status = (
             2 if c["cursor"]["errors"] or c["index"]["errors"] else int(c["cursor"]["ratio"] > 1.2)
         )
+    elif o.durability:
+        results = {"durability": run_durability(o)}
+        print_durability(results["durability"])
+        status = 2 if any(m["errors"] for m in _durability_measures(results)) else 0
     elif o.scale:
         results = {"scale": run_scale(o)}
         print_scale(results["scale"], o)

@@ -65,7 +65,10 @@ def _jobs(database: Database) -> dict[int, tuple[str, str, int]]:
 
 def _lanes_running(log: Path, pid: int) -> bool:
     """Whether the worker process ``pid`` logged that its lanes run."""
-    return f"[{pid}] INFO scimbridge.service.outbox_lanes: outbox lanes running" in log.read_text()
+    return any(
+        f"[{pid}] INFO scimbridge." in line and "outbox lanes running" in line
+        for line in log.read_text().splitlines()
+    )
 
 
 def test_two_workers_never_run_a_job_twice_though_some_outlast_the_lease(

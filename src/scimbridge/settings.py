@@ -196,6 +196,11 @@ class WorkerSettings(BaseModel):
     """``scimbridge serve`` also runs a worker (one per machine and database, a thread inside
     one gunicorn process); set ``false`` when ``scimbridge worker`` processes run instead."""
 
+    lane_processes: bool = True
+    """``scimbridge worker`` runs each lane (job kind) in a child process of its own, so that
+    no kind takes CPU time from another through Python's interpreter lock; ``false``: one
+    thread per lane in one process (as ``serve``'s in-process worker always does)."""
+
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     """How long an idle worker waits before looking for due jobs again."""
 

@@ -77,10 +77,14 @@ class JobKind:
 
     handler: Callable[[Settings, Database], JobHandler]
     enabled: Callable[[Settings], bool] = _always
+    niceness: int = 0
+    """CPU priority of the kind's lane process (``os.nice``): a lane that can wait a few
+    seconds yields the CPU to one that cannot, on a busy machine."""
 
 
 JOB_KINDS: dict[str, JobKind] = {
-    EMAIL_JOB: JobKind(lambda settings, _database: email_delivery(settings)),
+    # Mail can wait seconds; directory sync decides who can log in: mail yields the CPU.
+    EMAIL_JOB: JobKind(lambda settings, _database: email_delivery(settings), niceness=10),
     LDAP_JOB: JobKind(ldap_sync_handler, enabled=lambda settings: settings.ldap.enabled),
 }
 """Every job kind scimbridge queues, each with its own lane: a new kind is one line here."""
@@ -96,7 +100,8 @@ def job_handlers(settings: Settings, database: Database) -> dict[str, JobHandler
     return {kind: JOB_KINDS[kind].handler(settings, database) for kind in lane_kinds(settings)}
 
 
-def _worker_options(settings: Settings, metrics: Metrics | None) -> dict[str, object]:
+def worker_options(settings: Settings, metrics: Metrics | None) -> dict[str, object]:
+    """Return the options of every lane's worker (retries, lease, batch size, metrics)."""
     return {
         "policy": RetryPolicy.from_settings(settings.worker),
         "lease": timedelta(seconds=settings.worker.lease_seconds),
@@ -105,7 +110,8 @@ def _worker_options(settings: Settings, metrics: Metrics | None) -> dict[str, ob
     }
 
 
-def _upkeep(settings: Settings, database: Database) -> Callable[[], object]:
+def upkeep_of(settings: Settings, database: Database) -> Callable[[], object]:
+    """Return the periodic upkeep (timed role grants, stale sessions…) as one call."""
     directory = UserDirectory(database, settings, load_roles(settings.roles.file))
     return lambda: run_maintenance(directory)
 
@@ -120,8 +126,8 @@ def build_worker(
     return OutboxWorker(
         database,
         job_handlers(settings, database),
-        upkeep=_upkeep(settings, database),
-        **_worker_options(settings, metrics),  # type: ignore[arg-type]
+        upkeep=upkeep_of(settings, database),
+        **worker_options(settings, metrics),  # type: ignore[arg-type]
     )
 
 
@@ -132,8 +138,8 @@ def build_lanes(
     return OutboxLanes.build(
         database,
         job_handlers(settings, database),
-        upkeep=_upkeep(settings, database),
-        **_worker_options(settings, metrics),
+        upkeep=upkeep_of(settings, database),
+        **worker_options(settings, metrics),
     )
 
 
@@ -156,7 +162,12 @@ def run_worker_process(settings: Settings, database: Database) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     logger.info("outbox worker started")
-    build_lanes(settings, database).run(stop, settings.worker.poll_interval_seconds)
+    if settings.worker.lane_processes:
+        from .lane_processes import run_lane_processes
+
+        run_lane_processes(settings, database, stop)
+    else:
+        build_lanes(settings, database).run(stop, settings.worker.poll_interval_seconds)
 
 
 def election_lock_path(database: Database) -> Path:
