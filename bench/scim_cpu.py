@@ -7,6 +7,9 @@ request costs the app alone: the figure to watch when changing a hot path, stead
 throughput on a busy machine. ``--profile PHASE`` prints where that phase's time goes.
 
 Run ``python bench/scim_cpu.py [--users 1000] [--profile patch]``.
+``--observability`` runs every phase twice, in turns: on an app without metrics and access
+log, and on one with metrics (prometheus-client in multiprocess mode, as under ``serve``),
+JSON log lines and the access log (written to stderr: redirect it), and prints the cost.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pstats
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,9 @@ from scim_bench import filter_path
 from scim_bench import user_body
 
 from scimbridge.app import create_app
+from scimbridge.logs import configure_logging
+from scimbridge.service.metrics import use_multiprocess_directory
+from scimbridge.settings import MetricsSettings
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database
 from scimbridge.store.migrations import upgrade
@@ -78,17 +85,79 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1000, help="requests per phase (1000)")
     parser.add_argument("--profile", help="print a profile of this phase (e.g. patch)")
+    parser.add_argument(
+        "--observability",
+        action="store_true",
+        help="compare without and with metrics, JSON logs and the access log",
+    )
     options = parser.parse_args()
-    count = options.users
+    if not options.observability:
+        spent = _run_phases(_make_app(observed=False), options.users, options.profile)
+        print(f"CPU per request, {options.users} requests a phase (in-process, SQLite)")
+        for name, seconds in spent.items():
+            print(f"  {name:12s} {seconds / options.users * 1e6:8.0f} µs")
+        return
+    use_multiprocess_directory(tempfile.mkdtemp(prefix="scim-cpu-metrics-"))
+    configure_logging("INFO", "json")
+    apps = {"plain": _make_app(observed=False), "observed": _make_app(observed=True)}
+    totals: dict[str, dict[str, float]] = defaultdict(dict)
+    runs = {name: _phases(*app) for name, app in apps.items()}
+    names = list(runs)
+    # Phase by phase, taking turns at going first: drift in machine load hits both alike.
+    for index in range(len(runs["plain"])):
+        for name in names if index % 2 == 0 else names[::-1]:
+            phase, work = runs[name][index]
+            started = time.process_time()
+            for i in range(options.users):
+                work(i)
+            totals[name][phase] = time.process_time() - started
+    print(f"CPU per request, {options.users} requests a phase (in-process, SQLite)")
+    print(f"  {'phase':12s} {'plain':>8s} {'observed':>9s}   cost")
+    for phase, plain in totals["plain"].items():
+        observed = totals["observed"][phase]
+        per = options.users / 1e6
+        cost = (observed / plain - 1) * 100
+        print(f"  {phase:12s} {plain / per:6.0f}µs {observed / per:7.0f}µs {cost:6.1f}%")
 
+
+def _make_app(observed: bool) -> tuple[Wsgi, str, Database]:
     workdir = Path(tempfile.mkdtemp(prefix="scim-cpu-"))
     settings = Settings(
-        database_url=f"sqlite:///{workdir}/scimbridge.db", public_url="http://127.0.0.1:8080"
+        database_url=f"sqlite:///{workdir}/scimbridge.db",
+        public_url="http://127.0.0.1:8080",
+        metrics=MetricsSettings(enabled=observed, token="cpu-bench-metrics-token"),
+        access_log=observed,
+        log_format="json" if observed else "text",
     )
     database = Database(settings.database_url)
     upgrade(database)
     app = create_app(settings, database)
-    token = app.extensions["scimbridge"].tokens.create("cpu", profile="entra")
+    token: str = app.extensions["scimbridge"].tokens.create("cpu", profile="entra")
+    return app, token, database
+
+
+def _run_phases(
+    made: tuple[Wsgi, str, Database], count: int, profile: str | None
+) -> dict[str, float]:
+    """Run every phase ``count`` times; return the CPU seconds each took."""
+    spent_by_phase: dict[str, float] = {}
+    for name, work in _phases(*made):
+        profiler = cProfile.Profile() if profile == name else None
+        started = time.process_time()
+        if profiler is not None:
+            profiler.enable()
+        for i in range(count):
+            work(i)
+        if profiler is not None:
+            profiler.disable()
+        spent_by_phase[name] = time.process_time() - started
+        if profiler is not None:
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+    return spent_by_phase
+
+
+def _phases(app: Wsgi, token: str, database: Database) -> list[tuple[str, Callable[[int], None]]]:
+    """Return the phases, in order, each a function of the user index."""
     ids: dict[int, str] = {}
 
     def expect(status: int, data: bytes, wanted: int) -> None:
@@ -112,26 +181,17 @@ def main() -> None:
     def delete(i: int) -> None:
         expect(*_call(app, "DELETE", f"/scim/v2/Users/{ids[i]}", token), 204)
 
+    def healthz(i: int) -> None:
+        # The cheapest request through scimbridge's own hooks: what they cost stands out.
+        expect(*_call(app, "GET", "/healthz", token), 200)
+
     def bare(i: int) -> None:
         expect(*_call(bare_app, "GET", f"/Users/{i}", token), 200)
 
-    print(f"CPU per request, {count} requests a phase (scimbridge in-process, SQLite)")
-    phases = [("bare Flask", bare), ("create", create), ("get", get), ("filter", search)]
-    phases += [("patch", patch), ("delete", delete)]
-    for name, work in phases:
-        profiler = cProfile.Profile() if options.profile == name else None
-        started = time.process_time()
-        if profiler is not None:
-            profiler.enable()
-        for i in range(count):
-            work(i)
-        if profiler is not None:
-            profiler.disable()
-        spent = time.process_time() - started
-        print(f"  {name:12s} {spent / count * 1e6:8.0f} µs")
-        if profiler is not None:
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
-    database.dispose()
+    phases: list[tuple[str, Callable[[int], None]]] = [("bare Flask", bare), ("healthz", healthz)]
+    phases.append(("create", create))
+    phases += [("get", get), ("filter", search), ("patch", patch), ("delete", delete)]
+    return phases
 
 
 if __name__ == "__main__":

@@ -37,9 +37,11 @@ class RequestFields(logging.Filter):
 
 
 def _json_formatter() -> logging.Formatter:
-    from pythonjsonlogger.json import JsonFormatter
+    # orjson (already used for SCIM bodies) serialises a line in a fraction of json's time:
+    # the access log writes one per request.
+    from pythonjsonlogger.orjson import OrjsonFormatter
 
-    return JsonFormatter(
+    return OrjsonFormatter(
         "%(levelname)s %(name)s %(message)s",
         rename_fields={"levelname": "level", "name": "logger"},
         timestamp=True,

@@ -21,6 +21,7 @@ import time
 import uuid
 from datetime import UTC
 from datetime import datetime
+from typing import Any
 
 from flask import Flask
 from flask import Response
@@ -102,22 +103,41 @@ def _route() -> str:
     return rule.rule if rule is not None else "(no route)"
 
 
-def _count(status: int, seconds: float) -> None:
-    method = request.method if request.method in _METHODS else "other"
-    route = _route()
+_Series = tuple[Any, Any]
+_series: dict[tuple[str, str, int], _Series] = {}
+"""The request counter and latency histogram of each (route, method, status) met so far.
+
+prometheus-client's ``labels()`` checks and locks on every call; the label sets are few and
+fixed once met, so each is looked up once per process."""
+
+
+def _series_of(route: str, method: str, status: int) -> _Series:
+    metrics = instruments()
     if route.startswith(_SCIM_PREFIX):
         first = route.removeprefix(_SCIM_PREFIX).split("/", 1)[0]
         resource = first if first in _SCIM_RESOURCES else "other"
-        metrics = instruments()
-        metrics.scim_requests.labels(resource, method, str(status)).inc()
-        metrics.scim_request_seconds.labels(resource, method).observe(seconds)
-        return
+        return (
+            metrics.scim_requests.labels(resource, method, str(status)),
+            metrics.scim_request_seconds.labels(resource, method),
+        )
     surface = "api" if route.startswith("/api/") else "pages"
-    if request.endpoint == "metrics":
+    if route == "/metrics":
         surface = "metrics"
-    metrics = instruments()
-    metrics.http_requests.labels(surface, route, method, str(status)).inc()
-    metrics.http_request_seconds.labels(surface, route, method).observe(seconds)
+    return (
+        metrics.http_requests.labels(surface, route, method, str(status)),
+        metrics.http_request_seconds.labels(surface, route, method),
+    )
+
+
+def _count(status: int, seconds: float) -> None:
+    method = request.method if request.method in _METHODS else "other"
+    key = (_route(), method, status)
+    series = _series.get(key)
+    if series is None:
+        series = _series.setdefault(key, _series_of(*key))
+    requests, latency = series
+    requests.inc()
+    latency.observe(seconds)
 
 
 def _finish(response: Response) -> Response:
