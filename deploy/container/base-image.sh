@@ -25,5 +25,5 @@ CONF
 find "$rootfs/usr/share/doc" -mindepth 2 ! -name copyright ! -type d -delete
 rm -rf "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
     "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-tar -C "$rootfs" --numeric-owner -c . | podman import - "$tag" >/dev/null
+tar -C "$rootfs" --numeric-owner -c . | podman import --quiet - "$tag" >/dev/null
 echo "base image $tag made from $mirror"

@@ -117,8 +117,14 @@ if ! podman image exists "$base"; then
     bash deploy/container/base-image.sh "$base"
 fi
 
-step "build scimbridge image"
+step "build images"
 build=(podman build --network host --format docker --build-arg "BASE=$base" -q)
+# The compose stack's PostgreSQL and OpenLDAP images build meanwhile: the builds wait on
+# downloads more than on the CPUs.
+( "${build[@]}" -f deploy/container/postgres.Containerfile -t "$postgres_image" . \
+    && "${build[@]}" -f deploy/container/openldap.Containerfile -t "$openldap_image" . ) \
+    >"$work/service-images.log" 2>&1 &
+service_images=$!
 # pip inside the build verifies TLS with the host's CA bundle, mounted for one RUN only.
 "${build[@]}" --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt \
     -f deploy/container/Containerfile -t "$image" . >/dev/null
@@ -190,9 +196,8 @@ smoke postgresql "postgresql+psycopg://postgres@127.0.0.1:$pg_port/scimbridge" \
     -e SCIMBRIDGE_SECRET_KEY=ci-not-a-secret --read-only --tmpfs /tmp --cap-drop ALL \
     --security-opt no-new-privileges
 
-step "build postgres, openldap images"
-"${build[@]}" -f deploy/container/postgres.Containerfile -t "$postgres_image" . >/dev/null
-"${build[@]}" -f deploy/container/openldap.Containerfile -t "$openldap_image" . >/dev/null
+step "wait for postgres, openldap images"
+wait "$service_images" || { cat "$work/service-images.log"; fail "postgres, openldap images"; }
 
 step "compose: up, provision a user"
 compose=("$tools/podman-compose" -f deploy/compose.yaml -p "$project")
