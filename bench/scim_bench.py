@@ -12,6 +12,11 @@ phase by phase so that machine noise hits both alike, then prints requests per s
 ratio scimbridge/reference and the target check of each phase. Every response status is
 checked: a phase with failed requests is reported as INVALID.
 
+``--database postgresql`` adds scimbridge on a private PostgreSQL (started in a temporary
+directory, as the tests start theirs) beside the SQLite one, in the same run; with
+``--pg-instances N`` also N ``scimbridge serve`` instances sharing one PostgreSQL database, the
+client's connections spread over them, as behind a load balancer.
+
 ``--scale`` instead measures how scimbridge's latency grows with its data: filter latency
 with 1,000 vs 100,000 users, and one-member PATCH latency on a 10- vs a 50,000-member group.
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import itertools
 import json
 import os
 import random
@@ -41,6 +47,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
@@ -72,6 +79,8 @@ RFC_DEACTIVATE = {
 
 REFERENCE = "reference"
 SCIMBRIDGE = "scimbridge"
+SCIMBRIDGE_PG = "scimbridge-pg"
+"""scimbridge on PostgreSQL; SCIMBRIDGE is on SQLite."""
 
 
 # --------------------------------------------------------------------------- options
@@ -104,6 +113,8 @@ class Options:
     observability_cost: bool
     cursor: bool
     cursor_users: int
+    database: str
+    pg_instances: int
 
 
 def parse_options(argv: list[str] | None = None) -> Options:
@@ -168,7 +179,22 @@ def parse_options(argv: list[str] | None = None) -> Options:
         help="measure RFC 9865 cursor paging instead: last page against first (target 1.2x)",
     )
     p.add_argument("--cursor-users", type=int, default=50_000, help="users for --cursor (50000)")
+    p.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="postgresql: also run scimbridge on a private PostgreSQL, beside SQLite (sqlite)",
+    )
+    p.add_argument(
+        "--pg-instances",
+        type=int,
+        default=1,
+        help="with --database postgresql and N > 1: also N serve instances sharing one "
+        "PostgreSQL database, each with --workers/N processes (1)",
+    )
     a = p.parse_args(argv)
+    if a.pg_instances > 1 and a.database != "postgresql":
+        p.error("--pg-instances needs --database postgresql")
     return Options(**{k: v for k, v in vars(a).items()})
 
 
@@ -515,10 +541,14 @@ class Target:
     """The round being run: each creates users (and a group) of its own."""
     entra_patch: bool = True
     notes: list[str] = field(default_factory=list)
+    more_servers: list[Server] = field(default_factory=list)
+    """Further instances serving the same database; clients take turns among all of them."""
+    _turns: Iterator[int] = field(default_factory=itertools.count)
 
     def client(self) -> Client:
-        """Open a client to this server."""
-        return Client(self.server.port, self.prefix, self.token)
+        """Open a client to this server (the next instance in turn, when there are several)."""
+        servers = [self.server, *self.more_servers]
+        return Client(servers[next(self._turns) % len(servers)].port, self.prefix, self.token)
 
     def note(self, text: str) -> None:
         """Record and print a remark on this server's behaviour."""
@@ -544,17 +574,26 @@ def start_scimbridge(
     stack: contextlib.ExitStack,
     o: Options,
     name: str = SCIMBRIDGE,
+    database_url: str | None = None,
+    instances: int = 1,
     settings: dict[str, str] | None = None,
 ) -> Target:
-    """Create a fresh scimbridge database and token, then start ``scimbridge serve``."""
+    """Create a fresh scimbridge database and token, then start ``scimbridge serve``.
+
+    SQLite in the server's directory unless ``database_url`` names another database;
+    ``instances`` serve processes share it, with ``--workers`` split between them;
+    ``settings`` are extra SCIMBRIDGE_* variables.
+    """
     exe = str(BIN_DIR / "scimbridge")
     port, workdir = free_port(), make_workdir(stack, name)
     env = {
-        "SCIMBRIDGE_DATABASE_URL": f"sqlite:///{workdir}/scimbridge.db",
+        "SCIMBRIDGE_DATABASE_URL": database_url or f"sqlite:///{workdir}/scimbridge.db",
         "SCIMBRIDGE_PUBLIC_URL": f"http://{HOST}:{port}",
         # Point at a missing file so a config/scimbridge.toml nearby cannot change the setup.
         "SCIMBRIDGE_CONFIG": str(workdir / "absent.toml"),
         **(settings or {}),
+        # Instances sharing a database share the key signing CSRF tokens, as they must.
+        "SCIMBRIDGE_SECRET_KEY": secrets.token_urlsafe(32),
     }
     full_env = {**os.environ, **env}
     run = subprocess.run
@@ -565,12 +604,36 @@ def start_scimbridge(
         capture_output=True, text=True,
     )  # fmt: skip
     token = created.stdout.strip().splitlines()[-1].strip()
-    argv = [
-        exe, "serve", "--host", HOST, "--port", str(port),
-        "--workers", str(o.workers), "--threads", str(o.threads),
-    ]  # fmt: skip
-    server = start_server(stack, name, argv, workdir, port, "/scim/v2/ServiceProviderConfig", env)
-    return Target(name, server, "/scim/v2", token)
+    workers = max(1, round(o.workers / instances))
+    servers = []
+    for number in range(instances):
+        instance_dir = workdir if number == 0 else make_workdir(stack, f"{name}-{number}")
+        if number:
+            port = free_port()
+        argv = [
+            exe, "serve", "--host", HOST, "--port", str(port),
+            "--workers", str(workers), "--threads", str(o.threads),
+        ]  # fmt: skip
+        servers.append(
+            start_server(
+                stack, name, argv, instance_dir, port, "/scim/v2/ServiceProviderConfig", env
+            )
+        )
+    return Target(name, servers[0], "/scim/v2", token, more_servers=servers[1:])
+
+
+def start_postgresql_targets(stack: contextlib.ExitStack, o: Options) -> list[Target]:
+    """Start a private PostgreSQL and scimbridge on it: one instance, and ``--pg-instances``."""
+    sys.path.insert(0, str(BENCH_DIR.parent))  # the tests' PostgreSQL starter
+    from tests.services import postgres_server
+
+    postgres = stack.enter_context(postgres_server())
+    targets = [start_scimbridge(stack, o, SCIMBRIDGE_PG, postgres.create_database("bench"))]
+    if o.pg_instances > 1:
+        name = f"{SCIMBRIDGE_PG}-x{o.pg_instances}"
+        url = postgres.create_database("bench_instances")
+        targets.append(start_scimbridge(stack, o, name, url, o.pg_instances))
+    return targets
 
 
 def user_body(i: int) -> dict[str, Any]:
@@ -806,7 +869,7 @@ def measure_ceiling(server: Server, o: Options) -> Measure:
 def show(phase: str, name: str, m: Measure) -> None:
     """Print one measurement as it completes; shout when requests failed."""
     print(
-        f"  {phase:22} {name:11} {m.requests:6} req {m.seconds:7.2f} s {m.rate:9.1f}/s", flush=True
+        f"  {phase:22} {name:16} {m.requests:6} req {m.seconds:7.2f} s {m.rate:9.1f}/s", flush=True
     )
     if m.errors:
         print(f"  !!! {m.errors} FAILED requests in {phase} on {name}; first ones:", flush=True)
@@ -832,7 +895,13 @@ def run_comparison(o: Options) -> dict[str, Any]:
         ceiling_server = start_bare_flask(stack, o)
         starters = {REFERENCE: start_reference, SCIMBRIDGE: start_scimbridge}
         targets = [starters[n](stack, o) for n in names]
-        print(f"servers up: {', '.join(f'{t.name}:{t.server.port}' for t in targets)}", flush=True)
+        if o.database == "postgresql" and SCIMBRIDGE in names:
+            targets += start_postgresql_targets(stack, o)
+        ports = (
+            f"{t.name}:{','.join(str(s.port) for s in [t.server, *t.more_servers])}"
+            for t in targets
+        )
+        print(f"servers up: {', '.join(ports)}", flush=True)
         rounds: list[dict[str, Any]] = []
         for number in range(o.rounds):
             if o.rounds > 1:
@@ -870,7 +939,7 @@ def run_durability(o: Options) -> dict[str, dict[str, list[dict[str, Any]]]]:
     with contextlib.ExitStack() as stack:
         targets = [
             start_scimbridge(
-                stack, o, f"sync-{mode.lower()}", {"SCIMBRIDGE_SQLITE_SYNCHRONOUS": mode}
+                stack, o, f"sync-{mode.lower()}", settings={"SCIMBRIDGE_SQLITE_SYNCHRONOUS": mode}
             )
             for mode in SYNCHRONOUS_MODES
         ]
@@ -944,7 +1013,8 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
         ratios = by_server.get("ratios")
         row["ratio"] = statistics.median(ratios) if ratios else None
         row["ratio_range"] = (min(ratios), max(ratios)) if ratios and len(ratios) > 1 else None
-        if any(m and m["errors"] for m in (ref, ours)):
+        measured = [m for name, m in by_server.items() if name != "ratios"]
+        if any(m["errors"] for m in measured):
             row["result"] = "INVALID"
         elif ours is None or row["target"] is None:
             row["result"] = "-"
@@ -975,11 +1045,30 @@ def print_table(results: dict[str, Any], rows: list[dict[str, Any]]) -> None:
             f"{fmt(r['ratio'], 'x'):>7} {fmt(r['target']):>9}  {r['result']}"
             + (f"  (ratios {spread[0]:.1f}-{spread[1]:.1f}x)" if spread else "")
         )
+    print_database_table(results)
     for name, notes in results["notes"].items():
         for note in notes:
             print(f"note: {name}: {note}")
     if any(r["result"] == "INVALID" for r in rows):
         print("\n!!! INVALID: some requests failed; the figures above do not count. !!!")
+
+
+def print_database_table(results: dict[str, Any]) -> None:
+    """Print scimbridge's rates on each database it ran on, against SQLite in the same run."""
+    others = [n for n in results["notes"] if n not in (REFERENCE, SCIMBRIDGE)]
+    if not others:
+        return
+    head = f"{'phase':22} {'sqlite/s':>10}" + "".join(f" {n + '/s':>24}" for n in others)
+    print(f"\nscimbridge by database (ratio to SQLite)\n{head}\n{'-' * len(head)}")
+    for phase in PHASES:
+        by_server = results["phases"][phase.key]
+        sqlite = by_server.get(SCIMBRIDGE, {}).get("rate")
+        cells = []
+        for name in others:
+            rate = by_server.get(name, {}).get("rate")
+            ratio = f" ({rate / sqlite:.2f}x)" if rate and sqlite else ""
+            cells.append(f" {fmt(rate) + ratio:>24}")
+        print(f"{phase.label:22} {fmt(sqlite):>10}" + "".join(cells))
 
 
 # --------------------------------------------------------------------------- scale
@@ -1247,7 +1336,7 @@ def run_observability_cost(o: Options) -> dict[str, Any]:
     results: dict[str, Any] = {"phases": {}}
     with contextlib.ExitStack() as stack:
         targets = [
-            start_scimbridge(stack, o, name, OBSERVABILITY_SETTINGS[name])
+            start_scimbridge(stack, o, name, settings=OBSERVABILITY_SETTINGS[name])
             for name in (PLAIN, OBSERVED)
         ]
         print(f"servers up: {', '.join(f'{t.name}:{t.server.port}' for t in targets)}", flush=True)
