@@ -24,13 +24,23 @@ from .errors import UnsupportedMediaType
 # What SCIM responses can be labelled, preferred first (RFC 7644 §3.1 names both).
 RESPONSE_MEDIA_TYPES = offers("application/scim+json", "application/json")
 
+# Accept headers clients send on nearly every request, answered without parsing them.
+_VERBATIM = {
+    "application/scim+json": "application/scim+json",
+    "application/json": "application/json",
+    "*/*": "application/scim+json",
+    "application/scim+json, application/json": "application/scim+json",
+}
+
 
 def check_accept() -> None:
     """Choose the media type of the response from ``Accept``; 406 if none is acceptable.
 
     The choice is kept in ``g.scim_media_type`` for the response's ``Content-Type``.
     """
-    chosen = negotiate(request.accept_mimetypes, RESPONSE_MEDIA_TYPES)
+    chosen = _VERBATIM.get(request.headers.get("Accept", "*/*"))
+    if chosen is None:
+        chosen = negotiate(request.accept_mimetypes, RESPONSE_MEDIA_TYPES)
     if chosen is None:
         raise NotAcceptable()
     g.scim_media_type = chosen
