@@ -82,7 +82,7 @@ def _page(
         deviations=deviations,
         profile_labels=PROFILE_LABELS,
         errors=errors or FormErrors(),
-        values=values or {"name": "", "profile": "entra"},
+        values=values or {"name": "", "profile": "generic"},
         created=created,
         alert=alert,
         notice=notice_from(NOTICES),
