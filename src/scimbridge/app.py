@@ -69,6 +69,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     api.init_app(app)
     web.init_app(app, load_secret_key(settings, database))
 
+    @app.after_request
+    def _nosniff(response: Response) -> Response:
+        # JSON answers (SCIM, the System API, errors) must never be sniffed into HTML.
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify(status="ok")

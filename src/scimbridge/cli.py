@@ -16,6 +16,7 @@ from . import cli_outbox
 from . import cli_users
 from .service.tokens import KINDS
 from .service.tokens import SCOPES
+from .serving import LIMIT_REQUEST_LINE
 from .serving import KeepAliveWorker
 from .serving import close_after_requests
 from .settings import Settings
@@ -96,6 +97,7 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
             "workers": workers or settings.server.workers,
             "threads": threads or settings.server.threads,
             "worker_class": KeepAliveWorker,
+            "limit_request_line": LIMIT_REQUEST_LINE,
             "keepalive": 5,
             "accesslog": None,
             "errorlog": "-",

@@ -76,6 +76,17 @@ class ScimSettings(BaseModel):
     max_patch_members: int = Field(default=10_000, ge=1)
     """Largest number of member values one group PATCH may carry."""
 
+    max_filter_length: int = Field(default=8192, ge=256)
+    """Longest filter or PATCH path accepted, in characters; longer ones get 400
+    ``invalidFilter`` (``invalidPath`` for a PATCH path) before they are parsed."""
+
+    max_filter_terms: int = Field(default=100, ge=1)
+    """Most comparisons one filter or PATCH path may join with ``and``/``or``: each costs the
+    database (and a PATCH value path, Python) time on every resource it is tested on."""
+
+    max_filter_depth: int = Field(default=10, ge=1)
+    """Deepest nesting of parentheses and ``[...]`` value filters in a filter or PATCH path."""
+
 
 class LifecycleSettings(BaseModel):
     """Invitations, password resets, passwords and rate limits."""

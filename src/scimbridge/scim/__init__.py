@@ -12,6 +12,7 @@ from flask import g
 from flask import request
 from scim2_models import Context
 from scim2_models import Group
+from scim2_models import InvalidValueException
 from scim2_models import NotFoundException
 from scim2_models import NotImplementedException
 from scim2_models import SearchRequest
@@ -21,13 +22,16 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from ..domain.resources import UserResource
 from ..service.client_deviations import record_client_deviations
+from ..service.provisioning import MAX_START_INDEX
 from .bulk import register_bulk_view
 from .discovery import register_discovery_views
 from .errors import register_error_handlers
+from .filter_cost import check_filter
 from .quirks import ClientProfile
 from .quirks import normalize_filter
 from .requests import check_accept
 from .requests import json_body
+from .requests import scim_limits
 from .responses import scim_response
 from .views import list_resources
 from .views import register_resource_views
@@ -41,6 +45,9 @@ _PUBLIC_ENDPOINTS = {"ServiceProviderConfig", "ResourceTypes", "Schemas"}
 @bp.before_request
 def _authenticate() -> None:
     check_accept()
+    if "\x00" in request.path or b"%00" in request.query_string:
+        # PostgreSQL cannot compare text holding NUL: refuse it before any query.
+        raise InvalidValueException(detail="the URL holds a NUL character")
     path = request.path.removeprefix(bp.url_prefix or "").lstrip("/")
     first_segment = path.split("/", 1)[0]
     if first_segment in _PUBLIC_ENDPOINTS and request.method == "GET":
@@ -77,12 +84,13 @@ def root_search() -> Response:
     """Search users and groups at once (RFC 7644 §3.4.3); results list users first."""
     body = json_body()
     if isinstance(body.get("filter"), str):
+        check_filter(body["filter"], scim_limits())
         body["filter"] = normalize_filter(body["filter"], UserResource, g.client_profile)
     query: SearchRequest[Any] = SearchRequest[UserResource | Group].model_validate(
         body, scim_ctx=Context.SEARCH_REQUEST
     )
     settings = current_app.extensions["scimbridge"].settings
-    start = max(query.start_index or 1, 1)
+    start = min(max(query.start_index or 1, 1), MAX_START_INDEX)
     count = min(
         query.count if query.count is not None else settings.scim.default_page_size,
         settings.scim.max_page_size,

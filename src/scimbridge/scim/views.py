@@ -15,6 +15,7 @@ from scim2_models import SearchRequest
 
 from ..domain.resources import StoredResource
 from ..service.provisioning import ProvisioningService
+from .filter_cost import check_filter
 from .operations import MODELS
 from .operations import create_resource
 from .operations import delete_resource
@@ -25,6 +26,7 @@ from .quirks import normalize_filter
 from .requests import if_match
 from .requests import json_body
 from .requests import response_parameters
+from .requests import scim_limits
 from .requests import search_from_query
 from .responses import list_body
 from .responses import location
@@ -43,6 +45,7 @@ def _profile() -> ClientProfile:
 def _search_body(model: Any) -> SearchRequest[Any]:
     body = json_body()
     if isinstance(body.get("filter"), str):
+        check_filter(body["filter"], scim_limits())
         body["filter"] = normalize_filter(body["filter"], model, _profile())
     return SearchRequest[model].model_validate(body, scim_ctx=Context.SEARCH_REQUEST)
 

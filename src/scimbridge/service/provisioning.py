@@ -63,6 +63,9 @@ from .mapping import user_model
 from .mapping import user_name_key
 from .passwords import hash_password
 
+MAX_START_INDEX = 2**31
+"""Largest ``startIndex`` a search honours; a larger one is treated as this (an empty page)."""
+
 
 @dataclass
 class Page:
@@ -186,7 +189,8 @@ class ProvisioningService:
             if key is not None:
                 descending = str(request.sort_order or "ascending") == "descending"
                 order_by.append(key.desc().nulls_last() if descending else key.asc().nulls_last())
-        start_index = max(request.start_index or 1, 1)
+        # Past every row a page is empty anyway; the bound keeps OFFSET a 64-bit integer.
+        start_index = min(max(request.start_index or 1, 1), MAX_START_INDEX)
         count = min(request.count if request.count is not None else default_count, max_count)
         with self.database.read() as conn:
             total, records = store.search(
@@ -750,6 +754,8 @@ class _PreparedUser:
     @classmethod
     def of(cls, user: UserResource) -> _PreparedUser:
         """Hash a new password (argon2 is slow on purpose) and build the row of ``user``."""
+        if not (user.user_name or "").strip():
+            raise InvalidValueException(detail="userName must not be empty")
         password_hash = hash_password(user.password) if user.password else None
         user.password = None
         return cls(user_columns(user), document(user), password_hash)
