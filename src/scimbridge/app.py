@@ -17,6 +17,7 @@ from .domain.resources import accept_internal_email_domains
 from .service.ldap_status import DirectoryHealth
 from .service.lifecycle import UserDirectory
 from .service.provisioning import ProvisioningService
+from .service.rate_limits import TokenRateLimiter
 from .service.readiness import readiness
 from .service.roles import RolesConfig
 from .service.roles import load_roles
@@ -36,6 +37,7 @@ class Services:
     directory: UserDirectory
     provisioning: ProvisioningService
     tokens: TokenService
+    rate_limiter: TokenRateLimiter
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> Flask:
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             invite_on_create=settings.lifecycle.on_scim_create == "invite",
         ),
         tokens=TokenService(database),
+        rate_limiter=TokenRateLimiter(settings.rate_limit, database),
     )
     scim.init_app(app)
     api.init_app(app)

@@ -25,6 +25,7 @@ from ..service.client_deviations import record_client_deviations
 from ..service.provisioning import MAX_START_INDEX
 from .bulk import register_bulk_view
 from .discovery import register_discovery_views
+from .errors import TooManyRequests
 from .errors import register_error_handlers
 from .filter_cost import check_filter
 from .quirks import ClientProfile
@@ -56,9 +57,13 @@ def _authenticate() -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise UnauthorizedException(detail="a bearer token is required")
-    info = current_app.extensions["scimbridge"].tokens.authenticate(token.strip())
+    services = current_app.extensions["scimbridge"]
+    info = services.tokens.authenticate(token.strip())
     if info is None:
         raise UnauthorizedException(detail="the bearer token is not valid")
+    throttled = services.rate_limiter.hit("scim", info.name)
+    if throttled is not None:
+        raise TooManyRequests(throttled.retry_after)
     g.scim_token = info
     g.client_profile = ClientProfile(info.name, info.profile)
 

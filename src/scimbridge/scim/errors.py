@@ -48,6 +48,17 @@ class NotAcceptable(SCIMException):
     _default_detail = "responses are application/scim+json"
 
 
+class TooManyRequests(SCIMException):
+    """The token is over its rate limit (429); ``Retry-After`` says when to try again."""
+
+    status = 429
+    _default_detail = "this token made too many requests; retry later"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+
+
 def scim_error_from_validation(exc: ValidationError) -> Error:
     """Turn a pydantic validation failure of a SCIM payload into one SCIM Error."""
     errors = Error.from_validation_errors(exc)
@@ -80,6 +91,9 @@ def register_error_handlers(bp: Blueprint) -> None:
         # One short line: the detail, never the request or a statement (it may be large).
         log.info("SCIM request refused: %s %s %s", exc.status, exc.scim_type, str(exc)[:200])
         headers = {"WWW-Authenticate": 'Bearer realm="scim"'} if exc.status == 401 else None
+        if isinstance(exc, TooManyRequests):
+            # Entra ID and Okta pause the job for Retry-After, then retry the request.
+            headers = {"Retry-After": str(exc.retry_after)}
         return error_response(exc.to_error(), headers)
 
     @bp.errorhandler(ValidationError)
