@@ -288,3 +288,11 @@ def assert_live_scim_error(response: requests.Response, status: int) -> None:
     body = response.json()
     assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
     assert body["status"] == str(status)
+
+
+def test_the_system_api_answers_an_unknown_method_with_a_problem(seeded: Seeded) -> None:
+    """Routing's 405 under /api/v1 is the API's problem document, not Werkzeug's HTML."""
+    response = seeded.scim.client.open("/api/v1/users", method="TRACE")
+    assert response.status_code == 405
+    assert response.mimetype == "application/problem+json"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
