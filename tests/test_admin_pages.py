@@ -495,7 +495,10 @@ def test_suspend_blocks_login_and_reactivate_restores_it(
     assert directory.status(user_id) == "suspended"
     assert location(user.get("/account")).startswith("/login")
     refused = user.post("/login", {"identifier": "hal@example.com", "password": STRONG_PASSWORD})
-    assert refused.status_code == 400 and "suspended" in refused.text
+    # The answer of a wrong password: it must not confirm that this one was right.
+    assert refused.status_code == 400 and "The email address or the password is not right" in (
+        refused.text
+    )
     page = admin.get("/admin/users?status=suspended").text
     assert "hal@example.com" in page
     admin.post(f"/admin/users/{user_id}/reactivate")

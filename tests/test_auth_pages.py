@@ -7,6 +7,7 @@ Flask test client instead.
 from __future__ import annotations
 
 import logging
+import re
 import statistics
 import subprocess
 import time
@@ -22,6 +23,7 @@ from flask.testing import FlaskClient
 
 from scimbridge.app import create_app
 from scimbridge.domain.lifecycle import Actor
+from scimbridge.service.lifecycle import LOGIN_REFUSED
 from scimbridge.service.lifecycle import UserDirectory
 from scimbridge.service.roles import load_roles
 from scimbridge.settings import Settings
@@ -330,7 +332,8 @@ def test_a_suspended_users_next_request_lands_on_the_login_page(
     server.directory.suspend(user_id, ADMIN)
     assert _location(browser.get("/account")) == "/login?next=/account"
     refused = browser.login(email, STRONG_PASSWORD)
-    assert refused.status_code == 400 and "suspended" in refused.text
+    assert refused.status_code == 400 and LOGIN_REFUSED.capitalize() in refused.text
+    assert "account is suspended" not in refused.text
     server.directory.reactivate(user_id, ADMIN)
     assert _location(browser.get("/account")).startswith("/login")
     assert _location(browser.login(email, STRONG_PASSWORD)) == "/account"
@@ -431,6 +434,74 @@ def test_failed_logins_are_rate_limited_per_account(
     assert limited.status_code == 429
     assert "too many failed attempts" in limited.text.lower()
     assert "scimbridge_session" not in browser.http.cookies
+
+
+def _refusal(response: requests.Response) -> tuple[int, str]:
+    """Return a refused login's status and its error message (the page minus its form)."""
+    match = re.search(r'<div class="alert" role="alert">\s*<ul><li>(.*?)</li>', response.text)
+    assert match is not None, response.text
+    return response.status_code, match.group(1).strip()
+
+
+def test_a_suspended_account_is_refused_as_a_wrong_password_is(
+    server: PagesServer, request: pytest.FixtureRequest
+) -> None:
+    """Right or wrong password, a suspended account gets the answer of a wrong password."""
+    email = _user_email(request)
+    other = "other." + email
+    server.directory.suspend(server.active_user(email), ADMIN)
+    server.active_user(other)
+    browser = Browser(server.live.base_url)
+    answers = {
+        "suspended, right password": _refusal(browser.login(email, STRONG_PASSWORD)),
+        "suspended, wrong password": _refusal(browser.login(email, "wrong password!")),
+        "active, wrong password": _refusal(browser.login(other, "wrong password!")),
+        "unknown address": _refusal(browser.login("nobody." + email, "wrong password!")),
+    }
+    assert set(answers.values()) == {(400, LOGIN_REFUSED.capitalize() + ".")}, answers
+
+
+def test_the_lockout_answers_the_same_for_unknown_addresses(
+    server: PagesServer, request: pytest.FixtureRequest
+) -> None:
+    """An unknown address is locked out after as many failures as an account, with its answer."""
+    known = _user_email(request)
+    server.active_user(known)
+    unknown = "nobody." + known
+    browser = Browser(server.live.base_url)
+    answers: dict[str, list[tuple[int, str]]] = {known: [], unknown: []}
+    for _ in range(6):
+        for address, seen in answers.items():
+            seen.append(_refusal(browser.login(address, "wrong password!")))
+    assert answers[known] == answers[unknown]
+    assert [status for status, _ in answers[known]] == [400] * 5 + [429]
+
+
+def test_a_refused_login_takes_as_long_for_an_unknown_address(
+    server: PagesServer, request: pytest.FixtureRequest
+) -> None:
+    """The password check runs for unknown addresses too, so timing tells nothing.
+
+    Each address is tried once (the lockout would otherwise skip the check for all of them);
+    the medians of eight tries each must be close. A missing check (a 50 ms argon2 hash
+    against a few milliseconds) fails it; machine load moves both sides alike.
+    """
+    browser = Browser(server.live.base_url)
+    known = [f"timing{index}." + _user_email(request) for index in range(8)]
+    for address in known:
+        server.active_user(address)
+    timings: dict[str, list[float]] = {"known": [], "unknown": []}
+    for address in known:
+        for kind, login in (("known", address), ("unknown", "nobody." + address)):
+            token = csrf_token(browser.get("/login").text)
+            started = time.perf_counter()
+            response = browser.post(
+                "/login", {"identifier": login, "password": "wrong password!", "csrf_token": token}
+            )
+            timings[kind].append(time.perf_counter() - started)
+            assert response.status_code == 400
+    known_median, unknown_median = (statistics.median(t) for t in timings.values())
+    assert max(known_median, unknown_median) < 2 * min(known_median, unknown_median) + 0.02, timings
 
 
 # -- CSRF, headers, errors ---------------------------------------------------------------------

@@ -302,7 +302,8 @@ def test_suspended_user_cannot_log_in_and_loses_sessions_and_links(
     directory.suspend(user_id, ADMIN)
     assert directory.account(user_id).status == UserStatus.SUSPENDED
     assert directory.session(session.session_token) is None
-    with pytest.raises(LoginRefused, match="suspended"):
+    # The same words as a wrong password: the answer must not confirm the password.
+    with pytest.raises(LoginRefused, match="the email address or the password is not right"):
         directory.login("ada@example.com", STRONG_PASSWORD, BROWSER)
     with pytest.raises(LinkInvalid):
         directory.reset_password(reset, OTHER_STRONG_PASSWORD, BROWSER)

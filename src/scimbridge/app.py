@@ -17,6 +17,7 @@ from .domain.resources import accept_internal_email_domains
 from .service.ldap_status import DirectoryHealth
 from .service.lifecycle import UserDirectory
 from .service.provisioning import ProvisioningService
+from .service.rate_limits import TokenRateLimiter
 from .service.readiness import readiness
 from .service.roles import RolesConfig
 from .service.roles import load_roles
@@ -38,6 +39,7 @@ class Services:
     directory: UserDirectory
     provisioning: ProvisioningService
     tokens: TokenService
+    rate_limiter: TokenRateLimiter
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> Flask:
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             invite_on_create=settings.lifecycle.on_scim_create == "invite",
         ),
         tokens=TokenService(database),
+        rate_limiter=TokenRateLimiter(settings.rate_limit, database),
     )
     secret_key = load_secret_key(settings, database)
     # First: its hooks give every request (SCIM, API, pages) its id before their own hooks run.
@@ -75,6 +78,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     scim.init_app(app, secret_key)
     api.init_app(app)
     web.init_app(app, secret_key)
+
+    @app.after_request
+    def _nosniff(response: Response) -> Response:
+        # JSON answers (SCIM, the System API, errors) must never be sniffed into HTML.
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
 
     @app.get("/healthz")
     def healthz() -> Response:

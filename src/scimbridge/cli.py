@@ -26,6 +26,7 @@ from .service.metrics import forget_process
 from .service.metrics import use_multiprocess_directory
 from .service.tokens import KINDS
 from .service.tokens import SCOPES
+from .serving import LIMIT_REQUEST_LINE
 from .serving import KeepAliveWorker
 from .serving import close_after_requests
 from .settings import Settings
@@ -120,6 +121,7 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
                 "workers": workers or settings.server.workers,
                 "threads": threads or settings.server.threads,
                 "worker_class": KeepAliveWorker,
+                "limit_request_line": LIMIT_REQUEST_LINE,
                 "keepalive": 5,
                 "accesslog": None,
                 "errorlog": "-",

@@ -10,7 +10,52 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+from gunicorn.http.errors import LimitRequestHeaders
+from gunicorn.http.errors import LimitRequestLine
+from gunicorn.util import write_nonblock
 from gunicorn.workers.gthread import ThreadWorker
+
+LIMIT_REQUEST_LINE = 8190
+"""Longest request line gunicorn reads (its own ceiling; its default is 4094): a GET with a
+filter near ``scim.max_filter_length`` fits, so the app answers it rather than gunicorn."""
+
+_ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
+_OVERSIZED: dict[type[Exception], tuple[int, str, str]] = {
+    LimitRequestLine: (
+        414,
+        "URI Too Long",
+        "the request line is too long; send a long filter in the body of POST .search",
+    ),
+    LimitRequestHeaders: (
+        431,
+        "Request Header Fields Too Large",
+        "a request header is too large, or there are too many",
+    ),
+}
+
+
+def oversized_request_answer(exc: Exception) -> bytes | None:
+    """Return the raw HTTP answer to a request gunicorn refused as too large, else None.
+
+    gunicorn refuses it before any path is parsed, so no route (and no Flask) sees it, and
+    gunicorn's own answer is an HTML page. This one is a SCIM ``Error`` (RFC 7644 §3.12),
+    which SCIM clients expect and any other client reads as plain JSON.
+    """
+    for kind, (status, reason, detail) in _OVERSIZED.items():
+        if isinstance(exc, kind):
+            body = orjson.dumps(
+                {"schemas": [_ERROR_SCHEMA], "status": str(status), "detail": detail}
+            )
+            head = (
+                f"HTTP/1.1 {status} {reason}\r\n"
+                "Connection: close\r\n"
+                "Content-Type: application/scim+json\r\n"
+                "X-Content-Type-Options: nosniff\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
+            return head.encode("latin-1") + body
+    return None
 
 
 class KeepAliveWorker(ThreadWorker):  # type: ignore[misc]
@@ -56,6 +101,19 @@ class KeepAliveWorker(ThreadWorker):  # type: ignore[misc]
         while keep is True and self.alive and self._next_request_ready(conn):
             keep = super().handle(conn)
         return keep
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: Exception) -> None:
+        """Answer a request line or header too large with a SCIM ``Error``, not HTML."""
+        answer = oversized_request_answer(exc)
+        if answer is None:
+            super().handle_error(req, client, addr, exc)
+            return
+        # One short line, as gunicorn logs it: never the oversized line itself.
+        self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
+        try:
+            write_nonblock(client, answer)
+        except OSError:
+            self.log.debug("Failed to send error message.")
 
     def _next_request_ready(self, conn: Any) -> bool:
         if conn.parser.unreader.buf.getvalue():

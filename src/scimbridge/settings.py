@@ -81,6 +81,39 @@ class ScimSettings(BaseModel):
     """How long a ``nextCursor``/``previousCursor`` (RFC 9865) stays valid; later: 400
     ``expiredCursor``."""
 
+    max_filter_length: int = Field(default=8192, ge=256)
+    """Longest filter or PATCH path accepted, in characters; longer ones get 400
+    ``invalidFilter`` (``invalidPath`` for a PATCH path) before they are parsed."""
+
+    max_filter_terms: int = Field(default=100, ge=1)
+    """Most comparisons one filter or PATCH path may join with ``and``/``or``: each costs the
+    database (and a PATCH value path, Python) time on every resource it is tested on."""
+
+    max_filter_depth: int = Field(default=10, ge=1)
+    """Deepest nesting of parentheses and ``[...]`` value filters in a filter or PATCH path."""
+
+
+class RateLimitSettings(BaseModel):
+    """Requests each bearer token may make (SCIM and the System API); 429 past the limit."""
+
+    enabled: bool = True
+    """Count requests per token and answer 429 with ``Retry-After`` past the limits."""
+
+    scim_per_token: str = "20000/minute"
+    """Limits of one SCIM token, in the ``limits`` library's notation (``N/second``,
+    ``N/minute``; several joined with ``;``). The default is a safety net against a runaway
+    client, far above what identity providers send (Entra ID asks endpoints to take 25
+    requests a second, 1,500 a minute), so it never throttles a provisioning cycle."""
+
+    api_per_token: str = "20000/minute"
+    """Limits of one System API token, in the same notation."""
+
+    storage_uri: str = "memory://"
+    """Where requests are counted: ``memory://`` counts in each gunicorn process on its own
+    (a token may then make up to the limit in every process of every instance), a shared
+    store such as ``redis://host:6379`` (its client library installed) counts across all of
+    them."""
+
 
 class LifecycleSettings(BaseModel):
     """Invitations, password resets, passwords and rate limits."""
@@ -396,6 +429,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     scim: ScimSettings = ScimSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
     session: SessionSettings = SessionSettings()
     roles: RolesSettings = RolesSettings()
     mail: MailSettings = MailSettings()

@@ -86,6 +86,13 @@ def authenticate() -> None:
             headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
         )
     g.api_token = info
+    throttled = current_app.extensions["scimbridge"].rate_limiter.hit("api", info.name)
+    if throttled is not None:
+        raise ApiProblem(
+            "rate-limited",
+            "this token made too many requests; retry later",
+            headers={"Retry-After": str(throttled.retry_after)},
+        )
 
 
 def token() -> TokenInfo:

@@ -22,15 +22,19 @@ from werkzeug.exceptions import MethodNotAllowed
 from ..domain.resources import Group
 from ..domain.resources import UserResource
 from ..service.client_deviations import record_client_deviations
+from ..service.provisioning import MAX_START_INDEX
 from .bulk import register_bulk_view
 from .cursors import CursorCodec
 from .discovery import register_discovery_views
+from .errors import TooManyRequests
 from .errors import register_error_handlers
+from .filter_cost import check_filter
 from .paths import CanonicalScimPaths
 from .quirks import ClientProfile
 from .quirks import normalize_filter
 from .requests import check_accept
 from .requests import json_body
+from .requests import scim_limits
 from .responses import SCIM_MEDIA_TYPE
 from .responses import scim_response
 from .views import list_resources
@@ -45,6 +49,9 @@ _PUBLIC_ENDPOINTS = {"ServiceProviderConfig", "ResourceTypes", "Schemas"}
 @bp.before_request
 def _authenticate() -> None:
     check_accept()
+    if "\x00" in request.path or b"%00" in request.query_string:
+        # PostgreSQL cannot compare text holding NUL: refuse it before any query.
+        raise InvalidValueException(detail="the URL holds a NUL character")
     path = request.path.removeprefix(bp.url_prefix or "").lstrip("/")
     first_segment = path.split("/", 1)[0]
     if first_segment in _PUBLIC_ENDPOINTS and request.method == "GET":
@@ -53,9 +60,13 @@ def _authenticate() -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise UnauthorizedException(detail="a bearer token is required")
-    info = current_app.extensions["scimbridge"].tokens.authenticate(token.strip())
+    services = current_app.extensions["scimbridge"]
+    info = services.tokens.authenticate(token.strip())
     if info is None:
         raise UnauthorizedException(detail="the bearer token is not valid")
+    throttled = services.rate_limiter.hit("scim", info.name)
+    if throttled is not None:
+        raise TooManyRequests(throttled.retry_after)
     g.scim_token = info
     g.client_profile = ClientProfile(info.name, info.profile)
 
@@ -96,12 +107,13 @@ def root_search() -> Response:
         )
     for key, value in body.items():
         if key.lower() == "filter" and isinstance(value, str):
+            check_filter(value, scim_limits())
             body[key] = normalize_filter(value, UserResource, g.client_profile)
     query: SearchRequest[Any] = SearchRequest[UserResource | Group].model_validate(
         body, scim_ctx=Context.SEARCH_REQUEST
     )
     settings = current_app.extensions["scimbridge"].settings
-    start = max(query.start_index or 1, 1)
+    start = min(max(query.start_index or 1, 1), MAX_START_INDEX)
     count = min(
         query.count if query.count is not None else settings.scim.default_page_size,
         settings.scim.max_page_size,

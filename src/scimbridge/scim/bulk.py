@@ -93,6 +93,8 @@ def _run(operation: dict[str, Any], created: dict[str, str]) -> dict[str, Any]:
     if method != "DELETE" and not isinstance(data, dict):
         raise InvalidSyntaxException(detail=f"{method} operation needs a data object")
     if_match = operation.get("version")
+    if if_match is not None and not isinstance(if_match, str):
+        raise InvalidValueException(detail="an operation's version must be an ETag string")
     profile = g.client_profile
     base_url = current_app.extensions["scimbridge"].settings.scim_base_url
     if method == "DELETE":

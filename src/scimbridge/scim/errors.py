@@ -55,6 +55,17 @@ class NotAcceptable(SCIMException):
     )
 
 
+class TooManyRequests(SCIMException):
+    """The token is over its rate limit (429); ``Retry-After`` says when to try again."""
+
+    status = 429
+    _default_detail = "this token made too many requests; retry later"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+
+
 def scim_error_from_validation(exc: ValidationError) -> Error:
     """Turn a pydantic validation failure of a SCIM payload into one SCIM Error."""
     errors = Error.from_validation_errors(exc)
@@ -66,24 +77,39 @@ def scim_error_from_validation(exc: ValidationError) -> Error:
     return error
 
 
+def scim_http_error(exc: HTTPException) -> Response:
+    """Answer a Werkzeug HTTP error (routing, method, body size) with a SCIM ``Error``.
+
+    The app's own handler calls this too, for the errors routing raises before the SCIM
+    blueprint is known (a method no route of the path takes, a path no route matches).
+    """
+    status = exc.code or 500
+    headers = dict(exc.get_headers())
+    headers.pop("Content-Type", None)
+    log.info("SCIM request refused: %s %s", status, exc.name)
+    return error_response(Error(status=status, detail=exc.description), headers)
+
+
 def register_error_handlers(bp: Blueprint) -> None:
     """Make every error raised under the blueprint answer with a SCIM ``Error``."""
 
     @bp.errorhandler(SCIMException)
     def _scim_exception(exc: SCIMException) -> Response:
+        # One short line: the detail, never the request or a statement (it may be large).
+        log.info("SCIM request refused: %s %s %s", exc.status, exc.scim_type, str(exc)[:200])
         headers = {"WWW-Authenticate": 'Bearer realm="scim"'} if exc.status == 401 else None
+        if isinstance(exc, TooManyRequests):
+            # Entra ID and Okta pause the job for Retry-After, then retry the request.
+            headers = {"Retry-After": str(exc.retry_after)}
         return error_response(exc.to_error(), headers)
 
     @bp.errorhandler(ValidationError)
     def _validation_error(exc: ValidationError) -> Response:
-        return error_response(scim_error_from_validation(exc))
+        error = scim_error_from_validation(exc)
+        log.info("SCIM request refused: %s %s %s", error.status, error.scim_type, exc.title)
+        return error_response(error)
 
-    @bp.errorhandler(HTTPException)
-    def _http_exception(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        headers = dict(exc.get_headers())
-        headers.pop("Content-Type", None)
-        return error_response(Error(status=status, detail=exc.description), headers)
+    bp.register_error_handler(HTTPException, scim_http_error)
 
     @bp.errorhandler(DatabaseError)
     def _database_error(exc: DatabaseError) -> Response:
@@ -98,5 +124,9 @@ def register_error_handlers(bp: Blueprint) -> None:
 
     @bp.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
+        if isinstance(exc, DatabaseError):
+            # The driver's words, not the statement: a statement can run to hundreds of KB.
+            log.error("unexpected database error in a SCIM request: %s", error_summary(exc))
+            return error_response(Error(status=500, detail="internal error; see the server log"))
         log.exception("unexpected error in a SCIM request")
         return error_response(Error(status=500, detail="internal error; see the server log"))

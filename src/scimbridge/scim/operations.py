@@ -13,6 +13,7 @@ from flask import current_app
 from flask import g
 from flask import request
 from scim2_models import Context
+from scim2_models import InvalidValueException
 from scim2_models import PatchOp
 
 from ..domain.lifecycle import Actor
@@ -24,6 +25,7 @@ from ..domain.resources import UserResource
 from ..service.client_deviations import count_client_deviations
 from ..service.provisioning import Caller
 from ..service.provisioning import ProvisioningService
+from .filter_cost import check_patch_path
 from .quirks import ClientProfile
 from .quirks import normalize_patch
 from .quirks import normalize_resource
@@ -76,12 +78,34 @@ def _caller() -> Caller:
     )
 
 
+def _check_patch_paths(body: dict[str, Any]) -> None:
+    """Refuse a PATCH whose paths exceed the filter cost bound, before any is parsed."""
+    limits = current_app.extensions["scimbridge"].settings.scim
+    for key, operations in body.items():
+        if key.lower() != "operations" or not isinstance(operations, list):
+            continue
+        for operation in operations:
+            if not isinstance(operation, dict):
+                continue
+            for name, path in operation.items():
+                if name.lower() == "path" and isinstance(path, str):
+                    check_patch_path(path, limits)
+
+
+def _check_schemas(body: dict[str, Any]) -> None:
+    """Refuse a resource without ``schemas`` (RFC 7643 §3: the attribute is REQUIRED)."""
+    schemas = body.get("schemas")
+    if not isinstance(schemas, list) or not schemas:
+        raise InvalidValueException(detail="schemas must list the resource's schema URIs")
+
+
 def create_resource(
     resource_type: str, body: dict[str, Any], profile: ClientProfile
 ) -> StoredResource:
     """POST: validate a creation request and store the new resource."""
     model = MODELS[resource_type]
     body = normalize_resource(body, model, profile)
+    _check_schemas(body)
     resource = model.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
     if resource_type == "User":
         emails = resource.emails or []
@@ -100,6 +124,7 @@ def replace_resource(
     """PUT: validate a replacement request and store it over the resource."""
     model = MODELS[resource_type]
     body = normalize_resource(body, model, profile)
+    _check_schemas(body)
     resource = model.model_validate(body, scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
     if resource_type == "User":
         return _service().replace_user(resource_id, resource, if_match, _caller(), profile)
@@ -117,6 +142,7 @@ def patch_resource(
 ) -> StoredResource:
     """PATCH: validate the operations under the client's profile and apply them."""
     patched_model: Any = UserResource if resource_type == "User" else Group
+    _check_patch_paths(body)
     body = normalize_patch(body, patched_model, profile)
     operations = _PATCH_MODELS[resource_type].model_validate(
         body, scim_ctx=Context.RESOURCE_PATCH_REQUEST, scim_policy=profile.policy

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import orjson
+from flask import current_app
 from flask import g
 from flask import request
 from scim2_models import InvalidSyntaxException
@@ -18,8 +20,10 @@ from ..domain.lifecycle_schema import LIFECYCLE_SCHEMA
 from ..negotiation import is_json_body
 from ..negotiation import negotiate
 from ..negotiation import offers
+from ..settings import ScimSettings
 from .errors import NotAcceptable
 from .errors import UnsupportedMediaType
+from .filter_cost import check_filter
 
 # What SCIM responses can be labelled, preferred first (RFC 7644 §3.1 names both).
 RESPONSE_MEDIA_TYPES = offers("application/scim+json", "application/json")
@@ -46,6 +50,12 @@ def check_accept() -> None:
     g.scim_media_type = chosen
 
 
+def scim_limits() -> ScimSettings:
+    """Return the SCIM endpoint's limits (page sizes, payload and filter bounds)."""
+    limits: ScimSettings = current_app.extensions["scimbridge"].settings.scim
+    return limits
+
+
 def json_body() -> Any:
     """Return the parsed JSON body of a write request."""
     mimetype = request.mimetype
@@ -60,7 +70,32 @@ def json_body() -> Any:
         raise InvalidSyntaxException(detail=f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidSyntaxException(detail="the body must be a JSON object")
+    # orjson keeps the last of repeated members silently; which one a client meant is unknown.
+    # The standard parser's hook sees every member (a few microseconds for a usual body).
+    json.loads(data, object_pairs_hook=_refuse_repeated_members)
+    # PostgreSQL cannot store NUL in text; SQLite would, and nothing downstream wants it.
+    if b"\\u0000" in data and _holds_nul(body):
+        raise InvalidValueException(detail="strings must not hold the NUL character")
     return body
+
+
+def _refuse_repeated_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        keys = [key for key, _ in pairs]
+        repeated = next(key for index, key in enumerate(keys) if key in keys[:index])
+        raise InvalidSyntaxException(detail=f"the member {repeated!r} appears twice in an object")
+    return members
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any("\x00" in key or _holds_nul(item) for key, item in value.items())
+    return False
 
 
 def _query_arg(name: str) -> str | None:
@@ -128,8 +163,10 @@ def search_from_query(
         payload["cursor"] = cursor
     if "attributes" in payload:
         payload["attributes"] = _expand_request_only_schemas(payload["attributes"])
-    if "filter" in payload and repair_filter is not None:
-        payload["filter"] = repair_filter(payload["filter"])
+    if "filter" in payload:
+        check_filter(payload["filter"], scim_limits())
+        if repair_filter is not None:
+            payload["filter"] = repair_filter(payload["filter"])
     for name in ("startIndex", "count"):
         number = _integer(name)
         if number is not None:

@@ -19,6 +19,7 @@ from ..domain.resources import StoredResource
 from ..service.provisioning import ProvisioningService
 from .cursors import CursorCodec
 from .cursors import query_fingerprint
+from .filter_cost import check_filter
 from .operations import MODELS
 from .operations import create_resource
 from .operations import delete_resource
@@ -29,6 +30,7 @@ from .quirks import normalize_filter
 from .requests import if_match
 from .requests import json_body
 from .requests import response_parameters
+from .requests import scim_limits
 from .requests import search_from_query
 from .responses import cursor_list_body
 from .responses import list_body
@@ -50,6 +52,7 @@ def _search_body(model: Any) -> SearchRequest[Any]:
     for key, value in body.items():
         # Member names are case-insensitive (RFC 7643 §2.1): "Filter" is the filter too.
         if key.lower() == "filter" and isinstance(value, str):
+            check_filter(value, scim_limits())
             body[key] = normalize_filter(value, model, _profile())
     return SearchRequest[model].model_validate(body, scim_ctx=Context.SEARCH_REQUEST)
 

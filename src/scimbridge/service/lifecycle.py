@@ -80,6 +80,21 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+LOGIN_REFUSED = "the email address or the password is not right"
+"""The one answer to every refused login (a suspended account's included)."""
+
+
+def _login_failures_key(account: Account | None, login_key: str) -> str:
+    """Return the lockout counter of a login: per account, or per unknown name.
+
+    An unknown name is locked out after as many failures as an account, so the lockout does
+    not tell which names exist. It is hashed: the rate table's keys are short.
+    """
+    if account is not None:
+        return f"login-failures:{account.pk}"
+    return f"login-failures:unknown:{hashlib.sha256(login_key.encode()).hexdigest()}"
+
+
 @dataclass
 class LoginResult:
     """A successful login."""
@@ -891,29 +906,39 @@ class UserDirectory:
             raise RateLimited("too many attempts; wait a few minutes and try again")
 
     def login(self, identifier: str, password: str, request: RequestInfo) -> LoginResult:
-        """Check credentials and open a session; refusals never say which part was wrong."""
+        """Check credentials and open a session; refusals never say which part was wrong.
+
+        Every refusal (unknown address, wrong password, suspended or invited account, right
+        password or not) gets the same words, counts towards the same lockout and costs the
+        same password check, so neither the answer nor its timing tells whether an account
+        exists or a password was right.
+        """
         now = _now()
         refusal: LoginRefused | None = None
         with self.database.write() as conn:
             self._limit(conn, f"address:{request.client_address}", now)
-            account = accounts.account_by_login(conn, user_name_key(identifier.strip()))
-            if account is not None:
-                failures = accounts.hits(conn, f"login-failures:{account.pk}", self._window(now))
-                if failures >= self.settings.lifecycle.login_attempts_per_account:
-                    raise RateLimited("too many failed attempts; wait a few minutes")
+            login_key = user_name_key(identifier.strip())
+            account = accounts.account_by_login(conn, login_key)
+            failures_key = _login_failures_key(account, login_key)
+            failures = accounts.hits(conn, failures_key, self._window(now))
+            if failures >= self.settings.lifecycle.login_attempts_per_account:
+                raise RateLimited("too many failed attempts; wait a few minutes")
             stored_hash = account.password_hash if account else None
             password_ok = verify_password(stored_hash or _dummy_hash(), password)
-            if account is None or stored_hash is None or not password_ok:
-                refusal = LoginRefused("the email address or the password is not right")
+            usable = account is not None and account.status == UserStatus.ACTIVE
+            if not (usable and stored_hash is not None and password_ok):
+                refusal = LoginRefused(LOGIN_REFUSED)
+                # Committed with the transaction: the failure must count even though the
+                # request is refused.
+                accounts.count_hit(conn, failures_key, self._window(now))
                 if account is not None:
-                    # Committed with the transaction: the failure must count even though
-                    # the request is refused.
-                    accounts.count_hit(conn, f"login-failures:{account.pk}", self._window(now))
-                    self._audit_login(conn, account, "user.login_failed", request, now)
-            elif account.status != UserStatus.ACTIVE:
-                refusal = LoginRefused("this account is suspended; contact your administrator")
-                self._audit_login(conn, account, "user.login_refused", request, now)
+                    # The audit trail, seen by admins only, keeps the real reason.
+                    action = "user.login_failed"
+                    if stored_hash is not None and password_ok:
+                        action = "user.login_refused"
+                    self._audit_login(conn, account, action, request, now)
             else:
+                assert account is not None  # usable
                 token = secrets.token_urlsafe(32)
                 session_id = str(uuid.uuid4())
                 accounts.insert_session(

@@ -69,6 +69,9 @@ from .mapping import user_model
 from .mapping import user_name_key
 from .passwords import hash_password
 
+MAX_START_INDEX = 2**31
+"""Largest ``startIndex`` a search honours; a larger one is treated as this (an empty page)."""
+
 
 @dataclass
 class Page:
@@ -195,7 +198,8 @@ class ProvisioningService:
         if sort is not None:
             key = sort.expr
             order_by.append(key.desc().nulls_last() if sort.descending else key.asc().nulls_last())
-        start_index = max(request.start_index or 1, 1)
+        # Past every row a page is empty anyway; the bound keeps OFFSET a 64-bit integer.
+        start_index = min(max(request.start_index or 1, 1), MAX_START_INDEX)
         count = min(request.count if request.count is not None else default_count, max_count)
         with self.database.read() as conn:
             total, records = store.search(
@@ -833,7 +837,7 @@ class _PreparedUser:
     @classmethod
     def of(cls, user: UserResource) -> _PreparedUser:
         """Hash a new password (argon2 is slow on purpose) and build the row of ``user``."""
-        if not user.user_name:
+        if not (user.user_name or "").strip():
             # A PATCH may leave it empty, which validation of a whole resource never sees.
             raise InvalidValueException(detail="userName is required and must not be empty")
         password = user.password or None

@@ -326,6 +326,15 @@ def _compare(scalar: _Scalar, op: CompareOperator, value: Any) -> Clause:
     return and_(expr.is_not(None), clause)
 
 
+_SUBSTRING_OPERATORS = frozenset({CompareOperator.co, CompareOperator.sw, CompareOperator.ew})
+
+
+def _is_not_text(binding: AttributeBinding) -> bool:
+    """Whether an attribute holds values the database does not store as text (LIKE fails)."""
+    target = binding.target_type
+    return isclass(target) and issubclass(target, (bool, int, float, datetime, bytes))
+
+
 def _present(scalar: _Scalar, binding: AttributeBinding) -> Clause:
     if _is_string(binding):
         return and_(scalar.expr.is_not(None), scalar.expr != "")
@@ -367,6 +376,14 @@ class _Compiler(FilterVisitor[Clause]):
         if scalar is None:
             return false() if node.op != CompareOperator.ne else true()
         value = coerce_value(binding, node.value, node.op)
+        if node.op in _SUBSTRING_OPERATORS and (
+            not isinstance(value, str) or _is_not_text(binding)
+        ):
+            # LIKE needs text on both sides: anything else is a client error, not a 500.
+            raise InvalidFilterException(
+                detail=f"'{node.op.value}' compares strings; {node.value!r} on "
+                f"'{binding.urn}' is not one"
+            )
         if scalar.lowered and isinstance(value, str):
             value = binding.comparable(value)
         clause = _compare(scalar, node.op, value)

@@ -17,8 +17,10 @@ from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
+from ..api.problems import http_problem
 from ..domain.lifecycle import LifecycleError
 from ..domain.lifecycle import RateLimited
+from ..scim.errors import scim_http_error
 from ..store.database import UNAVAILABLE_RETRY_AFTER
 from ..store.database import DatabaseError
 from ..store.database import error_summary
@@ -27,6 +29,9 @@ from .pages import is_page_request
 from .pages import render_page
 
 log = logging.getLogger(__name__)
+
+_SCIM_PREFIX = "/scim/v2"
+_API_PREFIX = "/api/v1"
 
 _TITLES = {
     400: "This request cannot be handled",
@@ -39,6 +44,12 @@ _TITLES = {
 
 
 def _http_error(exc: HTTPException) -> Response:
+    # Routing errors (no route for the path or the method) reach the app, not a blueprint:
+    # SCIM and the System API still answer them in their own formats.
+    if request.path.startswith(_SCIM_PREFIX):
+        return scim_http_error(exc)
+    if request.path.startswith(_API_PREFIX):
+        return http_problem(exc)
     if not is_page_request():
         return exc.get_response()
     status = exc.code or 500

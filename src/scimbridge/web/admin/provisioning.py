@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint
+from flask import current_app
 from flask import url_for
 from werkzeug.wrappers import Response
 
@@ -79,6 +80,8 @@ def _page(
         status,
         scim_url=settings().scim_base_url,
         tokens=tokens,
+        # Requests refused with 429, every process's: a client hitting it needs a look.
+        rate_limited=current_app.extensions["scimbridge"].rate_limiter.recent_refusals(),
         deviations=deviations,
         profile_labels=PROFILE_LABELS,
         errors=errors or FormErrors(),
