@@ -32,6 +32,7 @@ from ..store import throttling
 from ..store.database import Database
 from .metrics import RATE_LIMITED
 from .metrics import Metrics
+from .metrics import instruments
 
 SURFACES = ("scim", "api")
 
@@ -97,6 +98,7 @@ class TokenRateLimiter:
 
     def _count_refusal(self, surface: str, token_name: str) -> None:
         self.metrics.increment(RATE_LIMITED, {"surface": surface, "token": token_name})
+        instruments().rate_limited.labels(surface).inc()  # /metrics: no token names as labels
         minute = datetime.now(UTC).replace(second=0, microsecond=0)
         with self._lock:
             self._unwritten[(surface, token_name, minute)] += 1
