@@ -139,9 +139,9 @@ class LdapSyncHandler:
         self._scrub: dict[int, dict[str, Any]] = {}
         """Payloads without their secret, for password jobs that failed for good."""
         self._resolving: set[str] = set()
+        """Users whose entry is being written (a manager cycle stops here)."""
         self._complete: set[str] = set()
         """Users whose cached entry has every manager resolved and its password state."""
-        """Users whose entry is being written (a manager cycle stops here)."""
 
     def close(self) -> None:
         """Close the connection to the directory (the next job opens a new one)."""
