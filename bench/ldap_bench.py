@@ -48,6 +48,7 @@ from scimbridge.service.provisioning import ProvisioningService  # noqa: E402
 from scimbridge.service.roles import load_roles  # noqa: E402
 from scimbridge.settings import LdapSettings  # noqa: E402
 from scimbridge.settings import Settings  # noqa: E402
+from scimbridge.store import jobs as job_store  # noqa: E402
 from scimbridge.store.database import Database  # noqa: E402
 from scimbridge.store.migrations import upgrade  # noqa: E402
 from scimbridge.worker import build_worker  # noqa: E402
@@ -187,14 +188,16 @@ class SyncRun:
         self.provisioning = ProvisioningService(self.database, directory)
         self.worker = build_worker(self.settings, self.database)
 
-    def create_users(self, count: int, domain: str | None = None) -> list[str]:
+    def create_users(
+        self, count: int, domain: str | None = None, prefix: str = "sync"
+    ) -> list[str]:
         """Create users through the provisioning service; each queues its LDAP job.
 
         With ``domain``, userNames are ``name@domain`` (Entra-style, for Active Directory).
         """
         ids = []
         for index in range(count):
-            attributes = _user_attributes(index, "sync")
+            attributes = _user_attributes(index, prefix)
             if domain is not None:
                 attributes["uid"] = f"{attributes['uid']}@{domain}"
             user = UserResource.model_validate(
@@ -215,6 +218,13 @@ class SyncRun:
         while self.worker.run_once():
             pass
         return time.perf_counter() - started, time.process_time() - cpu
+
+    def check_nothing_parked(self) -> None:
+        """Fail when the directory refused a job: the rate would not be a sync rate."""
+        with self.database.read() as conn:
+            failed = sum(c.count for c in job_store.count_jobs(conn) if c.status == "failed")
+        if failed:
+            raise RuntimeError(f"{failed} jobs were parked: the figures would mean nothing")
 
     def close(self) -> None:
         """Close the directory connection and the store."""
@@ -240,8 +250,10 @@ def sync_ad_adds(dc: SambaDc, workdir: Path, count: int, round_number: int) -> R
     name = f"syncad{round_number}"
     run = SyncRun(None, workdir, name, _ad_settings(dc, name))
     try:
-        run.create_users(count, domain=f"{name}.example.com")
+        # Logon names are unique in the whole domain: each round has names of its own.
+        run.create_users(count, domain=f"{name}.example.com", prefix=f"s{round_number}x")
         elapsed, cpu = run.drain()
+        run.check_nothing_parked()
         return Rate(count / elapsed, cpu * 1000 / count)
     finally:
         run.close()

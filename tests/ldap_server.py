@@ -75,6 +75,7 @@ olcDbIndex: uid eq
 olcDbIndex: cn eq
 olcDbIndex: mail eq
 olcDbIndex: member eq
+olcDbIndex: manager eq
 olcSizeLimit: unlimited
 olcAccess: {{0}}to attrs=userPassword by self write by anonymous auth by * none
 olcAccess: {{1}}to * by * read

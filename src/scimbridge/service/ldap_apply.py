@@ -155,6 +155,8 @@ class LdapSyncHandler:
         """Payloads without their secret, for password jobs that failed for good."""
         self._resolving: set[str] = set()
         """Users whose entry is being written (a manager cycle stops here)."""
+        self._complete: set[str] = set()
+        """Users whose cached entry has every manager resolved and its password state."""
 
     def close(self) -> None:
         """Close the connection to the directory (the next job opens a new one)."""
@@ -177,6 +179,7 @@ class LdapSyncHandler:
         """Apply jobs in order; stop at the first sign that the directory is unavailable."""
         self._batch = SyncBatch(self.database, self.clock)
         self._password_set = set()
+        self._complete = set()
         self._scrub = {}
         self._batch.prefetch(jobs)
         self._note_new_names(
@@ -263,9 +266,8 @@ class LdapSyncHandler:
         entry = self._batch.entries.get(resource_id)
         if entry is None:
             if isinstance(row, UserRow):
-                entry = self.builder.user_entry(user_state(row))
-            else:
-                entry = self.builder.group_entry(group_state(row))
+                return self._user_entry_now(resource_id, row, sync_managers=False)
+            entry = self.builder.group_entry(group_state(row))
             self._batch.entries[resource_id] = entry
         return entry
 
@@ -311,13 +313,40 @@ class LdapSyncHandler:
             self._resolving.discard(user_id)
 
     def _full_user_entry(self, user_id: str, row: UserRow) -> Entry:
-        """Return a user's entry with what a cached one may lack: password state, manager."""
-        if not (self.builder.clear_passwords or self.builder.resolves_user_dns):
-            return self._entry_of(user_id, row)
+        """Return a user's entry with every manager resolved (written first when missing)."""
+        cached = self._batch.entries.get(user_id)
+        if cached is not None and user_id in self._complete:
+            return cached
+        return self._user_entry_now(user_id, row, sync_managers=True)
+
+    def _user_entry_now(self, user_id: str, row: UserRow, *, sync_managers: bool) -> Entry:
+        """Build and cache a user's entry; note whether it is complete.
+
+        Without ``sync_managers`` (while a batch notes its new names: no directory work
+        yet), a manager without a written entry is left out and the entry is built again
+        when its job runs.
+        """
+        missing = False
+
+        def written_dn(other_id: str) -> str | None:
+            nonlocal missing
+            written = self._batch.written_entry(other_id)
+            if written is not None and not self._batch.unconfirmed(other_id):
+                return written.dn
+            missing = True
+            return None
+
         state = user_state(row, self._has_directory_password(user_id))
-        entry = self.builder.user_entry(state, self._user_dn)
+        entry = self.builder.user_entry(state, self._user_dn if sync_managers else written_dn)
         self._batch.entries[user_id] = entry
+        if not missing:
+            self._complete.add(user_id)
         return entry
+
+    def _password_written(self, user_id: str) -> None:
+        """Note that the user's entry got a password in this batch (its entry changes)."""
+        self._password_set.add(user_id)
+        self._complete.discard(user_id)
 
     def _has_directory_password(self, user_id: str) -> bool:
         """Whether the user's entry holds a password (always, unless passwords are clear)."""
@@ -369,7 +398,7 @@ class LdapSyncHandler:
                     f"the directory's password policy refused the password: {exc.message}"
                 ) from None
             raise
-        self._password_set.add(user_id)
+        self._password_written(user_id)
         self.sync_user(user_id)
 
     def sync_group(self, group_id: str) -> None:
@@ -585,7 +614,7 @@ class LdapSyncHandler:
         if clear_passwords and found.get("pwdlastset", ["0"])[0] not in ("0", ""):
             # An entry taken over that already has a password: it may be enabled.
             if resource_id not in self._password_set:
-                self._password_set.add(resource_id)
+                self._password_written(resource_id)
                 row = self._batch.user(resource_id)
                 if row is not None:
                     entry = self._full_user_entry(resource_id, row)

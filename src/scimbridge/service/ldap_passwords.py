@@ -4,8 +4,9 @@ Active Directory accepts a password only as ``unicodePwd``, in clear, over TLS, 
 scimbridge keeps no clear or reversible password at rest. So a new password goes to the
 directory while the request that set it still holds it:
 
-1. **At once**, from the request, when the user's entry is written (its record is confirmed)
-   and no older password of that user waits in the outbox: the directory's answer decides.
+1. **At once**, from the request, when the user's entry is written (its record is confirmed),
+   no older password of that user waits in the outbox and no job of the user is being
+   applied: the directory's answer decides.
    A policy refusal (complexity, history: ``constraintViolation 0000052D``) becomes
    :class:`PasswordRejected` and the whole change is rolled back, so the page (or SCIM
    request) that set the password shows it.
@@ -141,9 +142,13 @@ class DirectoryPasswords:
         """Try the directory at once; False when the password must wait in the outbox."""
         if time.monotonic() < self._unreachable_until:
             return False
-        pending = ldap_store.pending_payloads(conn, LDAP_JOB, user_key(user_id))
-        if any(payload.get("op") == PASSWORD_OP for payload in pending):
-            return False  # an older password waits: this one must land after it
+        for status, payload in ldap_store.pending_jobs(conn, LDAP_JOB, user_key(user_id)):
+            if payload.get("op") == PASSWORD_OP:
+                return False  # an older password waits: this one must land after it
+            if status == "running":
+                # A worker applying this user's job read the record before this request:
+                # its record, written back, would not know of this password.
+                return False
         written = ldap_store.written_entries(conn, [user_id]).get(user_id)
         if written is None or ldap_store.unconfirmed_dns(conn, [user_id]):
             return False

@@ -346,10 +346,12 @@ def last_job(conn: Connection, kind: str, ordering_key: str) -> int:
     return int(conn.execute(query).scalar() or 0)
 
 
-def pending_payloads(conn: Connection, kind: str, ordering_key: str) -> list[dict[str, Any]]:
-    """Return the payloads of the jobs with this kind and key not done yet, oldest first."""
+def pending_jobs(
+    conn: Connection, kind: str, ordering_key: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """Return (status, payload) of the jobs with this kind and key not done yet, oldest first."""
     query = (
-        select(jobs.c.payload)
+        select(jobs.c.status, jobs.c.payload)
         .where(
             jobs.c.kind == kind,
             jobs.c.ordering_key == ordering_key,
@@ -357,7 +359,7 @@ def pending_payloads(conn: Connection, kind: str, ordering_key: str) -> list[dic
         )
         .order_by(jobs.c.pk)
     )
-    return [dict(payload) for payload in conn.execute(query).scalars()]
+    return [(row.status, dict(row.payload)) for row in conn.execute(query)]
 
 
 @dataclass(frozen=True)
