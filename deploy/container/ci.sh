@@ -137,14 +137,17 @@ fi
 podman image inspect --format '{{.Size}}' "$image" \
     | awk '{printf "deploy ci: image size %.0f MB\n", $1 / 1e6}'
 
-smoke() {  # smoke NAME DATABASE_URL [podman run options...]: migrate, token, serve, SCIM
+smoke() {  # smoke NAME DATABASE_URL|"" [podman run options...]: migrate, token, serve, SCIM
     local name="$project-$1" url="$2"
     shift 2
     local port
     port="$(free_port)"
-    local run=(podman run --network host -e "SCIMBRIDGE_DATABASE_URL=$url"
-        -e SCIMBRIDGE_SERVER__HOST=127.0.0.1 -e "SCIMBRIDGE_SERVER__PORT=$port"
-        -e SCIMBRIDGE_SERVER__WORKERS=2 "$@")
+    local run=(podman run --network host -e SCIMBRIDGE_SERVER__HOST=127.0.0.1
+        -e "SCIMBRIDGE_SERVER__PORT=$port" -e SCIMBRIDGE_SERVER__WORKERS=2)
+    if [ -n "$url" ]; then
+        run+=(-e "SCIMBRIDGE_DATABASE_URL=$url")
+    fi
+    run+=("$@")
     "${run[@]}" --rm --no-healthcheck "$image" db upgrade | grep -q "database is up to date" \
         || fail "$1: db upgrade"
     local token
@@ -177,7 +180,8 @@ smoke() {  # smoke NAME DATABASE_URL [podman run options...]: migrate, token, se
 
 step "smoke test on SQLite"
 podman volume create "$project-sqlite" >/dev/null
-smoke sqlite sqlite:////var/lib/scimbridge/scimbridge.db -v "$project-sqlite:/var/lib/scimbridge"
+# No database URL: the image's data directory (the volume) holds the SQLite store.
+smoke sqlite "" -v "$project-sqlite:/var/lib/scimbridge"
 # The database, the generated secret key and the mail directory are on the volume.
 podman run --rm --no-healthcheck -v "$project-sqlite:/var/lib/scimbridge" --entrypoint test "$image" \
     -f /var/lib/scimbridge/scimbridge.db -a -f /var/lib/scimbridge/secret_key \
