@@ -21,6 +21,7 @@ from . import cli_outbox
 from . import cli_users
 from .cli_data import existing_database
 from .logs import configure_logging
+from .logs import gunicorn_log_config
 from .service.metrics import MULTIPROCESS_DIR_VARIABLE
 from .service.metrics import forget_process
 from .service.metrics import use_multiprocess_directory
@@ -124,6 +125,7 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
                 "accesslog": None,
                 "errorlog": "-",
                 "loglevel": "warning",
+                "logconfig_dict": gunicorn_log_config(settings.log_level, settings.log_format),
             },
         ).run()
     finally:
