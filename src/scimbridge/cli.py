@@ -113,6 +113,7 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
     given_dir = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
     metrics_dir = given_dir or tempfile.mkdtemp(prefix="scimbridge-metrics-")
     use_multiprocess_directory(metrics_dir)
+    master = os.getpid()
     try:
         _Gunicorn(
             settings,
@@ -129,7 +130,8 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
             },
         ).run()
     finally:
-        if not given_dir:
+        # A gunicorn worker that exits unwinds through here too; only the master cleans up.
+        if not given_dir and os.getpid() == master:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
