@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
@@ -384,3 +387,43 @@ def test_tolerated_and_refused_deviations_are_counted_by_kind(metrics_app: Flask
     for outcome in ("tolerated", "refused"):
         grown = _value(after, name, kind="op-case", outcome=outcome)
         assert grown - _value(before, name, kind="op-case", outcome=outcome) == 1
+
+
+def test_counts_survive_a_worker_process_that_exits(tmp_path: Path) -> None:
+    """A gunicorn worker stopped and replaced keeps its counts in the scrape (serve's own dir)."""
+    env = {"SCIMBRIDGE_METRICS__TOKEN": METRICS_TOKEN, "SCIMBRIDGE_SERVER__WORKERS": "2"}
+    with live_server(f"sqlite:///{tmp_path / 'scimbridge.db'}", env) as live:
+        _provision(live, 8)
+        workers = _children(live.process.pid)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGTERM)  # exits cleanly; gunicorn starts another
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = _children(live.process.pid)
+            if len(now) == 2 and workers[0] not in now:
+                break
+            time.sleep(0.2)
+        for _ in range(4):  # whichever process answers, the scrape is the same
+            scrape = requests.get(
+                f"{live.base_url}/metrics",
+                headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+                timeout=30,
+            )
+            assert scrape.status_code == 200
+            samples = _samples(scrape.text)
+            posted = _value(
+                samples,
+                "scimbridge_scim_requests_total",
+                resource="Users",
+                method="POST",
+                status="201",
+            )
+            assert posted == 8
+
+
+def _children(pid: int) -> list[int]:
+    """Return the process ids of ``pid``'s children (gunicorn's workers)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
