@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +26,10 @@ from scimbridge.settings import MetricsSettings
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database
 
+from .conftest import ScimClient
 from .conftest import created
 from .conftest import make_settings
+from .conftest import patch_payload
 from .conftest import user_payload
 from .ldap_support import LdapSyncEnv
 from .ldap_support import env
@@ -344,3 +352,78 @@ def test_mails_sent_are_counted(settings: Settings, database: Database, tmp_path
     before = _counted("scimbridge_mails_total", outcome="sent")
     OutboxWorker(database, {EMAIL_JOB: email_delivery(mailing)}, clock=Clock()).run_once()
     assert _counted("scimbridge_mails_total", outcome="sent") - before == 1
+
+
+def _scrape(app: Flask) -> dict[Any, float]:
+    answer = app.test_client().get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert answer.status_code == 200
+    return _samples(answer.get_data(as_text=True))
+
+
+def test_the_outbox_queue_is_measured_from_the_store_at_scrape_time(
+    metrics_app: Flask, database: Database
+) -> None:
+    """Depth per kind and state, and the age of the oldest pending job, as the store has them."""
+    five_minutes_ago = datetime.now(UTC) - timedelta(minutes=5)
+    link = "http://scim.test/invitation/x"
+    queue_invitation(database, "queued@example.com", link, now=five_minutes_ago)
+    samples = _scrape(metrics_app)
+    assert _value(samples, "scimbridge_outbox_jobs", kind="email", status="queued") == 1
+    assert _value(samples, "scimbridge_outbox_oldest_pending_age_seconds", kind="email") >= 300
+
+
+def test_tolerated_and_refused_deviations_are_counted_by_kind(metrics_app: Flask) -> None:
+    """Entra's capitalised op counts as tolerated for an entra token, refused for a strict one."""
+    tokens = metrics_app.extensions["scimbridge"].tokens
+    entra = ScimClient(metrics_app.test_client(), tokens.create("entra", profile="entra"))
+    strict = ScimClient(metrics_app.test_client(), tokens.create("strict", profile="strict"))
+    user_id = created(entra.post("/Users", user_payload("dev@example.com")))
+    name = "scimbridge_scim_deviations_total"
+    before = _scrape(metrics_app)
+    entra_op = patch_payload({"op": "Replace", "path": "displayName", "value": "D"})
+    assert entra.patch(f"/Users/{user_id}", entra_op).status_code == 200
+    assert strict.patch(f"/Users/{user_id}", entra_op).status_code == 400
+    after = _scrape(metrics_app)
+    for outcome in ("tolerated", "refused"):
+        grown = _value(after, name, kind="op-case", outcome=outcome)
+        assert grown - _value(before, name, kind="op-case", outcome=outcome) == 1
+
+
+def test_counts_survive_a_worker_process_that_exits(tmp_path: Path) -> None:
+    """A gunicorn worker stopped and replaced keeps its counts in the scrape (serve's own dir)."""
+    env = {"SCIMBRIDGE_METRICS__TOKEN": METRICS_TOKEN, "SCIMBRIDGE_SERVER__WORKERS": "2"}
+    with live_server(f"sqlite:///{tmp_path / 'scimbridge.db'}", env) as live:
+        _provision(live, 8)
+        workers = _children(live.process.pid)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGTERM)  # exits cleanly; gunicorn starts another
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = _children(live.process.pid)
+            if len(now) == 2 and workers[0] not in now:
+                break
+            time.sleep(0.2)
+        for _ in range(4):  # whichever process answers, the scrape is the same
+            scrape = requests.get(
+                f"{live.base_url}/metrics",
+                headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+                timeout=30,
+            )
+            assert scrape.status_code == 200
+            samples = _samples(scrape.text)
+            posted = _value(
+                samples,
+                "scimbridge_scim_requests_total",
+                resource="Users",
+                method="POST",
+                status="201",
+            )
+            assert posted == 8
+
+
+def _children(pid: int) -> list[int]:
+    """Return the process ids of ``pid``'s children (gunicorn's workers)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found

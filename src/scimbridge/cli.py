@@ -21,6 +21,7 @@ from . import cli_outbox
 from . import cli_users
 from .cli_data import existing_database
 from .logs import configure_logging
+from .logs import gunicorn_log_config
 from .service.metrics import MULTIPROCESS_DIR_VARIABLE
 from .service.metrics import forget_process
 from .service.metrics import use_multiprocess_directory
@@ -113,6 +114,7 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
     given_dir = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
     metrics_dir = given_dir or tempfile.mkdtemp(prefix="scimbridge-metrics-")
     use_multiprocess_directory(metrics_dir)
+    master = os.getpid()
     try:
         _Gunicorn(
             settings,
@@ -126,10 +128,12 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
                 "accesslog": None,
                 "errorlog": "-",
                 "loglevel": "warning",
+                "logconfig_dict": gunicorn_log_config(settings.log_level, settings.log_format),
             },
         ).run()
     finally:
-        if not given_dir:
+        # A gunicorn worker that exits unwinds through here too; only the master cleans up.
+        if not given_dir and os.getpid() == master:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 

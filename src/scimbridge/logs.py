@@ -48,16 +48,30 @@ def _json_formatter() -> logging.Formatter:
     )
 
 
+def log_handler(log_format: Literal["text", "json"]) -> logging.Handler:
+    """Return a handler writing records to stderr in ``log_format``, with the request fields."""
+    handler = logging.StreamHandler(sys.stderr)
+    text = log_format == "text"
+    handler.setFormatter(logging.Formatter(TEXT_FORMAT) if text else _json_formatter())
+    handler.addFilter(RequestFields())
+    return handler
+
+
+def gunicorn_log_config(level: str, log_format: Literal["text", "json"]) -> dict[str, Any]:
+    """Return gunicorn's ``logconfig_dict``: its own records (worker timeouts…) in our format."""
+    return {
+        "root": {"level": level.upper(), "handlers": ["scimbridge"]},
+        "handlers": {"scimbridge": {"()": log_handler, "log_format": log_format}},
+        "loggers": {"gunicorn.error": {"level": "WARNING", "handlers": [], "propagate": True}},
+    }
+
+
 def configure_logging(level: str, log_format: Literal["text", "json"]) -> None:
     """Send scimbridge's records (and every library's) to stderr, in the chosen format.
 
     Replaces the root logger's handlers, so calling it again changes the format.
     """
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        _json_formatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
-    )
-    handler.addFilter(RequestFields())
+    handler = log_handler(log_format)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -65,42 +65,43 @@ def request_id_of(header: str | None) -> str:
     return uuid.uuid4().hex
 
 
+def _unproxied(proxy: Any) -> Any:
+    """Return the object behind Flask's ``request`` or ``g``: each use of a proxy is a lookup."""
+    return proxy._get_current_object()
+
+
 def _begin() -> None:
-    g.request_started = time.perf_counter()
-    g.request_id = request_id_of(request.headers.get(REQUEST_ID_HEADER))
-    g.log_fields = {
-        "request_id": g.request_id,
-        "method": request.method,
-        "path": _loggable_path(),
+    # These hooks run on every request: the proxies are resolved once each.
+    state, incoming = _unproxied(g), _unproxied(request)
+    state.request_started = time.perf_counter()
+    state.request_id = request_id_of(incoming.headers.get(REQUEST_ID_HEADER))
+    state.log_fields = {
+        "request_id": state.request_id,
+        "method": incoming.method,
+        "path": _loggable_path(incoming.path, incoming.view_args),
     }
 
 
-def _loggable_path() -> str:
+def _loggable_path(path: str, view_args: dict[str, Any] | None) -> str:
     """Return the request's path without query string, secret route parts replaced."""
-    path = request.path
-    for name, value in (request.view_args or {}).items():
+    for name, value in (view_args or {}).items():
         if any(part in name for part in _SECRET_ROUTE_PARTS) and isinstance(value, str) and value:
             path = path.replace(value, "[redacted]")
     return path
 
 
-def _actor() -> str | None:
+def _actor(state: Any) -> str | None:
     """Name who acted: the SCIM or API token, or the logged-in user's id."""
-    scim_token = g.get("scim_token")
+    scim_token = state.get("scim_token")
     if scim_token is not None:
         return f"scim:{scim_token.name}"
-    api_token = g.get("api_token")
+    api_token = state.get("api_token")
     if api_token is not None:
         return f"api:{api_token.name}"
-    visitor = g.get("visitor")
+    visitor = state.get("visitor")
     if visitor is not None:
         return f"user:{visitor.account.id}"
     return None
-
-
-def _route() -> str:
-    rule = request.url_rule
-    return rule.rule if rule is not None else "(no route)"
 
 
 _Series = tuple[Any, Any]
@@ -129,9 +130,10 @@ def _series_of(route: str, method: str, status: int) -> _Series:
     )
 
 
-def _count(status: int, seconds: float) -> None:
-    method = request.method if request.method in _METHODS else "other"
-    key = (_route(), method, status)
+def _count(incoming: Any, status: int, seconds: float) -> None:
+    method = incoming.method if incoming.method in _METHODS else "other"
+    rule = incoming.url_rule
+    key = (rule.rule if rule is not None else "(no route)", method, status)
     series = _series.get(key)
     if series is None:
         series = _series.setdefault(key, _series_of(*key))
@@ -142,25 +144,27 @@ def _count(status: int, seconds: float) -> None:
 
 def _finish(response: Response) -> Response:
     """Tag the answer with the request id; count it and log it."""
-    if "request_id" not in g:
+    state = _unproxied(g)
+    if "request_id" not in state:
         return response  # a request refused before any hook ran (e.g. a malformed one)
-    response.headers[REQUEST_ID_HEADER] = g.request_id
-    seconds = time.perf_counter() - g.request_started
+    response.headers[REQUEST_ID_HEADER] = state.request_id
+    seconds = time.perf_counter() - state.request_started
     settings: Settings = current_app.extensions["scimbridge"].settings
-    actor = _actor()
+    actor = _actor(state)
     if actor is not None:
-        g.log_fields["actor"] = actor
+        state.log_fields["actor"] = actor
     if settings.metrics.enabled:
-        _count(response.status_code, seconds)
+        _count(_unproxied(request), response.status_code, seconds)
     if settings.access_log and access_log.isEnabledFor(logging.INFO):
+        fields = state.log_fields
         duration_ms = round(seconds * 1000, 1)
         access_log.info(
             "%s %s %d %.1f ms (request %s, %s)",
-            request.method,
-            g.log_fields["path"],
+            fields["method"],
+            fields["path"],
             response.status_code,
             duration_ms,
-            g.request_id,
+            state.request_id,
             actor or "anonymous",
             extra={"status": response.status_code, "duration_ms": duration_ms},
         )
