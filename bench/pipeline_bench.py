@@ -9,7 +9,7 @@ Starts a private slapd (the test suite's recipe) and an SMTP sink in its own pro
   commit queues an ``ldap`` job and an ``email`` job; not timed), then the outbox lanes run as
   ``scimbridge worker`` runs them: a process per kind (``--threads``: one thread per kind in
   this process, as ``serve``'s in-process worker). Timed from the moment the lanes run: until
-  the LDAP lane is empty (its entries per second), and until the mail lane is empty.
+  the LDAP lane is empty (its entries per second), and the invitations sent meanwhile.
 
 Target: LDAP throughput with mail in flight ≥ 70 % of raw ldap3 in the same run.
 Exit status 0 when met, 1 otherwise.
@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,21 +119,29 @@ def create_invited_users(
         provisioning.create_user(user)
 
 
-def _time_emptying(database: Database, started: float) -> dict[str, float]:
-    """Wait until both lanes are empty; return the seconds each took from ``started``."""
-    emptied: dict[str, float] = {}
-    while len(emptied) < 2:
+@dataclass(frozen=True)
+class Drain:
+    """How the lanes did until the LDAP lane was empty."""
+
+    ldap_seconds: float
+    """Seconds the LDAP lane took to empty."""
+    mail_pending: int
+    """Invitations not sent yet when it was."""
+
+
+def _time_ldap_lane(database: Database, started: float) -> Drain:
+    """Wait until the LDAP lane is empty; say how long it took and how much mail is left."""
+    while True:
         now = time.perf_counter()
-        for lane in lane_metrics(database, [LDAP_JOB, EMAIL_JOB]):
-            if lane.kind not in emptied and lane.pending == 0:
-                emptied[lane.kind] = now - started
+        lanes = {lane.kind: lane for lane in lane_metrics(database, [LDAP_JOB, EMAIL_JOB])}
+        if lanes[LDAP_JOB].pending == 0:
+            return Drain(now - started, lanes[EMAIL_JOB].pending)
         # Measuring costs a scan of the job table: often enough, not so often that it
         # takes a share of the lanes' CPU.
         time.sleep(0.1)
-    return emptied
 
 
-def drain_with_threads(settings: Settings, database: Database) -> dict[str, float]:
+def drain_with_threads(settings: Settings, database: Database) -> Drain:
     """Run the lanes on threads of this process until both are empty."""
     lanes = build_lanes(settings, database)
     stop = threading.Event()
@@ -140,13 +149,13 @@ def drain_with_threads(settings: Settings, database: Database) -> dict[str, floa
     started = time.perf_counter()
     runner.start()
     try:
-        return _time_emptying(database, started)
+        return _time_ldap_lane(database, started)
     finally:
         stop.set()
         runner.join(60)
 
 
-def drain_with_worker(settings: Settings, database: Database) -> dict[str, float]:
+def drain_with_worker(settings: Settings, database: Database) -> Drain:
     """Run ``scimbridge worker`` (a process per lane) until both lanes are empty."""
     assert settings.ldap.bind_password is not None
     env = {
@@ -183,7 +192,7 @@ def drain_with_worker(settings: Settings, database: Database) -> dict[str, float
     try:
         if not running.wait(120):
             raise RuntimeError("scimbridge worker did not start")
-        return _time_emptying(database, time.perf_counter())
+        return _time_ldap_lane(database, time.perf_counter())
     finally:
         worker.terminate()
         worker.wait(60)
@@ -215,26 +224,24 @@ def main() -> int:
             try:
                 create_invited_users(settings, database, count, not options.no_invitations)
                 drain = drain_with_threads if options.threads else drain_with_worker
-                emptied = drain(settings, database)
+                result = drain(settings, database)
             finally:
                 database.dispose()
     finally:
         sink.terminate()
         sink.wait(10)
 
-    ldap_rate = count / emptied[LDAP_JOB]
-    mail_rate = count / emptied[EMAIL_JOB]
+    ldap_rate = count / result.ldap_seconds
+    mail_rate = (count - result.mail_pending) / result.ldap_seconds
     ratio = ldap_rate / raw.per_second
     print(
         f"pipeline LDAP lane         {ldap_rate:6.0f} entries/s "
-        f"(empty after {emptied[LDAP_JOB]:.1f} s)"
+        f"(empty after {result.ldap_seconds:.1f} s)"
     )
     print(
-        f"pipeline mail lane         {mail_rate:6.0f} messages/s "
-        f"(empty after {emptied[EMAIL_JOB]:.1f} s)"
+        f"pipeline mail lane         {mail_rate:6.0f} messages/s meanwhile "
+        f"({result.mail_pending} invitations still queued when LDAP was done)"
     )
-    in_flight = emptied[EMAIL_JOB] > emptied[LDAP_JOB]
-    print(f"mail still in flight when LDAP was done: {'yes' if in_flight else 'no'}")
     print(f"LDAP with mail / raw       {ratio:6.0%}      target >= {TARGET:.0%}")
     met = ratio >= TARGET
     print("target met" if met else "target missed")

@@ -63,6 +63,19 @@ def _jobs(database: Database) -> dict[int, tuple[str, str, int]]:
     return {info.pk: (info.kind, info.status, info.attempts) for info in infos}
 
 
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not reaped by its new parent, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
 def _lanes_running(log: Path, pid: int) -> bool:
     """Whether the worker process ``pid`` logged that its lanes run."""
     return any(
@@ -176,21 +189,27 @@ def test_a_worker_killed_mid_batch_has_its_jobs_resumed_within_10_s_of_restart(
     log = log_path.open("wb")
     second: subprocess.Popen[bytes] | None = None
     try:
-        first = subprocess.Popen([*scimbridge_command(), "worker"], env=env, stderr=log)
+        # Both peers hold the job in hand: slapd is frozen (the LDAP lane waits for its
+        # answer), the SMTP server keeps the message without confirming it.
+        assert slapd.process is not None
+        os.kill(slapd.process.pid, signal.SIGSTOP)
         try:
+            first = subprocess.Popen([*scimbridge_command(), "worker"], env=env, stderr=log)
+            try:
 
-            def both_kinds_in_hand() -> bool:
-                statuses = _statuses(database).values()
-                ldap_done = sum(
-                    1 for kind, status in statuses if (kind, status) == ("ldap", "done")
-                )
-                ldap_running = ("ldap", "running") in statuses
-                return smtp.data_arrived.is_set() and ldap_done > 0 and ldap_running
+                def both_kinds_in_hand() -> bool:
+                    ldap_running = ("ldap", "running") in _statuses(database).values()
+                    return smtp.data_arrived.is_set() and ldap_running
 
-            _wait(both_kinds_in_hand, 60, "a worker holding LDAP and mail jobs mid-batch")
+                _wait(both_kinds_in_hand, 60, "a worker holding LDAP and mail jobs mid-batch")
+                lanes = _children(first.pid)
+            finally:
+                first.send_signal(signal.SIGKILL)
+                first.wait()
         finally:
-            first.send_signal(signal.SIGKILL)
-            first.wait()
+            os.kill(slapd.process.pid, signal.SIGCONT)
+        assert len(lanes) == 2, "a process per lane"
+        _wait(lambda: not any(_alive(pid) for pid in lanes), 10, "the lanes to die with it")
         hold.set()
         orphans = {
             pk: (kind, attempts)

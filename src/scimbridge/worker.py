@@ -1,7 +1,8 @@
 """Wiring of the outbox workers: their handlers, ``scimbridge worker``, and the in-process worker.
 
-Each job kind has its lane (see ``service/outbox_lanes.py``): its own thread, back-off and
-outage pause. :data:`JOB_KINDS` registers the kinds; a new kind is one line there.
+Each job kind has its lane (see ``service/outbox_lanes.py``): its own thread (a process of
+its own under ``scimbridge worker``, see ``lane_processes.py``), back-off and outage pause.
+:data:`JOB_KINDS` registers the kinds; a new kind is one line there.
 
 ``scimbridge serve`` runs gunicorn with several worker processes; each would start its own
 outbox worker. Claims are safe whatever the number of workers, but one is enough per machine:

@@ -29,10 +29,13 @@ from sqlalchemy import exists
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy import tuple_
 from sqlalchemy import update
+from sqlalchemy.sql.elements import TextClause
 
 from .prepared import PreparedStatement
+from .tables import PENDING_CONDITION
 from .tables import jobs
 from .timestamps import from_db
 from .timestamps import to_db
@@ -120,7 +123,7 @@ class QueueCount:
     oldest_created: datetime
 
 
-def _due(kinds: Sequence[str], now: datetime) -> list[ColumnElement[bool]]:
+def _due(kinds: Sequence[str], now: datetime) -> list[ColumnElement[bool] | TextClause]:
     earlier = jobs.alias("earlier")
     held_back = exists().where(
         earlier.c.kind == jobs.c.kind,
@@ -131,7 +134,8 @@ def _due(kinds: Sequence[str], now: datetime) -> list[ColumnElement[bool]]:
     # A running job whose lease has ended is due again: its worker is presumed dead.
     return [
         jobs.c.kind.in_(kinds),
-        jobs.c.status.in_(PENDING),
+        # Literal, to match the partial index a lane's claim walks (ix_jobs_pending_kind_pk).
+        text(f"jobs.{PENDING_CONDITION}"),
         jobs.c.available_at <= to_db(now),
         ~held_back,
     ]

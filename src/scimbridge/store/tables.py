@@ -20,6 +20,7 @@ from sqlalchemy import String
 from sqlalchemy import Table
 from sqlalchemy import Text
 from sqlalchemy import false
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData(
@@ -199,6 +200,10 @@ rate_limits = Table(
 
 # -- transactional outbox ------------------------------------------------------------------------
 
+PENDING_CONDITION = "status IN ('queued', 'running', 'retrying')"
+"""SQL of "the job is still to be applied", literal so that the database matches it with the
+partial index below (a bound parameter would not)."""
+
 # One row per side effect (an email to send, an LDAP change to apply), committed in the same
 # transaction as the change that causes it. ``ordering_key`` (e.g. ``user:<id>``) keeps the
 # jobs about one entry in commit order.
@@ -217,6 +222,15 @@ jobs = Table(
     Column("last_error", Text),
     Index("ix_jobs_status_available_at", "status", "available_at"),
     Index("ix_jobs_ordering_key_pk", "ordering_key", "pk"),
+    # A lane claims the oldest due jobs of its kind: walking this index in primary-key order
+    # stops after a batch, however many jobs of other kinds (or done ones) the table holds.
+    Index(
+        "ix_jobs_pending_kind_pk",
+        "kind",
+        "pk",
+        sqlite_where=text(PENDING_CONDITION),
+        postgresql_where=text(PENDING_CONDITION),
+    ),
 )
 
 # Answers to System API requests that carried an Idempotency-Key, so that a retried request
