@@ -25,6 +25,7 @@ def _cli(url: str, *args: str) -> str:
 def test_token_without_profile_is_generic_and_listed_so(tmp_path: Path) -> None:
     """``token create NAME`` gets generic; ``--profile strict`` is opt-in; list names both."""
     url = f"sqlite:///{tmp_path / 'scimbridge.db'}"
+    _cli(url, "db", "upgrade")
     created = _cli(url, "token", "create", "default")
     assert "(profile generic)" in created
     _cli(url, "token", "create", "careful", "--profile", "strict")
@@ -35,6 +36,7 @@ def test_token_without_profile_is_generic_and_listed_so(tmp_path: Path) -> None:
 def test_first_token_passes_entra_and_okta_first_connection_and_cycle(tmp_path: Path) -> None:
     """With the first token, Entra's and Okta's first requests succeed and are stored."""
     url = f"sqlite:///{tmp_path / 'scimbridge.db'}"
+    _cli(url, "db", "upgrade")
     token = _cli(url, "token", "create", "default").strip().splitlines()[-1]
     database = Database(url)
     try:
