@@ -144,3 +144,14 @@ class SmtpServer:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+
+def smtp_settings_env(server: SmtpServer) -> dict[str, str]:
+    """Return the SCIMBRIDGE_* variables of a live server mailing through ``server`` quickly."""
+    return {
+        "SCIMBRIDGE_MAIL__TRANSPORT": "smtp",
+        "SCIMBRIDGE_MAIL__SMTP_HOST": "127.0.0.1",
+        "SCIMBRIDGE_MAIL__SMTP_PORT": str(server.port),
+        "SCIMBRIDGE_MAIL__SMTP_SECURITY": "none",
+        "SCIMBRIDGE_WORKER__POLL_INTERVAL_SECONDS": "0.2",
+    }

@@ -24,27 +24,19 @@ from scimbridge.service.mail import queue_email
 from scimbridge.store import jobs as job_store
 from scimbridge.store.database import Database
 
+from .browser_support import CHROMIUM
+from .browser_support import chromium
 from .lifecycle_support import OTHER_STRONG_PASSWORD
 from .lifecycle_support import ROLES_FILE
 from .lifecycle_support import STRONG_PASSWORD
 from .lifecycle_support import THIRD_STRONG_PASSWORD
 from .mail_server import SmtpServer
+from .mail_server import smtp_settings_env
 from .services import LiveServer
 from .services import live_server
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LAPTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "admin"
@@ -66,14 +58,7 @@ def smtp() -> Iterator[SmtpServer]:
 
 @pytest.fixture(scope="module")
 def live(smtp: SmtpServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    env = {
-        "SCIMBRIDGE_MAIL__TRANSPORT": "smtp",
-        "SCIMBRIDGE_MAIL__SMTP_HOST": "127.0.0.1",
-        "SCIMBRIDGE_MAIL__SMTP_PORT": str(smtp.port),
-        "SCIMBRIDGE_MAIL__SMTP_SECURITY": "none",
-        "SCIMBRIDGE_WORKER__POLL_INTERVAL_SECONDS": "0.2",
-        "SCIMBRIDGE_ROLES__FILE": str(ROLES_FILE),
-    }
+    env = {**smtp_settings_env(smtp), "SCIMBRIDGE_ROLES__FILE": str(ROLES_FILE)}
     url = f"sqlite:///{tmp_path_factory.mktemp('admin-browser') / 'scimbridge.db'}"
     with live_server(url, extra_env=env) as server:
         yield server
@@ -81,12 +66,8 @@ def live(smtp: SmtpServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def _link_in_mail(smtp: SmtpServer, to: str, path: str, after: int, timeout: float = 20) -> str:

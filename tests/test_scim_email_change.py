@@ -15,6 +15,7 @@ import requests
 
 from .mail_server import Received
 from .mail_server import SmtpServer
+from .mail_server import smtp_settings_env
 from .services import LiveServer
 from .services import live_server
 
@@ -32,13 +33,7 @@ def smtp() -> Iterator[SmtpServer]:
 
 @pytest.fixture
 def live(smtp: SmtpServer, tmp_path: Path) -> Iterator[LiveServer]:
-    env = {
-        "SCIMBRIDGE_MAIL__TRANSPORT": "smtp",
-        "SCIMBRIDGE_MAIL__SMTP_HOST": "127.0.0.1",
-        "SCIMBRIDGE_MAIL__SMTP_PORT": str(smtp.port),
-        "SCIMBRIDGE_MAIL__SMTP_SECURITY": "none",
-        "SCIMBRIDGE_WORKER__POLL_INTERVAL_SECONDS": "0.2",
-    }
+    env = smtp_settings_env(smtp)
     with live_server(f"sqlite:///{tmp_path / 'scimbridge.db'}", extra_env=env) as server:
         yield server
 
