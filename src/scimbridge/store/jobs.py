@@ -219,6 +219,14 @@ def mark_done(
     return _settle(conn, job, now, **values)
 
 
+def _still_claimed(claimed: Sequence[Job]) -> tuple[ColumnElement[bool], ...]:
+    """Match the jobs still held by the claim that gave ``claimed`` (same attempt, running)."""
+    return (
+        tuple_(jobs.c.pk, jobs.c.attempts).in_([(job.pk, job.attempts) for job in claimed]),
+        jobs.c.status == JobStatus.RUNNING,
+    )
+
+
 def mark_all_done(conn: Connection, done: Sequence[Job], now: datetime) -> set[int]:
     """Record that jobs were applied (payloads kept), in one statement.
 
@@ -229,8 +237,7 @@ def mark_all_done(conn: Connection, done: Sequence[Job], now: datetime) -> set[i
     result = conn.execute(
         update(jobs)
         .where(
-            tuple_(jobs.c.pk, jobs.c.attempts).in_([(job.pk, job.attempts) for job in done]),
-            jobs.c.status == JobStatus.RUNNING,
+            *_still_claimed(done),
         )
         .values(status=JobStatus.DONE, last_error=None, updated=to_db(now))
         .returning(jobs.c.pk)
@@ -251,8 +258,7 @@ def renew_leases(
     result = conn.execute(
         update(jobs)
         .where(
-            tuple_(jobs.c.pk, jobs.c.attempts).in_([(job.pk, job.attempts) for job in held]),
-            jobs.c.status == JobStatus.RUNNING,
+            *_still_claimed(held),
         )
         .values(available_at=to_db(lease_until), updated=to_db(now))
         .returning(jobs.c.pk)
