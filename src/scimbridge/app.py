@@ -25,6 +25,7 @@ from .service.secret_key import load_secret_key
 from .service.tokens import TokenService
 from .settings import Settings
 from .store.database import Database
+from .store.database import database_for
 from .web import observability
 from .worker import lane_kinds
 
@@ -46,9 +47,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     """Build the WSGI application."""
     accept_internal_email_domains()
     settings = settings or Settings()
-    database = database or Database(
-        settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
-    )
+    database = database or database_for(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.scim.max_payload_bytes
     if settings.server.proxy_hops:

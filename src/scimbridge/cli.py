@@ -31,7 +31,7 @@ from .serving import LIMIT_REQUEST_LINE
 from .serving import KeepAliveWorker
 from .serving import close_after_requests
 from .settings import Settings
-from .store.database import Database
+from .store.database import database_for
 from .store.migrations import upgrade
 
 
@@ -107,7 +107,7 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
     settings = _settings()
     settings = settings.listening_on(host or settings.server.host, port or settings.server.port)
     configure_logging(settings.log_level, settings.log_format)
-    upgrade(Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous))
+    upgrade(database_for(settings))
     bind = f"{settings.server.host}:{settings.server.port}"
     click.echo(f"scimbridge: SCIM endpoint at {settings.scim_base_url} (listening on {bind})")
     # The workers count into files here, and /metrics sums them (one directory per server).
@@ -146,7 +146,7 @@ def db() -> None:
 def db_upgrade() -> None:
     """Apply every pending migration."""
     settings = _settings()
-    upgrade(Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous))
+    upgrade(database_for(settings))
     click.echo("database is up to date")
 
 

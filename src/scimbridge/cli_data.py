@@ -12,6 +12,7 @@ import click
 
 from .settings import Settings
 from .store.database import Database
+from .store.database import database_for
 from .store.migrations import upgrade
 
 
@@ -32,7 +33,7 @@ def existing_database(settings: Settings) -> Database:
     message = missing_database_message(settings)
     if message is not None:
         raise click.ClickException(message)
-    database = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    database = database_for(settings)
     try:
         upgrade(database)
     except BaseException:

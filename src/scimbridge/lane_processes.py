@@ -22,6 +22,7 @@ from types import FrameType
 from .service.outbox import OutboxWorker
 from .settings import Settings
 from .store.database import Database
+from .store.database import database_for
 from .worker import JOB_KINDS
 from .worker import lane_kinds
 from .worker import upkeep_of
@@ -90,7 +91,7 @@ def _run_lane(settings: Settings, kind: str, parent: int) -> None:
     os.nice(JOB_KINDS[kind].niceness)
     # The parent's connections must not be used here (a SQLite connection never crosses a
     # fork): the lane opens its own.
-    database = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    database = database_for(settings)
     try:
         worker = OutboxWorker(
             database,

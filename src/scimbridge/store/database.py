@@ -10,6 +10,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 import orjson
@@ -23,6 +24,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 # The layers above the store never import SQLAlchemy: they pass this transaction handle
 # around and catch this error type, both named here.
@@ -148,6 +152,11 @@ class Database:
             self._kept.close()
         self.engine.dispose()
         self._writer_lock.close()
+
+
+def database_for(settings: Settings) -> Database:
+    """Open the store the settings name, with their SQLite durability."""
+    return Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
 
 
 def _end(connection: Connection, driver: Any, *, commit: bool) -> None:
