@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,14 +11,13 @@ from flask import request
 
 from ..domain.lifecycle import Actor
 from ..domain.lifecycle import RequestInfo
+from ..domain.lifecycle import request_id_of
 from ..service.directory_reads import DirectoryReader
 from ..service.idempotency import IdempotencyKeys
 from ..service.lifecycle import UserDirectory
 from ..service.tokens import TokenService
 from ..store.tokens import TokenInfo
 from .problems import ApiProblem
-
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 # Session tokens and API tokens are 43 characters; anything much longer is not one of ours.
 _MAX_TOKEN_LENGTH = 256
@@ -63,8 +60,7 @@ def _tokens() -> TokenService:
 def request_id() -> str:
     """Return the request's id: the caller's ``X-Request-Id`` when usable, else a new one."""
     if "request_id" not in g:
-        header = request.headers.get("X-Request-Id", "")
-        g.request_id = header if _REQUEST_ID.fullmatch(header) else uuid.uuid4().hex
+        g.request_id = request_id_of(request.headers.get("X-Request-Id"))
     found: str = g.request_id
     return found
 

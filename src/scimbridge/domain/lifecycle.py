@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -41,6 +43,16 @@ class Actor:
     def system(cls) -> Actor:
         """Scimbridge itself (timed role grants reverting…)."""
         return cls("system", None, "scimbridge")
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def request_id_of(header: str | None) -> str:
+    """Return the caller's request id when usable (1–64 of ``A-Za-z0-9._:-``), else a new one."""
+    if header and _REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True)

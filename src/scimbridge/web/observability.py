@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 import time
-import uuid
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -29,6 +27,7 @@ from flask import current_app
 from flask import g
 from flask import request
 
+from ..domain.lifecycle import request_id_of
 from ..service.metrics import Metrics
 from ..service.metrics import exposition
 from ..service.metrics import instruments
@@ -39,7 +38,6 @@ from ..store.database import Database
 access_log = logging.getLogger("scimbridge.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _SCIM_PREFIX = "/scim/v2/"
 _SCIM_RESOURCES = frozenset(
@@ -56,13 +54,6 @@ _SCIM_RESOURCES = frozenset(
 )
 _SECRET_ROUTE_PARTS = ("token",)
 """Route variables holding a secret (invitation and reset links): never logged."""
-
-
-def request_id_of(header: str | None) -> str:
-    """Return the caller's request id when it is usable, else a new one."""
-    if header and _REQUEST_ID.fullmatch(header):
-        return header
-    return uuid.uuid4().hex
 
 
 def _unproxied(proxy: Any) -> Any:

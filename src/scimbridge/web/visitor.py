@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -15,6 +13,7 @@ from werkzeug.wrappers import Response
 
 from ..domain.lifecycle import Actor
 from ..domain.lifecycle import RequestInfo
+from ..domain.lifecycle import request_id_of
 from ..service.lifecycle import UserDirectory
 from ..settings import Settings
 
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
     from ..store.lifecycle import Account
     from ..store.lifecycle import SessionRow
 
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 # Session tokens are 43 characters; anything much longer is not one of ours.
 _MAX_TOKEN_LENGTH = 128
@@ -77,8 +75,7 @@ def current_visitor() -> Visitor | None:
 def request_info() -> RequestInfo:
     """Describe the current request for the audit trail and rate limits."""
     if "request_id" not in g:
-        header = request.headers.get("X-Request-Id", "")
-        g.request_id = header if _REQUEST_ID.fullmatch(header) else uuid.uuid4().hex
+        g.request_id = request_id_of(request.headers.get("X-Request-Id"))
     return RequestInfo(
         request_id=g.request_id,
         client_address=request.remote_addr,
