@@ -31,8 +31,8 @@ from scim2_models import Email
 from scim2_models import Name
 from scim2_models import User
 
-from scimbridge.service.mapping import document
-from scimbridge.service.mapping import user_columns
+from scimbridge.service.directory.mapping import document
+from scimbridge.service.directory.mapping import user_columns
 from scimbridge.store import resources as store
 from scimbridge.store.database import Database
 

@@ -43,9 +43,9 @@ sys.path.insert(0, str(ROOT))
 
 from scimbridge.domain.resources import GroupResource  # noqa: E402
 from scimbridge.domain.resources import UserResource  # noqa: E402
-from scimbridge.service.lifecycle import UserDirectory  # noqa: E402
-from scimbridge.service.provisioning import ProvisioningService  # noqa: E402
-from scimbridge.service.roles import load_roles  # noqa: E402
+from scimbridge.service.directory.lifecycle import UserDirectory  # noqa: E402
+from scimbridge.service.directory.provisioning import ProvisioningService  # noqa: E402
+from scimbridge.service.directory.roles import load_roles  # noqa: E402
 from scimbridge.settings import LdapSettings  # noqa: E402
 from scimbridge.settings import Settings  # noqa: E402
 from scimbridge.store import jobs as job_store  # noqa: E402

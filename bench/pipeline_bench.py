@@ -35,12 +35,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.ldap_bench import raw_adds  # noqa: E402
 from scimbridge.domain.resources import UserResource  # noqa: E402
-from scimbridge.service.ldap_sync import LDAP_JOB  # noqa: E402
-from scimbridge.service.lifecycle import UserDirectory  # noqa: E402
-from scimbridge.service.mail import EMAIL_JOB  # noqa: E402
-from scimbridge.service.outbox_status import lane_metrics  # noqa: E402
-from scimbridge.service.provisioning import ProvisioningService  # noqa: E402
-from scimbridge.service.roles import load_roles  # noqa: E402
+from scimbridge.service.directory.lifecycle import UserDirectory  # noqa: E402
+from scimbridge.service.directory.provisioning import ProvisioningService  # noqa: E402
+from scimbridge.service.directory.roles import load_roles  # noqa: E402
+from scimbridge.service.ldap.sync import LDAP_JOB  # noqa: E402
+from scimbridge.service.mail.queue import EMAIL_JOB  # noqa: E402
+from scimbridge.service.outbox.status import lane_metrics  # noqa: E402
 from scimbridge.settings import LdapSettings  # noqa: E402
 from scimbridge.settings import MailSettings  # noqa: E402
 from scimbridge.settings import Settings  # noqa: E402

@@ -34,7 +34,7 @@ from scim_bench import user_body
 
 from scimbridge.app import create_app
 from scimbridge.logs import configure_logging
-from scimbridge.service.metrics import use_multiprocess_directory
+from scimbridge.service.operations.metrics import use_multiprocess_directory
 from scimbridge.settings import MetricsSettings
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database

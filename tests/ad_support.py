@@ -17,8 +17,8 @@ import pytest
 
 from scimbridge.adapters.ldap import LdapDirectory
 from scimbridge.adapters.ldap.names import child_dn
-from scimbridge.service.outbox import OutboxWorker
-from scimbridge.service.outbox import RetryPolicy
+from scimbridge.service.outbox.worker import OutboxWorker
+from scimbridge.service.outbox.worker import RetryPolicy
 from scimbridge.settings import LdapSettings
 from scimbridge.settings import LifecycleSettings
 from scimbridge.store.database import Database

@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from scimbridge.domain.lifecycle import Actor
-from scimbridge.service.lifecycle import ProfileChanges
-from scimbridge.service.lifecycle import UserDirectory
+from scimbridge.service.directory.lifecycle import ProfileChanges
+from scimbridge.service.directory.lifecycle import UserDirectory
 from scimbridge.store.database import Database
 
 from .lifecycle_support import BROWSER

@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from scimbridge.app import create_app
-from scimbridge.service.lifecycle import UserDirectory
-from scimbridge.service.tokens import SCOPES
+from scimbridge.service.clients.tokens import SCOPES
+from scimbridge.service.directory.lifecycle import UserDirectory
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database
 from scimbridge.store.migrations import upgrade

@@ -13,8 +13,8 @@ import pytest
 
 from scimbridge.adapters.ldap import LdapDirectory
 from scimbridge.adapters.ldap import dn_key
-from scimbridge.service.outbox import OutboxWorker
-from scimbridge.service.outbox import RetryPolicy
+from scimbridge.service.outbox.worker import OutboxWorker
+from scimbridge.service.outbox.worker import RetryPolicy
 from scimbridge.settings import LdapSettings
 from scimbridge.settings import Settings
 from scimbridge.settings import WorkerSettings

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy import update
 
-import scimbridge.service.passwords as password_module
+import scimbridge.service.directory.passwords as password_module
 from scimbridge.domain.lifecycle import RequestInfo
 from scimbridge.store.database import Database
 from scimbridge.store.tables import audit_events

@@ -7,7 +7,7 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
-from scimbridge.service.mail import queue_email
+from scimbridge.service.mail.queue import queue_email
 from scimbridge.store import jobs as job_store
 from scimbridge.store.database import Database
 from scimbridge.store.jobs import JobInfo

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from scimbridge.service.mail import queue_email
+from scimbridge.service.mail.queue import queue_email
 from scimbridge.store import jobs as job_store
 from scimbridge.store.database import Database
 

@@ -17,9 +17,9 @@ from datetime import timedelta
 import pytest
 
 from scimbridge.app import create_app
-from scimbridge.service import admin_reads
-from scimbridge.service.admin_reads import AuditEvent
-from scimbridge.service.lifecycle import ProfileChanges
+from scimbridge.service.directory import admin_reads
+from scimbridge.service.directory.admin_reads import AuditEvent
+from scimbridge.service.directory.lifecycle import ProfileChanges
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database
 from scimbridge.store.migrations import upgrade

@@ -20,7 +20,7 @@ from sqlalchemy import insert
 from sqlalchemy import select
 
 from scimbridge.app import create_app
-from scimbridge.service.lifecycle import ProfileChanges
+from scimbridge.service.directory.lifecycle import ProfileChanges
 from scimbridge.settings import Settings
 from scimbridge.store import jobs as job_store
 from scimbridge.store.database import Database

@@ -13,16 +13,16 @@ import pytest
 
 from scimbridge.domain.lifecycle import Actor
 from scimbridge.domain.lifecycle import UserStatus
-from scimbridge.service.admin_reads import AdminReader
-from scimbridge.service.admin_reads import AuditFilters
-from scimbridge.service.admin_reads import UserSort
-from scimbridge.service.client_deviations import record_client_deviations
-from scimbridge.service.directory_reads import Page
-from scimbridge.service.directory_reads import UserView
-from scimbridge.service.lifecycle import ProfileChanges
-from scimbridge.service.lifecycle import UserDirectory
-from scimbridge.service.outbox_status import OutboxStatus
-from scimbridge.service.roles import load_roles
+from scimbridge.service.clients.deviations import record_client_deviations
+from scimbridge.service.directory.admin_reads import AdminReader
+from scimbridge.service.directory.admin_reads import AuditFilters
+from scimbridge.service.directory.admin_reads import UserSort
+from scimbridge.service.directory.lifecycle import ProfileChanges
+from scimbridge.service.directory.lifecycle import UserDirectory
+from scimbridge.service.directory.reads import Page
+from scimbridge.service.directory.reads import UserView
+from scimbridge.service.directory.roles import load_roles
+from scimbridge.service.outbox.status import OutboxStatus
 from scimbridge.store import jobs as job_store
 from scimbridge.store.database import Database
 

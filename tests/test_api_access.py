@@ -15,7 +15,7 @@ from flask import Flask
 from scimbridge.api.operations import OPERATIONS
 from scimbridge.api.operations import Operation
 from scimbridge.api.operations import request_fingerprint
-from scimbridge.service.idempotency import IdempotencyKeys
+from scimbridge.service.clients.idempotency import IdempotencyKeys
 
 from .api_support import ApiClient
 from .api_support import api

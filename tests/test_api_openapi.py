@@ -10,7 +10,7 @@ from openapi_spec_validator import validate
 from scimbridge.api.operations import OPERATIONS
 from scimbridge.api.problems import PROBLEM_TYPES
 from scimbridge.api.reference import inline
-from scimbridge.service.tokens import SCOPES
+from scimbridge.service.clients.tokens import SCOPES
 
 from .api_support import api_app
 

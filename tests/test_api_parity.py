@@ -21,9 +21,9 @@ from flask import Flask
 from sqlalchemy import select
 
 from scimbridge.domain.lifecycle import Actor
-from scimbridge.service.directory_reads import DirectoryReader
-from scimbridge.service.lifecycle import ProfileChanges
-from scimbridge.service.lifecycle import UserDirectory
+from scimbridge.service.directory.lifecycle import ProfileChanges
+from scimbridge.service.directory.lifecycle import UserDirectory
+from scimbridge.service.directory.reads import DirectoryReader
 from scimbridge.store.tables import audit_events
 from scimbridge.store.tables import users
 

@@ -20,7 +20,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events
 
-from scimbridge.service.tokens import SCOPES
+from scimbridge.service.clients.tokens import SCOPES
 
 from .lifecycle_support import ROLES_FILE
 from .services import LiveServer

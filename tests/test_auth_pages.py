@@ -23,9 +23,9 @@ from flask.testing import FlaskClient
 
 from scimbridge.app import create_app
 from scimbridge.domain.lifecycle import Actor
-from scimbridge.service.lifecycle import LOGIN_REFUSED
-from scimbridge.service.lifecycle import UserDirectory
-from scimbridge.service.roles import load_roles
+from scimbridge.service.directory.lifecycle import LOGIN_REFUSED
+from scimbridge.service.directory.lifecycle import UserDirectory
+from scimbridge.service.directory.roles import load_roles
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database
 from scimbridge.store.migrations import upgrade

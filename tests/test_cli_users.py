@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 from click.testing import Result
 
-from scimbridge.cli import main
+from scimbridge.cli.main import main
 from scimbridge.domain.lifecycle import Actor
 from scimbridge.domain.lifecycle import RequestInfo
-from scimbridge.service.lifecycle import UserDirectory
-from scimbridge.service.roles import load_roles
+from scimbridge.service.directory.lifecycle import UserDirectory
+from scimbridge.service.directory.roles import load_roles
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database
 from scimbridge.store.migrations import upgrade

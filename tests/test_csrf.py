@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from scimbridge.service.secret_key import load_secret_key
-from scimbridge.service.secret_key import secret_key_path
+from scimbridge.service.operations.secret_key import load_secret_key
+from scimbridge.service.operations.secret_key import secret_key_path
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database
 from scimbridge.web.csrf import CsrfSigner

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from scimbridge.service.tokens import TokenService
+from scimbridge.service.clients.tokens import TokenService
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database
 from scimbridge.store.migrations import head_revision

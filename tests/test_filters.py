@@ -19,8 +19,8 @@ from flask import Flask
 
 from scimbridge.app import create_app
 from scimbridge.domain.resources import UserResource
-from scimbridge.service.mapping import document
-from scimbridge.service.mapping import user_columns
+from scimbridge.service.directory.mapping import document
+from scimbridge.service.directory.mapping import user_columns
 from scimbridge.settings import ScimSettings
 from scimbridge.settings import Settings
 from scimbridge.store import resources as store

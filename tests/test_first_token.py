@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from scimbridge.app import create_app
-from scimbridge.cli import main
+from scimbridge.cli.main import main
 from scimbridge.store.database import Database
 
 from .conftest import ScimClient

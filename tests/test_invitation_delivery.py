@@ -16,8 +16,8 @@ import requests
 
 from scimbridge.domain.lifecycle import Actor
 from scimbridge.domain.lifecycle import UserStatus
-from scimbridge.service.lifecycle import UserDirectory
-from scimbridge.service.roles import load_roles
+from scimbridge.service.directory.lifecycle import UserDirectory
+from scimbridge.service.directory.roles import load_roles
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database
 

@@ -21,7 +21,7 @@ from scimbridge.adapters.ldap import dn_key
 from scimbridge.adapters.ldap import load_attribute_map
 from scimbridge.adapters.ldap.entries import sam_account_name
 from scimbridge.domain.lifecycle import Actor
-from scimbridge.service.ldap_reconcile import LdapReconciler
+from scimbridge.service.ldap.reconcile import LdapReconciler
 from scimbridge.settings import LdapSettings
 from scimbridge.store import ldap_entries
 from scimbridge.store.tables import jobs

@@ -22,8 +22,8 @@ from scimbridge.adapters.ldap.names import escape_dn_value
 from scimbridge.adapters.ldap.names import escape_filter_value
 from scimbridge.adapters.ldap.names import first_rdn
 from scimbridge.adapters.ldap.names import parent_dn
-from scimbridge.service.ldap_sync import LdapSyncQueue
-from scimbridge.service.ldap_sync import MemberDelta
+from scimbridge.service.ldap.sync import LdapSyncQueue
+from scimbridge.service.ldap.sync import MemberDelta
 from scimbridge.store.database import Database
 from scimbridge.store.tables import jobs
 

@@ -11,12 +11,12 @@ import pytest
 
 from scimbridge.adapters.ldap import LdapDirectory
 from scimbridge.adapters.ldap import entry_builder
-from scimbridge.service.ldap_reconcile import LdapReconciler
-from scimbridge.service.outbox import BatchResult
-from scimbridge.service.outbox import JobResult
-from scimbridge.service.outbox import OutboxWorker
-from scimbridge.service.outbox import RetryPolicy
-from scimbridge.service.outbox import UnavailableJobError
+from scimbridge.service.ldap.reconcile import LdapReconciler
+from scimbridge.service.outbox.worker import BatchResult
+from scimbridge.service.outbox.worker import JobResult
+from scimbridge.service.outbox.worker import OutboxWorker
+from scimbridge.service.outbox.worker import RetryPolicy
+from scimbridge.service.outbox.worker import UnavailableJobError
 from scimbridge.store import jobs as job_store
 from scimbridge.store.database import Database
 from scimbridge.store.jobs import Job

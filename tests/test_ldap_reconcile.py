@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from click.testing import Result
 
 from scimbridge.adapters.ldap import dn_key
-from scimbridge.cli import main
-from scimbridge.service.ldap_sync import LDAP_JOB
+from scimbridge.cli.main import main
+from scimbridge.service.ldap.sync import LDAP_JOB
 
 from .conftest import created
 from .conftest import group_payload

@@ -17,7 +17,7 @@ import pytest
 from scimbridge.adapters.ldap import LdapDirectory
 from scimbridge.adapters.ldap import LdapUnavailable
 from scimbridge.adapters.ldap import dn_key
-from scimbridge.service.outbox import OutboxWorker
+from scimbridge.service.outbox.worker import OutboxWorker
 from scimbridge.store import ldap_entries as ldap_store
 
 from .conftest import created

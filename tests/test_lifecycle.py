@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 from flask.testing import FlaskClient
 
-import scimbridge.service.lifecycle as lifecycle_module
+import scimbridge.service.directory.lifecycle as lifecycle_module
 from scimbridge.app import create_app
 from scimbridge.domain.lifecycle import Actor
 from scimbridge.domain.lifecycle import EmailTaken
@@ -29,9 +29,9 @@ from scimbridge.domain.lifecycle import RequestInfo
 from scimbridge.domain.lifecycle import UnknownRole
 from scimbridge.domain.lifecycle import UserNotFound
 from scimbridge.domain.lifecycle import UserStatus
-from scimbridge.service.lifecycle import ProfileChanges
-from scimbridge.service.lifecycle import UserDirectory
-from scimbridge.service.roles import load_roles
+from scimbridge.service.directory.lifecycle import ProfileChanges
+from scimbridge.service.directory.lifecycle import UserDirectory
+from scimbridge.service.directory.roles import load_roles
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database
 from scimbridge.store.migrations import upgrade

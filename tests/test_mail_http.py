@@ -11,9 +11,9 @@ import pytest
 import requests
 import responses
 
-from scimbridge.service.mail import EMAIL_JOB
-from scimbridge.service.outbox import OutboxWorker
-from scimbridge.service.outbox import RetryPolicy
+from scimbridge.service.mail.queue import EMAIL_JOB
+from scimbridge.service.outbox.worker import OutboxWorker
+from scimbridge.service.outbox.worker import RetryPolicy
 from scimbridge.settings import MailSettings
 from scimbridge.store.database import Database
 from scimbridge.worker import email_delivery

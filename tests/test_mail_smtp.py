@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from scimbridge.service.mail import EMAIL_JOB
-from scimbridge.service.outbox import OutboxWorker
-from scimbridge.service.outbox import RetryPolicy
+from scimbridge.service.mail.queue import EMAIL_JOB
+from scimbridge.service.outbox.worker import OutboxWorker
+from scimbridge.service.outbox.worker import RetryPolicy
 from scimbridge.settings import MailSettings
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database

@@ -10,12 +10,12 @@ import pytest
 
 from scimbridge.adapters.mail import MailMessage
 from scimbridge.adapters.mail.file import FileTransport
-from scimbridge.service.mail import EMAIL_JOB
-from scimbridge.service.mail import TEMPLATES
-from scimbridge.service.mail_rendering import SHIPPED_TEMPLATES
-from scimbridge.service.mail_rendering import MailRenderer
-from scimbridge.service.mail_rendering import MailTemplateError
-from scimbridge.service.outbox import OutboxWorker
+from scimbridge.service.mail.queue import EMAIL_JOB
+from scimbridge.service.mail.queue import TEMPLATES
+from scimbridge.service.mail.rendering import SHIPPED_TEMPLATES
+from scimbridge.service.mail.rendering import MailRenderer
+from scimbridge.service.mail.rendering import MailTemplateError
+from scimbridge.service.outbox.worker import OutboxWorker
 from scimbridge.settings import MailSettings
 from scimbridge.store.database import Database
 from scimbridge.worker import email_delivery

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from scimbridge.domain.lifecycle import Actor
-from scimbridge.service.lifecycle import UserDirectory
-from scimbridge.service.maintenance import run_maintenance
-from scimbridge.service.roles import load_roles
+from scimbridge.service.directory.lifecycle import UserDirectory
+from scimbridge.service.directory.roles import load_roles
+from scimbridge.service.operations.maintenance import run_maintenance
 from scimbridge.settings import RolesSettings
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database

@@ -324,7 +324,7 @@ def test_logins_and_lockouts_are_counted(settings: Settings, database: Database)
 
 def _counted(name: str, **labels: str) -> float:
     """Read one labelled value of this process's metrics."""
-    from scimbridge.service.metrics import instruments
+    from scimbridge.service.operations.metrics import instruments
 
     return instruments().registry.get_sample_value(name, labels) or 0.0
 
@@ -340,8 +340,8 @@ def test_ldap_sync_jobs_are_counted_by_operation_and_outcome(env: LdapSyncEnv) -
 
 def test_mails_sent_are_counted(settings: Settings, database: Database, tmp_path: Path) -> None:
     """An email job handed to the transport counts as sent."""
-    from scimbridge.service.mail import EMAIL_JOB
-    from scimbridge.service.outbox import OutboxWorker
+    from scimbridge.service.mail.queue import EMAIL_JOB
+    from scimbridge.service.outbox.worker import OutboxWorker
     from scimbridge.settings import MailSettings
     from scimbridge.worker import email_delivery
 

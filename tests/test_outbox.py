@@ -11,18 +11,18 @@ from typing import Any
 
 import pytest
 
-from scimbridge.service.metrics import Metrics
-from scimbridge.service.outbox import ATTEMPTS
-from scimbridge.service.outbox import DONE
-from scimbridge.service.outbox import FAILURES
-from scimbridge.service.outbox import OLDEST_AGE
-from scimbridge.service.outbox import QUEUE_DEPTH
-from scimbridge.service.outbox import RETRIES
-from scimbridge.service.outbox import OutboxWorker
-from scimbridge.service.outbox import PermanentJobError
-from scimbridge.service.outbox import RetryPolicy
-from scimbridge.service.outbox import TransientJobError
-from scimbridge.service.outbox import record_queue_gauges
+from scimbridge.service.operations.metrics import Metrics
+from scimbridge.service.outbox.worker import ATTEMPTS
+from scimbridge.service.outbox.worker import DONE
+from scimbridge.service.outbox.worker import FAILURES
+from scimbridge.service.outbox.worker import OLDEST_AGE
+from scimbridge.service.outbox.worker import QUEUE_DEPTH
+from scimbridge.service.outbox.worker import RETRIES
+from scimbridge.service.outbox.worker import OutboxWorker
+from scimbridge.service.outbox.worker import PermanentJobError
+from scimbridge.service.outbox.worker import RetryPolicy
+from scimbridge.service.outbox.worker import TransientJobError
+from scimbridge.service.outbox.worker import record_queue_gauges
 from scimbridge.store import jobs as job_store
 from scimbridge.store.database import Database
 from scimbridge.store.jobs import Job

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 from click.testing import Result
 
-from scimbridge.cli import main
-from scimbridge.service.mail import EMAIL_JOB
-from scimbridge.service.outbox import OutboxWorker
-from scimbridge.service.outbox import PermanentJobError
+from scimbridge.cli.main import main
+from scimbridge.service.mail.queue import EMAIL_JOB
+from scimbridge.service.outbox.worker import OutboxWorker
+from scimbridge.service.outbox.worker import PermanentJobError
 from scimbridge.store.database import Database
 from scimbridge.store.jobs import Job
 from scimbridge.store.migrations import upgrade

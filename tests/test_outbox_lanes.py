@@ -23,10 +23,10 @@ import pytest
 from click.testing import CliRunner
 
 from scimbridge.app import create_app
-from scimbridge.cli import main
-from scimbridge.service.ldap_sync import LDAP_JOB
-from scimbridge.service.mail import EMAIL_JOB
-from scimbridge.service.outbox_status import lane_metrics
+from scimbridge.cli.main import main
+from scimbridge.service.ldap.sync import LDAP_JOB
+from scimbridge.service.mail.queue import EMAIL_JOB
+from scimbridge.service.outbox.status import lane_metrics
 from scimbridge.settings import MailSettings
 from scimbridge.settings import RolesSettings
 from scimbridge.settings import Settings

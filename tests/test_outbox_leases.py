@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from scimbridge.app import create_app
-from scimbridge.service.outbox import OutboxWorker
-from scimbridge.service.outbox_lanes import OutboxLanes
+from scimbridge.service.outbox.lanes import OutboxLanes
+from scimbridge.service.outbox.worker import OutboxWorker
 from scimbridge.settings import MailSettings
 from scimbridge.settings import Settings
 from scimbridge.store import jobs as job_store

@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 
 from scimbridge.app import create_app
-from scimbridge.service.metrics import RATE_LIMITED
+from scimbridge.service.operations.metrics import RATE_LIMITED
 from scimbridge.store.database import Database
 from scimbridge.store.migrations import upgrade
 

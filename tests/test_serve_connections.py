@@ -16,7 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
-from scimbridge.cli import _Gunicorn
+from scimbridge.cli.main import _Gunicorn
 from scimbridge.serving import KeepAliveWorker
 from scimbridge.serving import close_after_requests
 from scimbridge.settings import Settings

@@ -19,7 +19,7 @@ import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
-from .service.outbox import OutboxWorker
+from .service.outbox.worker import OutboxWorker
 from .settings import Settings
 from .store.database import Database
 from .store.database import database_for

@@ -1,6 +1,6 @@
 """Wiring of the outbox workers: their handlers, ``scimbridge worker``, and the in-process worker.
 
-Each job kind has its lane (see ``service/outbox_lanes.py``): its own thread (a process of
+Each job kind has its lane (see ``service/outbox/lanes.py``): its own thread (a process of
 its own under ``scimbridge worker``, see ``lane_processes.py``), back-off and outage pause.
 :data:`JOB_KINDS` registers the kinds; a new kind is one line there.
 
@@ -29,20 +29,20 @@ from typing import Protocol
 from .adapters.ldap import LdapDirectory
 from .adapters.ldap import entry_builder
 from .adapters.mail import make_transport
-from .service.ldap_apply import LdapSyncHandler
-from .service.ldap_passwords import password_cipher
-from .service.ldap_sync import LDAP_JOB
-from .service.lifecycle import UserDirectory
-from .service.mail import EMAIL_JOB
-from .service.mail_delivery import EmailDelivery
-from .service.mail_rendering import MailRenderer
-from .service.maintenance import run_maintenance
-from .service.metrics import Metrics
-from .service.outbox import JobHandler
-from .service.outbox import OutboxWorker
-from .service.outbox import RetryPolicy
-from .service.outbox_lanes import OutboxLanes
-from .service.roles import load_roles
+from .service.directory.lifecycle import UserDirectory
+from .service.directory.roles import load_roles
+from .service.ldap.apply import LdapSyncHandler
+from .service.ldap.passwords import password_cipher
+from .service.ldap.sync import LDAP_JOB
+from .service.mail.delivery import EmailDelivery
+from .service.mail.queue import EMAIL_JOB
+from .service.mail.rendering import MailRenderer
+from .service.operations.maintenance import run_maintenance
+from .service.operations.metrics import Metrics
+from .service.outbox.lanes import OutboxLanes
+from .service.outbox.worker import JobHandler
+from .service.outbox.worker import OutboxWorker
+from .service.outbox.worker import RetryPolicy
 from .settings import Settings
 from .store.database import Database
 

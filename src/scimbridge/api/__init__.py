@@ -20,8 +20,8 @@ from werkzeug.exceptions import HTTPException
 
 from ..negotiation import negotiate
 from ..negotiation import offers
-from ..service.directory_reads import DirectoryReader
-from ..service.idempotency import IdempotencyKeys
+from ..service.clients.idempotency import IdempotencyKeys
+from ..service.directory.reads import DirectoryReader
 from . import audit
 from . import groups
 from . import invitations

@@ -12,10 +12,10 @@ from flask import request
 from ..domain.lifecycle import Actor
 from ..domain.lifecycle import RequestInfo
 from ..domain.lifecycle import request_id_of
-from ..service.directory_reads import DirectoryReader
-from ..service.idempotency import IdempotencyKeys
-from ..service.lifecycle import UserDirectory
-from ..service.tokens import TokenService
+from ..service.clients.idempotency import IdempotencyKeys
+from ..service.clients.tokens import TokenService
+from ..service.directory.lifecycle import UserDirectory
+from ..service.directory.reads import DirectoryReader
 from ..store.tokens import TokenInfo
 from .problems import ApiProblem
 

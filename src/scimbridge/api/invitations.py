@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from ..domain.lifecycle import LifecycleError
 from ..domain.lifecycle import UserStatus
-from ..service.directory_reads import UserView
+from ..service.directory.reads import UserView
 from . import context
 from . import models
 from . import representations

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from ..service.tokens import SCOPES
+from ..service.clients.tokens import SCOPES
 from . import models
 from .operations import ID_PATTERN
 from .operations import IDEMPOTENCY_KEY_PATTERN

@@ -11,7 +11,7 @@ import binascii
 import re
 from typing import Any
 
-from ..service.directory_reads import Page
+from ..service.directory.reads import Page
 from .problems import ApiProblem
 from .problems import FieldError
 

@@ -24,8 +24,8 @@ from ..domain.lifecycle import PasswordRejected
 from ..domain.lifecycle import RateLimited
 from ..domain.lifecycle import UnknownRole
 from ..domain.lifecycle import UserNotFound
-from ..service.idempotency import IdempotencyKeyInProgress
-from ..service.idempotency import IdempotencyKeyReused
+from ..service.clients.idempotency import IdempotencyKeyInProgress
+from ..service.clients.idempotency import IdempotencyKeyReused
 from ..store.database import UNAVAILABLE_RETRY_AFTER
 from ..store.database import DatabaseError
 from ..store.database import error_summary

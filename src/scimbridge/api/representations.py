@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC
 from datetime import datetime
 
-from ..service.directory_reads import GroupView
-from ..service.directory_reads import RoleView
-from ..service.directory_reads import UserView
+from ..service.directory.reads import GroupView
+from ..service.directory.reads import RoleView
+from ..service.directory.reads import UserView
 from ..store.audit import AuditEvent as StoredEvent
 from ..store.lifecycle import SessionRow
 from . import models

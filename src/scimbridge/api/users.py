@@ -14,7 +14,7 @@ from flask import Response
 from flask import current_app
 
 from ..domain.lifecycle import UserStatus
-from ..service.lifecycle import ProfileChanges
+from ..service.directory.lifecycle import ProfileChanges
 from . import context
 from . import models
 from . import representations

@@ -21,8 +21,8 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from ..domain.resources import Group
 from ..domain.resources import UserResource
-from ..service.client_deviations import record_client_deviations
-from ..service.provisioning import MAX_START_INDEX
+from ..service.clients.deviations import record_client_deviations
+from ..service.directory.provisioning import MAX_START_INDEX
 from .bulk import register_bulk_view
 from .cursors import CursorCodec
 from .discovery import register_discovery_views

@@ -22,9 +22,9 @@ from ..domain.resources import Group
 from ..domain.resources import GroupResource
 from ..domain.resources import StoredResource
 from ..domain.resources import UserResource
-from ..service.client_deviations import count_client_deviations
-from ..service.provisioning import Caller
-from ..service.provisioning import ProvisioningService
+from ..service.clients.deviations import count_client_deviations
+from ..service.directory.provisioning import Caller
+from ..service.directory.provisioning import ProvisioningService
 from .filter_cost import check_patch_path
 from .quirks import ClientProfile
 from .quirks import normalize_patch

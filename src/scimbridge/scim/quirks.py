@@ -31,7 +31,7 @@ from scim2_models import ScimFilter
 from scim2_models import ScimPolicy
 
 from ..domain.emails import is_email_address
-from ..service.metrics import instruments
+from ..service.operations.metrics import instruments
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from ..domain.enterprise import ENTERPRISE_SCHEMA
 from ..domain.lifecycle_schema import LIFECYCLE_SCHEMA
 from ..domain.resources import Membership
 from ..domain.resources import StoredResource
-from ..service.mapping import meta
-from ..service.mapping import scim_timestamp
-from ..service.mapping import to_model
+from ..service.directory.mapping import meta
+from ..service.directory.mapping import scim_timestamp
+from ..service.directory.mapping import to_model
 
 SCIM_MEDIA_TYPE = "application/scim+json"
 LIST_RESPONSE_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"

@@ -16,7 +16,7 @@ from scim2_models import ResponseParameters
 from scim2_models import SearchRequest
 
 from ..domain.resources import StoredResource
-from ..service.provisioning import ProvisioningService
+from ..service.directory.provisioning import ProvisioningService
 from .cursors import CursorCodec
 from .cursors import query_fingerprint
 from .filter_cost import check_filter

@@ -28,10 +28,10 @@ from flask import g
 from flask import request
 
 from ..domain.lifecycle import request_id_of
-from ..service.metrics import Metrics
-from ..service.metrics import exposition
-from ..service.metrics import instruments
-from ..service.outbox import record_queue_gauges
+from ..service.operations.metrics import Metrics
+from ..service.operations.metrics import exposition
+from ..service.operations.metrics import instruments
+from ..service.outbox.worker import record_queue_gauges
 from ..settings import Settings
 from ..store.database import Database
 

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 from ..domain.lifecycle import Actor
 from ..domain.lifecycle import RequestInfo
 from ..domain.lifecycle import request_id_of
-from ..service.lifecycle import UserDirectory
+from ..service.directory.lifecycle import UserDirectory
 from ..settings import Settings
 
 if TYPE_CHECKING:

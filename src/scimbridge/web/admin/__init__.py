@@ -19,9 +19,9 @@ from flask import request
 from flask import url_for
 from flask.typing import ResponseReturnValue
 
-from ...service.admin_reads import AdminReader
-from ...service.outbox_status import OutboxStatus
-from ...service.token_admin import TokenAdmin
+from ...service.clients.token_admin import TokenAdmin
+from ...service.directory.admin_reads import AdminReader
+from ...service.outbox.status import OutboxStatus
 from ..pages import allow_page_scripts
 from ..pages import see_other
 from ..visitor import current_visitor

@@ -13,8 +13,8 @@ from flask import request
 from werkzeug.wrappers import Response
 
 from ...domain.lifecycle import UserNotFound
-from ...service.admin_reads import AuditFilters
-from ...service.directory_reads import UserView
+from ...service.directory.admin_reads import AuditFilters
+from ...service.directory.reads import UserView
 from ..pages import render_page
 from .common import PER_PAGE
 from .common import offset_of

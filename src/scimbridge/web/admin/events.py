@@ -15,7 +15,7 @@ from datetime import time
 from datetime import timedelta
 from typing import Any
 
-from ...service.admin_reads import AuditEvent
+from ...service.directory.admin_reads import AuditEvent
 
 _PHRASES = {
     "user.invited": "Invited",

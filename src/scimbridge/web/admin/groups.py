@@ -6,7 +6,7 @@ from flask import Blueprint
 from flask import abort
 from werkzeug.wrappers import Response
 
-from ...service.admin_reads import GroupNotFound
+from ...service.directory.admin_reads import GroupNotFound
 from ..pages import render_page
 from .common import PER_PAGE
 from .common import checked_id

@@ -20,8 +20,8 @@ from ...domain.lifecycle import InvalidTransition
 from ...domain.lifecycle import LifecycleError
 from ...domain.lifecycle import UserNotFound
 from ...domain.lifecycle import UserStatus
-from ...service.directory_reads import UserView
-from ...service.lifecycle import ProfileChanges
+from ...service.directory.lifecycle import ProfileChanges
+from ...service.directory.reads import UserView
 from ..forms import FormErrors
 from ..forms import read_fields
 from ..forms import require

@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 
 from ...scim.quirks import PROFILE_TOLERANCES
 from ...scim.quirks import Deviation
-from ...service.token_admin import InvalidTokenRequest
+from ...service.clients.token_admin import InvalidTokenRequest
 from ..forms import FormErrors
 from ..forms import read_fields
 from ..pages import render_page

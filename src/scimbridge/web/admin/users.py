@@ -15,7 +15,7 @@ from ...domain.lifecycle import LifecycleError
 from ...domain.lifecycle import UnknownRole
 from ...domain.lifecycle import UserNotFound
 from ...domain.lifecycle import UserStatus
-from ...service.admin_reads import UserSort
+from ...service.directory.admin_reads import UserSort
 from ..forms import FormErrors
 from ..forms import read_fields
 from ..forms import require

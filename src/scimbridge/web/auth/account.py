@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from ...domain.lifecycle import LoginRefused
 from ...domain.lifecycle import RateLimited
-from ...service.metrics import instruments
+from ...service.operations.metrics import instruments
 from ..forms import FormErrors
 from ..forms import read_fields
 from ..forms import require

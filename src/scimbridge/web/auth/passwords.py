@@ -17,7 +17,7 @@ from ...domain.lifecycle import LoginRefused
 from ...domain.lifecycle import PasswordRejected
 from ...domain.lifecycle import RateLimited
 from ...domain.lifecycle import UserStatus
-from ...service.lifecycle import ProfileChanges
+from ...service.directory.lifecycle import ProfileChanges
 from ..forms import FormErrors
 from ..forms import read_fields
 from ..forms import require

@@ -1,0 +1,1 @@
+"""SCIM clients and API programs: tokens, rate limits, deviations, idempotency."""

@@ -1,0 +1,1 @@
+"""Users and groups: the lifecycle rules, SCIM provisioning, roles, reads, audit."""

@@ -1,0 +1,70 @@
+"""Writing the audit trail: one event per change, in the transaction of the change."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+from ...domain.lifecycle import Actor
+from ...domain.lifecycle import RequestInfo
+from ...store import audit as audit_store
+from ...store.database import Transaction
+
+# Attributes whose values never enter an event, whatever the action.
+_SECRET_KEYS = {"password", "password_hash", "token", "token_hash", "secret"}
+
+
+def record(
+    conn: Transaction,
+    actor: Actor,
+    action: str,
+    *,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    target_name: str | None = None,
+    changes: dict[str, Any] | None = None,
+    request: RequestInfo | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Append an event describing ``action`` (e.g. ``user.suspended``)."""
+    request = request or RequestInfo()
+    audit_store.append(
+        conn,
+        {
+            "at": now or datetime.now(UTC),
+            "actor_type": actor.type,
+            "actor_id": actor.id,
+            "actor_name": actor.name,
+            "action": action,
+            "target_type": target_type,
+            "target_id": target_id,
+            "target_name": target_name,
+            "changes": _without_secrets(changes) if changes else None,
+            "request_id": request.request_id,
+            "client_address": request.client_address,
+        },
+    )
+
+
+def document_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Return ``{attribute: {"before": …, "after": …}}`` for the top-level keys that differ."""
+    changed = {}
+    for key in sorted(set(before) | set(after)):
+        if key == "schemas" or key.lower() in _SECRET_KEYS:
+            continue
+        if before.get(key) != after.get(key):
+            changed[key] = {"before": before.get(key), "after": after.get(key)}
+    return changed
+
+
+def _without_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: _without_secrets(item)
+            for key, item in value.items()
+            if str(key).lower() not in _SECRET_KEYS
+        }
+    if isinstance(value, list):
+        return [_without_secrets(item) for item in value]
+    return value

@@ -1,0 +1,1 @@
+"""LDAP sync: queueing directory jobs, applying them, reconciling, passwords for AD."""

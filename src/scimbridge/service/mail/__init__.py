@@ -1,0 +1,1 @@
+"""Emails: queueing them with the change, rendering and delivering them."""

@@ -1,0 +1,1 @@
+"""Running scimbridge: metrics, readiness, periodic maintenance, the secret key."""

@@ -1,0 +1,1 @@
+"""The outbox: workers that claim, apply and settle jobs; lanes, leases, status."""
