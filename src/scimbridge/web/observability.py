@@ -14,12 +14,9 @@ as a bearer token: without the setting it answers 404, so it is never open by ac
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC
-from datetime import datetime
 from typing import Any
 
 from flask import Flask
@@ -29,10 +26,10 @@ from flask import g
 from flask import request
 
 from ..domain.lifecycle import request_id_of
-from ..service.operations.metrics import Metrics
 from ..service.operations.metrics import exposition
 from ..service.operations.metrics import instruments
-from ..service.outbox.worker import record_queue_gauges
+from ..service.operations.metrics import scrape_allowed
+from ..service.outbox.worker import queue_gauges
 from ..settings import Settings
 from ..store.database import Database
 
@@ -186,21 +183,12 @@ def _finisher(settings: Settings) -> Callable[[Response], Response]:
     return finish
 
 
-def _outbox_gauges(database: Database) -> Metrics:
-    measured = Metrics()
-    record_queue_gauges(database, measured, datetime.now(UTC))
-    return measured
-
-
 def _metrics_view() -> Response:
     settings: Settings = current_app.extensions["scimbridge"].settings
     expected = settings.metrics.token
     if expected is None or not settings.metrics.enabled:
         return Response("not found\n", 404, mimetype="text/plain")
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        value.strip().encode(), expected.get_secret_value().encode()
-    ):
+    if not scrape_allowed(request.headers.get("Authorization"), expected.get_secret_value()):
         return Response(
             "a metrics bearer token is required\n",
             401,
@@ -208,7 +196,7 @@ def _metrics_view() -> Response:
             headers={"WWW-Authenticate": 'Bearer realm="scimbridge-metrics"'},
         )
     database: Database = current_app.extensions["scimbridge"].database
-    body, content_type = exposition([lambda: _outbox_gauges(database)])
+    body, content_type = exposition([queue_gauges(database)])
     return Response(body, 200, content_type=content_type, headers={"Cache-Control": "no-store"})
 
 

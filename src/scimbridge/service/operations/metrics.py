@@ -19,6 +19,7 @@ never an id or a userName): each label value is a time series kept forever.
 from __future__ import annotations
 
 import functools
+import hmac
 import os
 import platform
 import threading
@@ -287,6 +288,17 @@ class _BuildInfo:
             "Version of scimbridge and of the Python running it.",
             value={"version": __version__, "python": platform.python_version()},
         )
+
+
+def scrape_allowed(authorization: str | None, token: str) -> bool:
+    """Tell whether an ``Authorization`` header carries the metrics bearer ``token``.
+
+    Compared in constant time: the answer must not tell a guesser how much of it was right.
+    """
+    scheme, _, value = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        value.strip().encode(), token.encode()
+    )
 
 
 def exposition(gauges: Iterable[GaugeReader] = ()) -> tuple[bytes, str]:
