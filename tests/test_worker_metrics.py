@@ -27,6 +27,10 @@ from scimbridge.store.migrations import upgrade
 from scimbridge.worker_metrics import MetricsEndpointRefused
 from scimbridge.worker_metrics import endpoint_settings
 
+from .conftest import created
+from .conftest import user_payload
+from .ldap_support import LdapSyncEnv
+from .ldap_support import env
 from .mail_server import SmtpServer
 from .mail_server import smtp_settings_env
 from .outbox_support import queue_invitation
@@ -34,6 +38,8 @@ from .services import free_port
 from .services import scimbridge_command
 
 METRICS_TOKEN = "worker-scraper-secret-0123456789"
+__all__ = ["env"]
+
 LINK = "https://id.example.com/invitation/s3cr3t-link"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -157,6 +163,44 @@ def test_the_worker_serves_the_counts_of_its_lanes_and_the_queue_from_the_store(
 
         _wait_for(waiting, "the late job's age on the scrape")
     assert len(smtp.received) == 2
+
+
+def test_the_worker_serves_the_ldap_operations_of_its_lane(
+    env: LdapSyncEnv, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    """Users created over SCIM are applied to slapd by the worker's LDAP lane, and counted."""
+    for number in range(3):
+        created(env.scim.post("/Users", user_payload(f"lane{number}@example.com")))
+    ldap = env.ldap
+    assert ldap.bind_password is not None
+    port = free_port()
+    worker_env = _env(
+        env.settings.database_url,
+        smtp,
+        port,
+        SCIMBRIDGE_METRICS__TOKEN=METRICS_TOKEN,
+        SCIMBRIDGE_LDAP__URL=ldap.url or "",
+        SCIMBRIDGE_LDAP__BIND_DN=ldap.bind_dn or "",
+        SCIMBRIDGE_LDAP__BIND_PASSWORD=ldap.bind_password.get_secret_value(),
+        SCIMBRIDGE_LDAP__USERS_DN=ldap.users_dn or "",
+        SCIMBRIDGE_LDAP__GROUPS_DN=ldap.groups_dn or "",
+    )
+    auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+    def applied() -> float:
+        try:
+            answer = requests.get(f"http://127.0.0.1:{port}/metrics", headers=auth, timeout=10)
+        except requests.ConnectionError:
+            return 0.0
+        samples = _samples(answer.text)
+        return _value(samples, "scimbridge_ldap_operations_total", operation="user", outcome="ok")
+
+    with (tmp_path / "worker.log").open("wb") as log, _worker(worker_env, log):
+        _wait_for(lambda: applied() >= 3, "the LDAP lane to apply three users")
+        assert applied() == 3
+    assert {"lane0@example.com", "lane1@example.com", "lane2@example.com"} <= {
+        values["uid"][0] for values in env.view.users("uid").values()
+    }
 
 
 def test_a_scrape_without_the_token_is_refused(
