@@ -347,6 +347,15 @@ def test_metrics_are_not_served_without_a_metrics_token(app: Flask) -> None:
     assert app.test_client().get("/metrics").status_code == 404
 
 
+def test_metrics_are_not_served_with_an_empty_metrics_token(
+    settings: Settings, database: Database
+) -> None:
+    """A token variable set to nothing is no token: /metrics stays 404, even to ``Bearer ``."""
+    app = create_app(settings.model_copy(update={"metrics": MetricsSettings(token="")}), database)
+    answer = app.test_client().get("/metrics", headers={"Authorization": "Bearer "})
+    assert answer.status_code == 404
+
+
 def test_logins_and_lockouts_are_counted(settings: Settings, database: Database) -> None:
     """A wrong password counts as refused; past the limit, as locked."""
     app = create_app(

@@ -20,6 +20,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from scimbridge.service.operations.metrics import scrape_allowed
 from scimbridge.settings import MetricsSettings
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database
@@ -277,9 +278,31 @@ def test_where_the_worker_serves_its_metrics(
 
 
 @pytest.mark.parametrize("listen", ["0.0.0.0:9101", "[::]:9101", "metrics.example.com:9101"])
-def test_an_address_beyond_loopback_needs_a_token(listen: str) -> None:
+@pytest.mark.parametrize("token", [None, ""])
+def test_an_address_beyond_loopback_needs_a_token(listen: str, token: str | None) -> None:
+    """An unset token and one set to nothing (an empty variable) are alike: refused."""
     with pytest.raises(MetricsEndpointRefused, match="metrics.token"):
-        endpoint_settings(Settings(metrics=MetricsSettings(worker_listen=listen)))
+        endpoint_settings(Settings(metrics=MetricsSettings(worker_listen=listen, token=token)))
+
+
+@pytest.mark.parametrize(
+    ("header", "token", "allowed"),
+    [
+        (f"Bearer {METRICS_TOKEN}", METRICS_TOKEN, True),
+        (f"bearer  {METRICS_TOKEN} ", METRICS_TOKEN, True),
+        (f"Bearer {METRICS_TOKEN}x", METRICS_TOKEN, False),
+        (f"Basic {METRICS_TOKEN}", METRICS_TOKEN, False),
+        (None, METRICS_TOKEN, False),
+        ("Bearer ", "", False),
+        ("Bearer", "", False),
+        (None, "", False),
+    ],
+)
+def test_a_scrape_is_allowed_only_with_the_bearer_token(
+    header: str | None, token: str, allowed: bool
+) -> None:
+    """Both metrics endpoints check this way; an empty token lets no one in."""
+    assert scrape_allowed(header, token) is allowed
 
 
 def test_the_worker_metrics_are_off_with_metrics_off() -> None:

@@ -64,13 +64,14 @@ def endpoint_settings(settings: Settings) -> EndpointSettings | None:
         return None
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
-    token = settings.metrics.token
-    if token is None and not _is_loopback(host):
+    secret = settings.metrics.token
+    token = secret.get_secret_value() if secret is not None else ""
+    if not token and not _is_loopback(host):
         raise MetricsEndpointRefused(
             f"metrics.worker_listen is {listen}, reachable from other hosts, but metrics.token "
             "is not set: set a metrics token, or listen on a loopback address (127.0.0.1)"
         )
-    return EndpointSettings(host, int(port), token.get_secret_value() if token else None)
+    return EndpointSettings(host, int(port), token or None)
 
 
 def _is_loopback(host: str) -> bool:

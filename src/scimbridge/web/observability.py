@@ -186,7 +186,7 @@ def _finisher(settings: Settings) -> Callable[[Response], Response]:
 def _metrics_view() -> Response:
     settings: Settings = current_app.extensions["scimbridge"].settings
     expected = settings.metrics.token
-    if expected is None or not settings.metrics.enabled:
+    if expected is None or not expected.get_secret_value() or not settings.metrics.enabled:
         return Response("not found\n", 404, mimetype="text/plain")
     if not scrape_allowed(request.headers.get("Authorization"), expected.get_secret_value()):
         return Response(

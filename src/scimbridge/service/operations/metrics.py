@@ -294,10 +294,13 @@ def scrape_allowed(authorization: str | None, token: str) -> bool:
     """Tell whether an ``Authorization`` header carries the metrics bearer ``token``.
 
     Compared in constant time: the answer must not tell a guesser how much of it was right.
+    An empty ``token`` (a variable set to nothing) lets no one in.
     """
     scheme, _, value = (authorization or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        value.strip().encode(), token.encode()
+    return (
+        bool(token)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(value.strip().encode(), token.encode())
     )
 
 
