@@ -63,9 +63,14 @@ class JsonLines(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        attributes = record.__dict__
-        for name in attributes.keys() - _RECORD_ATTRIBUTES:
-            line[name] = attributes[name]
+        # In the order given (request id, method, path, actor, then status and duration).
+        line.update(
+            {
+                name: value
+                for name, value in record.__dict__.items()
+                if name not in _RECORD_ATTRIBUTES
+            }
+        )
         if record.exc_info:
             line["exc_info"] = self.formatException(record.exc_info)
         if record.stack_info:
