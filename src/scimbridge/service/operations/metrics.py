@@ -39,9 +39,6 @@ if TYPE_CHECKING:
 
 MetricKind = Literal["counter", "gauge"]
 
-RATE_LIMITED = "scimbridge_rate_limited_requests_total"
-"""Counter of requests refused with 429 by the per-token rate limit, labelled ``surface``
-(``scim`` or ``api``) and ``token`` (its name)."""
 Labels = tuple[tuple[str, str], ...]
 
 
