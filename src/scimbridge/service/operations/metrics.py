@@ -11,6 +11,8 @@ Under gunicorn, each worker process counts on its own; ``scimbridge serve`` poin
 ``PROMETHEUS_MULTIPROC_DIR`` at a directory where prometheus-client keeps every process's
 values, and a scrape sums them. Gauges measured from the store (outbox depth and the age of
 its oldest job) are read at scrape time instead, so they never disagree between processes.
+A separate ``scimbridge worker`` serves the same exposition on its own address
+(``worker_metrics.py``), its lane processes summed the same way.
 
 Labels take only values from small fixed sets (a route template, never a path; a job kind,
 never an id or a userName): each label value is a time series kept forever.
