@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -22,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scimbridge.app import create_app
 from scimbridge.domain.lifecycle import Actor
+from scimbridge.logs import log_handler
 from scimbridge.settings import MetricsSettings
 from scimbridge.settings import Settings
 from scimbridge.store.database import Database
@@ -283,9 +286,74 @@ def test_an_unusable_request_id_is_replaced_by_a_new_one(metrics_app: Flask, giv
     assert len(answer.headers["X-Request-ID"]) == 32
 
 
+@pytest.fixture
+def json_lines() -> Iterator[io.StringIO]:
+    """Capture what the JSON log handler writes, as ``scimbridge serve`` sets it up."""
+    lines = io.StringIO()
+    handler = log_handler("json")
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(lines)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def test_the_access_line_is_one_json_object_with_the_request_fields(
+    metrics_app: Flask, json_lines: io.StringIO
+) -> None:
+    """One line per request: timestamp, level, logger, request id, method, path, status, time."""
+    answer = metrics_app.test_client().get(
+        "/scim/v2/Users/nobody", headers={"X-Request-ID": "req-7", "Authorization": "Bearer x"}
+    )
+    assert answer.status_code == 401
+    records = [json.loads(line) for line in json_lines.getvalue().splitlines()]
+    access = [r for r in records if r["logger"] == "scimbridge.access"]
+    assert len(access) == 1
+    line = access[0]
+    assert line["level"] == "INFO" and line["request_id"] == "req-7"
+    assert line["method"] == "GET" and line["path"] == "/scim/v2/Users/nobody"
+    assert line["status"] == 401 and line["duration_ms"] >= 0
+    assert "actor" not in line  # the token was refused: nobody acted
+    assert "/scim/v2/Users/nobody 401" in line["message"]
+    assert datetime.fromisoformat(line["timestamp"]).tzinfo is not None
+    assert "Bearer" not in json_lines.getvalue()
+
+
+def test_a_json_line_carries_other_records_fields_and_their_exception(
+    json_lines: io.StringIO,
+) -> None:
+    """Outside a request: the ``extra`` fields (any type, as text if not JSON) and the traceback."""
+    log = logging.getLogger("scimbridge.tests")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("failed %s", "here", extra={"kind": "ldap", "since": timedelta(seconds=3)})
+    (line,) = [json.loads(text) for text in json_lines.getvalue().splitlines()]
+    assert line["level"] == "ERROR" and line["logger"] == "scimbridge.tests"
+    assert line["message"] == "failed here"
+    assert line["kind"] == "ldap" and line["since"] == "0:00:03"
+    assert "ValueError: boom" in line["exc_info"]
+    assert "request_id" not in line
+
+
 def test_metrics_are_not_served_without_a_metrics_token(app: Flask) -> None:
     """Unconfigured, /metrics does not exist: it is never open by accident."""
     assert app.test_client().get("/metrics").status_code == 404
+
+
+def test_metrics_are_not_served_with_an_empty_metrics_token(
+    settings: Settings, database: Database
+) -> None:
+    """A token variable set to nothing is no token: /metrics stays 404, even to ``Bearer ``."""
+    app = create_app(settings.model_copy(update={"metrics": MetricsSettings(token="")}), database)
+    answer = app.test_client().get("/metrics", headers={"Authorization": "Bearer "})
+    assert answer.status_code == 404
 
 
 def test_logins_and_lockouts_are_counted(settings: Settings, database: Database) -> None:

@@ -373,6 +373,12 @@ class MetricsSettings(BaseModel):
     """Bearer token a scraper must send to read ``/metrics``. Unset, ``/metrics`` answers 404:
     the metrics are never readable by accident."""
 
+    worker_listen: str | None = Field(default=None, pattern=r"^\[?[A-Za-z0-9.:-]+\]?:\d{1,5}$")
+    """``host:port`` where ``scimbridge worker`` serves its own ``/metrics`` (outbox jobs, LDAP
+    operations, mails; its lane processes summed). Unset: not served. With ``token`` set, a
+    scraper must send it; without, only a loopback address (``127.0.0.1:9101``) is accepted,
+    so the worker's metrics are never open by accident."""
+
 
 def _under(directory: Path, path: Path) -> Path:
     """Return ``path`` resolved against ``directory`` when it is relative."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from contextlib import closing
 from contextlib import contextmanager
 from datetime import UTC
@@ -30,10 +31,23 @@ def _database(settings: Settings) -> Iterator[Database]:
 def worker() -> None:
     """Apply queued jobs (emails, LDAP changes) until stopped with SIGTERM or Ctrl-C."""
     from ..worker import run_worker_process
+    from ..worker_metrics import MetricsEndpointRefused
+    from ..worker_metrics import endpoint_settings
+    from ..worker_metrics import serving_worker_metrics
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
-    with _database(settings) as database:
+    try:
+        endpoint_settings(settings)
+    except MetricsEndpointRefused as refused:
+        raise click.ClickException(str(refused)) from None
+    with _database(settings) as database, ExitStack() as serving:
+        try:
+            serving.enter_context(serving_worker_metrics(settings, database))
+        except OSError as exc:  # the address is in use, or not this host's
+            raise click.ClickException(
+                f"cannot serve metrics on {settings.metrics.worker_listen}: {exc}"
+            ) from None
         run_worker_process(settings, database)
 
 

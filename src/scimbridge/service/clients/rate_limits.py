@@ -6,9 +6,10 @@ gunicorn process counts on its own, so a token may make up to the limit in every
 every instance): the default is a safety net far above any identity provider's cycle, not a
 quota. A shared storage (``storage_uri``) counts across processes and instances exactly.
 
-Refusals are counted in :mod:`.metrics` (``RATE_LIMITED``) and, for the admin Provisioning page,
-in the database: at most one write a second per process, so a client hammering past its limit
-does not turn every refusal into a write.
+Refusals are counted on ``/metrics`` (``scimbridge_rate_limited_total`` by surface: no token
+names as labels) and, by token for the admin Provisioning page, in the database: at most one
+write a second per process, so a client hammering past its limit does not turn every refusal
+into a write.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 from ...settings import RateLimitSettings
 from ...store import throttling
 from ...store.database import Database
-from ..operations.metrics import RATE_LIMITED
-from ..operations.metrics import Metrics
 from ..operations.metrics import instruments
 
 SURFACES = ("scim", "api")
@@ -52,12 +51,9 @@ class Throttled:
 class TokenRateLimiter:
     """Counts each token's requests against its surface's limits."""
 
-    def __init__(
-        self, settings: RateLimitSettings, database: Database, metrics: Metrics | None = None
-    ) -> None:
+    def __init__(self, settings: RateLimitSettings, database: Database) -> None:
         self.enabled = settings.enabled
         self.database = database
-        self.metrics = metrics or Metrics()
         self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(settings.storage_uri))
         self._limits: dict[str, list[RateLimitItem]] = {
             "scim": parse_many(settings.scim_per_token),
@@ -97,7 +93,6 @@ class TokenRateLimiter:
                 throttling.add_throttled(conn, surface, token_name, minute, amount)
 
     def _count_refusal(self, surface: str, token_name: str) -> None:
-        self.metrics.increment(RATE_LIMITED, {"surface": surface, "token": token_name})
         instruments().rate_limited.labels(surface).inc()  # /metrics: no token names as labels
         minute = datetime.now(UTC).replace(second=0, microsecond=0)
         with self._lock:

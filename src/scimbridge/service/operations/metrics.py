@@ -11,6 +11,8 @@ Under gunicorn, each worker process counts on its own; ``scimbridge serve`` poin
 ``PROMETHEUS_MULTIPROC_DIR`` at a directory where prometheus-client keeps every process's
 values, and a scrape sums them. Gauges measured from the store (outbox depth and the age of
 its oldest job) are read at scrape time instead, so they never disagree between processes.
+A separate ``scimbridge worker`` serves the same exposition on its own address
+(``worker_metrics.py``), its lane processes summed the same way.
 
 Labels take only values from small fixed sets (a route template, never a path; a job kind,
 never an id or a userName): each label value is a time series kept forever.
@@ -19,6 +21,7 @@ never an id or a userName): each label value is a time series kept forever.
 from __future__ import annotations
 
 import functools
+import hmac
 import os
 import platform
 import threading
@@ -38,9 +41,6 @@ if TYPE_CHECKING:
 
 MetricKind = Literal["counter", "gauge"]
 
-RATE_LIMITED = "scimbridge_rate_limited_requests_total"
-"""Counter of requests refused with 429 by the per-token rate limit, labelled ``surface``
-(``scim`` or ``api``) and ``token`` (its name)."""
 Labels = tuple[tuple[str, str], ...]
 
 
@@ -287,6 +287,20 @@ class _BuildInfo:
             "Version of scimbridge and of the Python running it.",
             value={"version": __version__, "python": platform.python_version()},
         )
+
+
+def scrape_allowed(authorization: str | None, token: str) -> bool:
+    """Tell whether an ``Authorization`` header carries the metrics bearer ``token``.
+
+    Compared in constant time: the answer must not tell a guesser how much of it was right.
+    An empty ``token`` (a variable set to nothing) lets no one in.
+    """
+    scheme, _, value = (authorization or "").partition(" ")
+    return (
+        bool(token)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(value.strip().encode(), token.encode())
+    )
 
 
 def exposition(gauges: Iterable[GaugeReader] = ()) -> tuple[bytes, str]:

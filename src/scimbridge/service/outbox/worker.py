@@ -30,6 +30,7 @@ from ...store import jobs as job_store
 from ...store.database import Database
 from ...store.database import Transaction
 from ...store.jobs import Job
+from ..operations.metrics import GaugeReader
 from ..operations.metrics import Labels
 from ..operations.metrics import Metrics
 from .leases import LeaseKeeper
@@ -425,6 +426,21 @@ class _Outcome:
     message: str
     metric: str | None
     level: int = logging.INFO
+
+
+def queue_gauges(database: Database) -> GaugeReader:
+    """Return a reader of the outbox queue gauges, measured from the store at each scrape.
+
+    Every process that serves metrics (the app's ``/metrics``, ``scimbridge worker``'s
+    endpoint) reports the same depth and age, whichever process applies the jobs.
+    """
+
+    def read() -> Metrics:
+        measured = Metrics()
+        record_queue_gauges(database, measured, datetime.now(UTC))
+        return measured
+
+    return read
 
 
 def record_queue_gauges(database: Database, metrics: Metrics, now: datetime) -> None:
