@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import UTC
-from datetime import datetime
 from typing import Any
 from typing import Literal
 
-import orjson
 from flask import g
 from flask import has_request_context
 
@@ -40,50 +37,25 @@ class RequestFields(logging.Filter):
         return True
 
 
-_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-"""What every LogRecord has: any other attribute came with ``extra=`` and goes on the line."""
+def _json_formatter() -> logging.Formatter:
+    # orjson (already used for SCIM bodies) serialises a line in a fraction of json's time:
+    # the access log writes one per request. A hand-written formatter measured about 6 µs a
+    # line less (8.5 against 14.9 µs with the record made), under 1 % of a SCIM request's CPU:
+    # not worth giving up the library's handling of extras, exceptions and odd values.
+    from pythonjsonlogger.orjson import OrjsonFormatter
 
-
-class JsonLines(logging.Formatter):
-    """Format a record as one JSON object: timestamp, level, logger, message, then its fields.
-
-    The fields are the request's (:data:`REQUEST_FIELDS`) and any given with ``extra=``
-    (the access log's ``status`` and ``duration_ms``). Written by hand rather than with a
-    JSON logging library: a line is a small dict serialised by orjson, and the access log
-    writes one per request, so the per-record work of a general formatter (looking up every
-    record attribute, renaming fields, formatting a format string that only names fields)
-    showed as a third of what observability cost a cheap request.
-    """
-
-    def format(self, record: logging.LogRecord) -> str:
-        """Return the record as a JSON line (no newline)."""
-        line: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        # In the order given (request id, method, path, actor, then status and duration).
-        line.update(
-            {
-                name: value
-                for name, value in record.__dict__.items()
-                if name not in _RECORD_ATTRIBUTES
-            }
-        )
-        if record.exc_info:
-            line["exc_info"] = self.formatException(record.exc_info)
-        if record.stack_info:
-            line["stack_info"] = self.formatStack(record.stack_info)
-        # default=str: a field orjson cannot serialise is logged as its text, never lost.
-        return orjson.dumps(line, default=str).decode()
+    return OrjsonFormatter(
+        "%(levelname)s %(name)s %(message)s",
+        rename_fields={"levelname": "level", "name": "logger"},
+        timestamp=True,
+    )
 
 
 def log_handler(log_format: Literal["text", "json"]) -> logging.Handler:
     """Return a handler writing records to stderr in ``log_format``, with the request fields."""
     handler = logging.StreamHandler(sys.stderr)
     text = log_format == "text"
-    handler.setFormatter(logging.Formatter(TEXT_FORMAT) if text else JsonLines())
+    handler.setFormatter(logging.Formatter(TEXT_FORMAT) if text else _json_formatter())
     handler.addFilter(RequestFields())
     return handler
 
