@@ -109,6 +109,8 @@ def _query_arg(name: str) -> str | None:
 
 def response_parameters(model: Any) -> ResponseParameters[Any] | None:
     """Return the ``attributes``/``excludedAttributes`` of the query string, if any."""
+    if not request.query_string:
+        return None  # the usual single-resource request: spare parsing an empty query
     attributes = _expand_request_only_schemas(_query_arg("attributes"))
     excluded = _query_arg("excludedAttributes")
     if not attributes and not excluded:
