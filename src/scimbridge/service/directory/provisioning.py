@@ -46,6 +46,7 @@ from ...domain.resources import StoredResource
 from ...domain.resources import UserResource
 from ...store import lifecycle as accounts
 from ...store import resources as store
+from ...store import tombstones
 from ...store.database import Database
 from ...store.database import Transaction
 from ...store.filters import compile_filter
@@ -763,10 +764,15 @@ class ProvisioningService:
         """Delete a user or group and the memberships naming it; audit keeps a tombstone."""
         caller = caller or Caller()
         now = _now()
+        action = "user.deleted" if resource_type == "User" else "group.deleted"
         with self._write(caller) as conn:
             if if_match is None:
-                # Without a precondition there is nothing to compare: one statement decides.
-                name = store.delete_by_id(conn, resource_type, resource_id)
+                # Without a precondition there is nothing to compare: the row, its
+                # memberships and its tombstone go in one statement where the database can.
+                event = audit.event_columns(
+                    caller.actor, action, resource_type, resource_id, caller.request, now
+                )
+                name = tombstones.delete_with_tombstone(conn, resource_type, resource_id, event)
                 if name is None:
                     raise NotFoundException(detail=f"{resource_type} {resource_id} not found")
             else:
@@ -774,22 +780,21 @@ class ProvisioningService:
                 check_if_match(record, if_match)
                 store.delete_resource(conn, record)
                 name = record.doc.get("userName") or record.doc.get("displayName")
+                audit.record(
+                    conn,
+                    caller.actor,
+                    action,
+                    target_type=resource_type,
+                    target_id=resource_id,
+                    target_name=name,
+                    changes=tombstones.tombstone_changes(resource_id, name),
+                    request=caller.request,
+                    now=now,
+                )
             if resource_type == "User":
                 self.directory.ldap_sync.queue_user_sync(conn, resource_id)
             else:
                 self.directory.ldap_sync.queue_group_sync(conn, resource_id)
-            action = "user.deleted" if resource_type == "User" else "group.deleted"
-            audit.record(
-                conn,
-                caller.actor,
-                action,
-                target_type=resource_type,
-                target_id=resource_id,
-                target_name=name,
-                changes={"tombstone": {"id": resource_id, "name": name}},
-                request=caller.request,
-                now=now,
-            )
 
     def user_name_exists(self, user_name: str) -> bool:
         """Whether a userName is taken (case-insensitive)."""
