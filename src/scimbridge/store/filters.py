@@ -9,6 +9,7 @@ functions, so no filter ever loads rows into Python to test them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
@@ -46,6 +47,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from ..domain.lifecycle_schema import LifecycleExtension
+from ..domain.resources import UserResource
 from .tables import group_members
 from .tables import groups
 from .tables import user_emails
@@ -438,6 +440,22 @@ def compile_filter(
         declare (when ``strict``), or compares a value its attribute cannot take.
     """
     return _Compiler(scim_filter, _Target(resource, dialect), strict).visit(scim_filter.ast)
+
+
+_USER_NAME_EQ: ScimFilter[Any] = ScimFilter[UserResource]('userName eq "parsed once"')
+
+
+def compile_user_name_eq(user_name: str, dialect: str) -> Clause:
+    """Compile ``userName eq "<user_name>"`` without parsing a filter text.
+
+    The lookup identity providers make before every create. The comparison node of a filter
+    parsed once is given the value, then compiled by the same code as any filter: only the
+    parse is spared.
+    """
+    parsed = _USER_NAME_EQ.ast
+    assert isinstance(parsed, Comparison)
+    node = dataclasses.replace(parsed, value=user_name)
+    return _Compiler(_USER_NAME_EQ, _Target("User", dialect), strict=True).visit(node)
 
 
 def compile_sort_key(binding: AttributeBinding, resource: str, dialect: str) -> Expr | None:

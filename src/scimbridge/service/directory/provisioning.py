@@ -51,6 +51,7 @@ from ...store.database import Database
 from ...store.database import Transaction
 from ...store.filters import compile_filter
 from ...store.filters import compile_sort_key
+from ...store.filters import compile_user_name_eq
 from ...store.filters import compile_value_filter
 from ...store.keyset import SortKey
 from ...store.lifecycle import Account
@@ -209,6 +210,19 @@ class ProvisioningService:
             if memberships:
                 self._load_memberships(conn, records)
         return Page(total, start_index, records)
+
+    def search_user_name(self, user_name: str, *, default_count: int, max_count: int) -> Page:
+        """Return the page of ``filter=userName eq "<user_name>"`` alone, its filter unparsed.
+
+        The same page :meth:`search` returns for that request: first page, default count,
+        store order, groups loaded.
+        """
+        where = compile_user_name_eq(user_name, self.database.dialect)
+        count = min(default_count, max_count)
+        with self.database.read() as conn:
+            total, records = store.search(conn, "User", where, [], 0, max(count, 0))
+            self._load_memberships(conn, records)
+        return Page(total, 1, records)
 
     def search_from(
         self,
