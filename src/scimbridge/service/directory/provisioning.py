@@ -308,7 +308,9 @@ class ProvisioningService:
         status = UserStatus.INVITED if invite else UserStatus.ACTIVE
         if not user.active:
             status = UserStatus.SUSPENDED
-        changes = {"status": status.value, **audit.document_changes({}, prepared.doc)}
+        changes = audit.sanitized(
+            {"status": status.value, **audit.document_changes({}, prepared.doc)}
+        )
         now = _now()
         with self._write(caller) as conn:
             try:
