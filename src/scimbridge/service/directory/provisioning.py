@@ -781,13 +781,13 @@ class ProvisioningService:
         caller = caller or Caller()
         now = _now()
         action = "user.deleted" if resource_type == "User" else "group.deleted"
+        event = audit.event_columns(
+            caller.actor, action, resource_type, resource_id, caller.request, now
+        )
         with self._write(caller) as conn:
             if if_match is None:
                 # Without a precondition there is nothing to compare: the row, its
                 # memberships and its tombstone go in one statement where the database can.
-                event = audit.event_columns(
-                    caller.actor, action, resource_type, resource_id, caller.request, now
-                )
                 name = tombstones.delete_with_tombstone(conn, resource_type, resource_id, event)
                 if name is None:
                     raise NotFoundException(detail=f"{resource_type} {resource_id} not found")
