@@ -65,8 +65,8 @@ class ScimbridgeFlask(Flask):
         except TypeError:  # an unhashable callable: ask Flask each time
             return super().ensure_sync(func)
         made = super().ensure_sync(func)
-        # Hooks and views are registered once; a bound method or closure made per call is
-        # a new key every time, so the memo stays bounded by what is registered.
+        # Hooks and views are registered once, so a few dozen keys. A closure made anew on
+        # every call would be a new key each time: past the limit Flask is asked as before.
         if len(self._made_sync) < _MADE_SYNC_LIMIT:
             self._made_sync[func] = made
         return made
