@@ -22,7 +22,8 @@ from scimbridge.domain.resources import UserResource
 from scimbridge.scim.requests import _USER_NAME_EQ
 from scimbridge.store.database import Database
 from scimbridge.store.filters import compile_filter
-from scimbridge.store.filters import compile_user_name_eq
+from scimbridge.store.filters import user_name_eq_key
+from scimbridge.store.filters import user_name_eq_where
 from scimbridge.store.migrations import upgrade
 
 from .conftest import ScimClient
@@ -34,12 +35,16 @@ from .test_resources import create_user
 _NAMES = ["Bob", "bob.smith@example.com", "ÉMILE", "E\u0301mile", "a b", "x'; drop", "%_*"]
 
 
-@pytest.fixture
-def scim(database_url: str) -> Iterator[ScimClient]:
-    """A SCIM client on a fresh store, SQLite and PostgreSQL."""
+@pytest.fixture(params=[100, 1], ids=["pages-of-100", "pages-of-1"])
+def scim(database_url: str, request: pytest.FixtureRequest) -> Iterator[ScimClient]:
+    """A SCIM client on a fresh store, SQLite and PostgreSQL.
+
+    Pages of one make a found user fill the page: the total is then counted, not inferred.
+    """
     database = Database(database_url)
     upgrade(database)
-    settings = make_settings(database_url, scim={"max_filter_length": 256})
+    limits = {"max_filter_length": 256, "default_page_size": request.param}
+    settings = make_settings(database_url, scim=limits)
     app = create_app(settings, database)
     yield ScimClient(app.test_client(), app.extensions["scimbridge"].tokens.create("idp"))
     database.dispose()
@@ -102,4 +107,5 @@ def test_the_compiled_clause_is_the_parsed_filters(name: str) -> None:
         ("postgresql", postgresql.dialect()),
     ):
         general = compile_filter(parsed.filter, "User", dialect_name)
-        assert _sql(compile_user_name_eq(name, dialect_name), dialect) == _sql(general, dialect)
+        quick = user_name_eq_where(user_name_eq_key(name))
+        assert _sql(quick, dialect) == _sql(general, dialect)

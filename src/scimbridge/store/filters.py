@@ -9,7 +9,6 @@ functions, so no filter ever loads rows into Python to test them.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
@@ -445,17 +444,26 @@ def compile_filter(
 _USER_NAME_EQ: ScimFilter[Any] = ScimFilter[UserResource]('userName eq "parsed once"')
 
 
-def compile_user_name_eq(user_name: str, dialect: str) -> Clause:
-    """Compile ``userName eq "<user_name>"`` without parsing a filter text.
+def user_name_eq_key(user_name: str) -> Any:
+    """Return what ``userName eq "<user_name>"`` compares the userName key column with.
 
-    The lookup identity providers make before every create. The comparison node of a filter
-    parsed once is given the value, then compiled by the same code as any filter: only the
-    parse is spared.
+    The lookup identity providers make before every create. The attribute is resolved from a
+    filter parsed once, and the value coerced and folded as :meth:`_Compiler.visit_comparison`
+    does for any filter: only the parse is spared.
     """
     parsed = _USER_NAME_EQ.ast
     assert isinstance(parsed, Comparison)
-    node = dataclasses.replace(parsed, value=user_name)
-    return _Compiler(_USER_NAME_EQ, _Target("User", dialect), strict=True).visit(node)
+    binding = _USER_NAME_EQ.resolve_comparison(parsed.attr_path, strict=True)
+    assert binding is not None
+    return binding.comparable(coerce_value(binding, user_name, CompareOperator.eq))
+
+
+def user_name_eq_where(key: Any) -> Clause:
+    """Return the WHERE clause of ``userName eq``, for a key or a bound parameter standing for it.
+
+    The clause the filter compiler makes of it (``_Target.scalar`` then ``_compare``).
+    """
+    return _compare(_Scalar(users.c.user_name_key, True), CompareOperator.eq, key)
 
 
 def compile_sort_key(binding: AttributeBinding, resource: str, dialect: str) -> Expr | None:

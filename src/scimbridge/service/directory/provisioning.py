@@ -51,8 +51,8 @@ from ...store.database import Database
 from ...store.database import Transaction
 from ...store.filters import compile_filter
 from ...store.filters import compile_sort_key
-from ...store.filters import compile_user_name_eq
 from ...store.filters import compile_value_filter
+from ...store.filters import user_name_eq_key
 from ...store.keyset import SortKey
 from ...store.lifecycle import Account
 from ...store.resources import ConcurrentUpdate
@@ -217,10 +217,10 @@ class ProvisioningService:
         The same page :meth:`search` returns for that request: first page, default count,
         store order, groups loaded.
         """
-        where = compile_user_name_eq(user_name, self.database.dialect)
+        key = user_name_eq_key(user_name)
         count = min(default_count, max_count)
         with self.database.read() as conn:
-            total, records = store.search(conn, "User", where, [], 0, max(count, 0))
+            total, records = store.search_user_name(conn, key, max(count, 0))
             self._load_memberships(conn, records)
         return Page(total, 1, records)
 
