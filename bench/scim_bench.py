@@ -51,6 +51,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -92,6 +93,7 @@ class Options:
 
     users: int
     clients: int
+    """Connections of the first (or only) count in ``client_counts``: what other modes use."""
     workers: int
     threads: int
     ref_threads: int
@@ -115,6 +117,19 @@ class Options:
     cursor_users: int
     database: str
     pg_instances: int
+    client_counts: tuple[int, ...] = ()
+    """Every connection count the comparison runs each round at (``--clients 1,4``)."""
+
+
+def _client_counts(text: str) -> tuple[int, ...]:
+    """Parse ``--clients``: one count or several, comma-separated (``1,4``)."""
+    try:
+        counts = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected counts like 4 or 1,4, got {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected counts of 1 or more, got {text!r}")
+    return counts
 
 
 def parse_options(argv: list[str] | None = None) -> Options:
@@ -123,7 +138,13 @@ def parse_options(argv: list[str] | None = None) -> Options:
         description="Benchmark scimbridge against scim2-server and a bare Flask ceiling."
     )
     p.add_argument("--users", type=int, default=2000, help="users per SCIM server (2000)")
-    p.add_argument("--clients", type=int, default=4, help="client threads/connections (4)")
+    p.add_argument(
+        "--clients",
+        type=_client_counts,
+        default=(4,),
+        help="client threads/connections (4); several, comma-separated (1,4), run each round "
+        "at each count, with ratios reported per count",
+    )
     # scimbridge serve's own defaults, given to the ceiling's gunicorn too.
     server = ServerSettings()
     p.add_argument(
@@ -195,7 +216,8 @@ def parse_options(argv: list[str] | None = None) -> Options:
     a = p.parse_args(argv)
     if a.pg_instances > 1 and a.database != "postgresql":
         p.error("--pg-instances needs --database postgresql")
-    return Options(**{k: v for k, v in vars(a).items()})
+    counts = a.clients
+    return Options(**{**vars(a), "clients": counts[0], "client_counts": counts})
 
 
 # --------------------------------------------------------------------------- servers
@@ -887,10 +909,32 @@ def target_rate(kind: str, reference: float, ceiling: float) -> float:
     return 10 * reference
 
 
+LOAD_WARNING = 0.5
+"""A 1-minute load average above this at a round's start means something else used the CPUs."""
+
+
+def round_start_load(number: int, rounds: int) -> float:
+    """Print (and return) the machine's 1-minute load average as a round starts; warn if busy."""
+    load = os.getloadavg()[0]
+    print(f"round {number + 1} of {rounds}: load average (1 min) {load:.2f}", flush=True)
+    if load > LOAD_WARNING:
+        print(
+            f"!!! load average {load:.2f} > {LOAD_WARNING} at the start of round {number + 1}: "
+            "something else uses the CPUs; this round's figures are not a result",
+            flush=True,
+        )
+    return load
+
+
 def run_comparison(o: Options) -> dict[str, Any]:
-    """Start the servers, run every phase on each in turn and return the results."""
+    """Start the servers, run every phase on each in turn, at each connection count.
+
+    :returns: The results of the first connection count at the top level (the layout of a
+        single-count run), every count's under ``by_clients``, and the rounds' load averages.
+    """
     names = [REFERENCE, SCIMBRIDGE] if o.only == "both" else [o.only]
-    results: dict[str, Any] = {"phases": {}, "notes": {}}
+    counts = o.client_counts or (o.clients,)
+    results: dict[str, Any] = {"notes": {}, "loads": [], "by_clients": {}}
     with contextlib.ExitStack() as stack:
         ceiling_server = start_bare_flask(stack, o)
         starters = {REFERENCE: start_reference, SCIMBRIDGE: start_scimbridge}
@@ -902,24 +946,30 @@ def run_comparison(o: Options) -> dict[str, Any]:
             for t in targets
         )
         print(f"servers up: {', '.join(ports)}", flush=True)
-        rounds: list[dict[str, Any]] = []
+        rounds_by_count: dict[int, list[dict[str, Any]]] = {count: [] for count in counts}
         for number in range(o.rounds):
-            if o.rounds > 1:
-                print(f"round {number + 1} of {o.rounds}", flush=True)
-            this_round: dict[str, Any] = {"phases": {}}
-            ceiling = measure_ceiling(ceiling_server, o)
-            show("ceiling (bare flask)", "flask", ceiling)
-            this_round["ceiling"] = ceiling.as_dict()
-            for n, phase in enumerate(PHASES):
-                # Alternate who goes first, so drift in machine load does not favour one server.
-                for t in targets if (n + number) % 2 == 0 else targets[::-1]:
-                    t.round = number
-                    m = phase.run(t, o)
-                    show(phase.label, t.name, m)
-                    this_round["phases"].setdefault(phase.key, {})[t.name] = m.as_dict()
-            rounds.append(this_round)
-        results.update(median_round(rounds))
-        results["rounds"] = rounds
+            load = round_start_load(number, o.rounds)
+            results["loads"].append(load)
+            for k, count in enumerate(counts):
+                with_count = replace(o, clients=count)
+                print(f"{count} connection(s)", flush=True)
+                # Each (round, count) creates users and a group of its own.
+                run_number = number * len(counts) + k
+                this_round: dict[str, Any] = {"phases": {}, "load": load}
+                ceiling = measure_ceiling(ceiling_server, with_count)
+                show("ceiling (bare flask)", "flask", ceiling)
+                this_round["ceiling"] = ceiling.as_dict()
+                for n, phase in enumerate(PHASES):
+                    # Alternate who goes first, so drift in machine load favours no server.
+                    for t in targets if (n + run_number) % 2 == 0 else targets[::-1]:
+                        t.round = run_number
+                        m = phase.run(t, with_count)
+                        show(phase.label, t.name, m)
+                        this_round["phases"].setdefault(phase.key, {})[t.name] = m.as_dict()
+                rounds_by_count[count].append(this_round)
+        for count, rounds in rounds_by_count.items():
+            results["by_clients"][str(count)] = {**median_round(rounds), "rounds": rounds}
+        results.update(results["by_clients"][str(counts[0])])
         for t in targets:
             results["notes"][t.name] = t.notes
             results.setdefault("entra_patch", {})[t.name] = t.entra_patch
@@ -1012,7 +1062,7 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
         row["target"] = target_rate(phase.kind, ref["rate"], ceiling) if ref else None
         ratios = by_server.get("ratios")
         row["ratio"] = statistics.median(ratios) if ratios else None
-        row["ratio_range"] = (min(ratios), max(ratios)) if ratios and len(ratios) > 1 else None
+        row["ratio_range"] = (min(ratios), max(ratios)) if ratios else None
         measured = [m for name, m in by_server.items() if name != "ratios"]
         if any(m["errors"] for m in measured):
             row["result"] = "INVALID"
@@ -1029,26 +1079,39 @@ def fmt(value: float | None, suffix: str = "") -> str:
     return "-" if value is None else f"{value:.1f}{suffix}"
 
 
-def print_table(results: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    """Print the comparison table."""
+def print_table(results: dict[str, Any], rows: list[dict[str, Any]], clients: int) -> None:
+    """Print the comparison table of one connection count."""
     rounds = len(results.get("rounds") or [])
+    print(f"\n=== {clients} connection(s) ===")
     if rounds > 1:
-        print(f"\nmedians of {rounds} rounds; ratio = median of the rounds' own ratios")
-    print(f"\nceiling (bare Flask, same gunicorn): {results['ceiling']['rate']:.1f} req/s")
+        print(f"medians of {rounds} rounds; ratio = median of the rounds' own ratios")
+    print(f"ceiling (bare Flask, same gunicorn): {results['ceiling']['rate']:.1f} req/s")
     print("single-resource target = min(2 x reference, 0.9 x ceiling); group/paging = 10 x ref")
-    head = f"{'phase':22} {'reference/s':>12} {'scimbridge/s':>13} {'ratio':>7} {'target/s':>9}"
+    head = (
+        f"{'phase':22} {'reference/s':>12} {'scimbridge/s':>13} {'ratio':>7} "
+        f"{'range':>11} {'target/s':>9}"
+    )
     print(f"\n{head}  result\n{'-' * (len(head) + 9)}")
     for r in rows:
         spread = r.get("ratio_range")
+        spread_text = f"{spread[0]:.2f}-{spread[1]:.2f}x" if spread else "-"
         print(
             f"{r['label']:22} {fmt(r['reference']):>12} {fmt(r['scimbridge']):>13} "
-            f"{fmt(r['ratio'], 'x'):>7} {fmt(r['target']):>9}  {r['result']}"
-            + (f"  (ratios {spread[0]:.1f}-{spread[1]:.1f}x)" if spread else "")
+            f"{fmt(r['ratio'], 'x'):>7} {spread_text:>11} {fmt(r['target']):>9}  {r['result']}"
         )
     print_database_table(results)
+
+
+def print_notes(results: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """Print the servers' notes, the rounds' load averages and whether the run counts."""
     for name, notes in results["notes"].items():
         for note in notes:
             print(f"note: {name}: {note}")
+    loads = results.get("loads") or []
+    if loads:
+        print("load average (1 min) at each round's start: " + ", ".join(f"{x:.2f}" for x in loads))
+        if max(loads) > LOAD_WARNING:
+            print(f"!!! a round started with load above {LOAD_WARNING}: not a quiet machine")
     if any(r["result"] == "INVALID" for r in rows):
         print("\n!!! INVALID: some requests failed; the figures above do not count. !!!")
 
@@ -1469,9 +1532,14 @@ def main(argv: list[str] | None = None) -> int:
         status = scale_status(results["scale"])
     else:
         results = run_comparison(o)
-        rows = judge(results)
-        results["table"] = rows
-        print_table(results, rows)
+        rows = []
+        for count, by_count in results["by_clients"].items():
+            notes = {"notes": results["notes"]}
+            by_count["table"] = judge(by_count)
+            print_table({**by_count, **notes}, by_count["table"], int(count))
+            rows += by_count["table"]
+        results["table"] = results["by_clients"][str(o.clients)]["table"]
+        print_notes(results, rows)
         verdicts = {r["result"] for r in rows}
         status = 2 if "INVALID" in verdicts else 1 if "FAIL" in verdicts else 0
     results["options"] = {k: str(v) for k, v in asdict(o).items()}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask
 from flask import Response
@@ -43,12 +45,42 @@ class Services:
     rate_limiter: TokenRateLimiter
 
 
+class ScimbridgeFlask(Flask):
+    """Flask, with the sync-or-async check of each hook and view made once, not per request.
+
+    Flask asks ``inspect.iscoroutinefunction`` of every before/after hook and of the view on
+    every request; on a SCIM GET that was a tenth of the time spent outside the view.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._made_sync: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Return Flask's answer for ``func``, remembered for the functions registered."""
+        try:
+            return self._made_sync[func]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable callable: ask Flask each time
+            return super().ensure_sync(func)
+        made = super().ensure_sync(func)
+        # Hooks and views are registered once, so a few dozen keys. A closure made anew on
+        # every call would be a new key each time: past the limit Flask is asked as before.
+        if len(self._made_sync) < _MADE_SYNC_LIMIT:
+            self._made_sync[func] = made
+        return made
+
+
+_MADE_SYNC_LIMIT = 1024
+
+
 def create_app(settings: Settings | None = None, database: Database | None = None) -> Flask:
     """Build the WSGI application."""
     accept_internal_email_domains()
     settings = settings or Settings()
     database = database or database_for(settings)
-    app = Flask(__name__)
+    app = ScimbridgeFlask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.scim.max_payload_bytes
     if settings.server.proxy_hops:
         hops = settings.server.proxy_hops

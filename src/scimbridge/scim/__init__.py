@@ -75,7 +75,7 @@ def _authenticate() -> None:
 def _label_response(response: Response) -> Response:
     # Every SCIM body is JSON; name it as the client asked for it (RFC 9110 §12.5.1).
     chosen = g.get("scim_media_type")
-    if chosen is not None and response.mimetype == SCIM_MEDIA_TYPE:
+    if chosen is not None and chosen != SCIM_MEDIA_TYPE and response.mimetype == SCIM_MEDIA_TYPE:
         response.content_type = chosen
     return response
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -109,6 +110,8 @@ def _query_arg(name: str) -> str | None:
 
 def response_parameters(model: Any) -> ResponseParameters[Any] | None:
     """Return the ``attributes``/``excludedAttributes`` of the query string, if any."""
+    if not request.query_string:
+        return None  # the usual single-resource request: spare parsing an empty query
     attributes = _expand_request_only_schemas(_query_arg("attributes"))
     excluded = _query_arg("excludedAttributes")
     if not attributes and not excluded:
@@ -133,6 +136,31 @@ def _expand_request_only_schemas(attributes: str | None) -> str | None:
         else:
             names.append(name)
     return ",".join(names)
+
+
+# The lookup IdPs send before each create, in the one spelling they use. A value with an
+# escape, a control character or a quote goes the general way (scim2-models' parser).
+_USER_NAME_EQ = re.compile(r'(?i:userName) eq "([^"\\\x00-\x1f\x7f]+)"')
+
+
+def user_name_lookup() -> str | None:
+    """Return ``X`` when a list GET asks only ``filter=userName eq "X"``, else None.
+
+    Such a request is answered without parsing its filter (see
+    ``ProvisioningService.search_user_name``); its cost bound is still checked.
+    """
+    args = request.args
+    if len(args) != 1:
+        return None
+    name = next(iter(args))
+    if name.lower() != "filter":
+        return None
+    text = args[name]
+    match = _USER_NAME_EQ.fullmatch(text)
+    if match is None:
+        return None
+    check_filter(text, scim_limits())
+    return match.group(1)
 
 
 def _integer(name: str) -> int | None:

@@ -32,6 +32,7 @@ from .requests import json_body
 from .requests import response_parameters
 from .requests import scim_limits
 from .requests import search_from_query
+from .requests import user_name_lookup
 from .responses import cursor_list_body
 from .responses import list_body
 from .responses import location
@@ -107,6 +108,18 @@ def list_resources(
     )
 
 
+def _user_name_page(user_name: str) -> dict[str, Any]:
+    """Answer ``GET /Users?filter=userName eq "…"`` as :func:`list_resources` would."""
+    limits = current_app.extensions["scimbridge"].settings.scim
+    page = _service().search_user_name(
+        user_name, default_count=limits.default_page_size, max_count=limits.max_page_size
+    )
+    base = _base_url()
+    return list_body(
+        page.total, page.start_index, [resource_body(record, base) for record in page.resources]
+    )
+
+
 def _cursor_page(resource_type: str, search: SearchRequest[Any]) -> dict[str, Any]:
     """Answer a cursor-paged search (RFC 9865) with its ListResponse and cursors."""
     assert search.cursor is not None
@@ -156,6 +169,9 @@ def _register(bp: Blueprint, resource_type: str, endpoint: str) -> None:
         return _single(record, params, 201, created=True)
 
     def list_() -> Response:
+        user_name = user_name_lookup() if resource_type == "User" else None
+        if user_name is not None:
+            return scim_response(_user_name_page(user_name))
         query = search_from_query(model, lambda text: normalize_filter(text, model, _profile()))
         return scim_response(list_resources(resource_type, query))
 

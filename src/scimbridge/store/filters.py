@@ -46,6 +46,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from ..domain.lifecycle_schema import LifecycleExtension
+from ..domain.resources import UserResource
 from .tables import group_members
 from .tables import groups
 from .tables import user_emails
@@ -438,6 +439,31 @@ def compile_filter(
         declare (when ``strict``), or compares a value its attribute cannot take.
     """
     return _Compiler(scim_filter, _Target(resource, dialect), strict).visit(scim_filter.ast)
+
+
+_USER_NAME_EQ: ScimFilter[Any] = ScimFilter[UserResource]('userName eq "parsed once"')
+
+
+def user_name_eq_key(user_name: str) -> Any:
+    """Return what ``userName eq "<user_name>"`` compares the userName key column with.
+
+    The lookup identity providers make before every create. The attribute is resolved from a
+    filter parsed once, and the value coerced and folded as :meth:`_Compiler.visit_comparison`
+    does for any filter: only the parse is spared.
+    """
+    parsed = _USER_NAME_EQ.ast
+    assert isinstance(parsed, Comparison)
+    binding = _USER_NAME_EQ.resolve_comparison(parsed.attr_path, strict=True)
+    assert binding is not None
+    return binding.comparable(coerce_value(binding, user_name, CompareOperator.eq))
+
+
+def user_name_eq_where(key: Any) -> Clause:
+    """Return the WHERE clause of ``userName eq``, for a key or a bound parameter standing for it.
+
+    The clause the filter compiler makes of it (``_Target.scalar`` then ``_compare``).
+    """
+    return _compare(_Scalar(users.c.user_name_key, True), CompareOperator.eq, key)
 
 
 def compile_sort_key(binding: AttributeBinding, resource: str, dialect: str) -> Expr | None:

@@ -10,7 +10,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement
 from sqlalchemy import Connection
+from sqlalchemy import Integer
 from sqlalchemy import Row
+from sqlalchemy import String
 from sqlalchemy import Table
 from sqlalchemy import bindparam
 from sqlalchemy import delete
@@ -27,6 +29,7 @@ from ..domain.resources import Membership
 from ..domain.resources import StoredResource
 from . import keyset
 from .dialects import conflict_insert
+from .filters import user_name_eq_where
 from .keyset import SortKey
 from .prepared import PreparedStatement
 from .tables import group_members
@@ -308,6 +311,33 @@ def delete_resource(conn: Connection, record: StoredResource) -> None:
     """Delete a user or group and every membership naming it."""
     _DELETE_MEMBERSHIPS_OF.execute(conn, {"member_id": record.id})
     _DELETE[record.resource_type].execute(conn, {"pk": record.pk})
+
+
+_USER_NAME_PAGE = PreparedStatement(
+    select(*_record_columns("User"))
+    .where(user_name_eq_where(bindparam("user_name_key", type_=String())))
+    .order_by(users.c.pk)
+    .limit(bindparam("limit", type_=Integer()))
+)
+_USER_NAME_COUNT = PreparedStatement(
+    select(func.count())
+    .select_from(users)
+    .where(user_name_eq_where(bindparam("user_name_key", type_=String())))
+)
+
+
+def search_user_name(conn: Connection, key: str, limit: int) -> tuple[int, list[StoredResource]]:
+    """Return what :func:`search` does for ``userName eq`` (``key``: see ``user_name_eq_key``).
+
+    The same statements with the filter's clause, compiled once: the lookup identity
+    providers make before every create spares building and compiling them.
+    """
+    rows = _USER_NAME_PAGE.all(conn, {"user_name_key": key, "limit": limit}) if limit > 0 else []
+    if len(rows) < limit:
+        total = len(rows)
+    else:
+        total = int(_USER_NAME_COUNT.scalar(conn, {"user_name_key": key}))
+    return total, [_record(row, "User") for row in rows]
 
 
 def search(

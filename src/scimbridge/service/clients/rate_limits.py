@@ -32,6 +32,7 @@ from ...settings import RateLimitSettings
 from ...store import throttling
 from ...store.database import Database
 from ..operations.metrics import instruments
+from .local_windows import LocalSlidingWindows
 
 SURFACES = ("scim", "api")
 
@@ -54,7 +55,15 @@ class TokenRateLimiter:
     def __init__(self, settings: RateLimitSettings, database: Database) -> None:
         self.enabled = settings.enabled
         self.database = database
-        self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(settings.storage_uri))
+        # memory:// counts in this process: our own counters, which start no thread per hit.
+        self._local = (
+            LocalSlidingWindows() if settings.storage_uri.startswith("memory://") else None
+        )
+        self._limiter = (
+            None
+            if self._local is not None
+            else SlidingWindowCounterRateLimiter(storage_from_string(settings.storage_uri))
+        )
         self._limits: dict[str, list[RateLimitItem]] = {
             "scim": parse_many(settings.scim_per_token),
             "api": parse_many(settings.api_per_token),
@@ -68,12 +77,24 @@ class TokenRateLimiter:
         if not self.enabled:
             return None
         for item in self._limits[surface]:
-            if self._limiter.hit(item, surface, token_name):
+            if self._counted(item, surface, token_name):
                 continue
-            reset = self._limiter.get_window_stats(item, surface, token_name).reset_time
+            reset = self._reset_time(item, surface, token_name)
             self._count_refusal(surface, token_name)
             return Throttled(max(1, math.ceil(reset - time.time())))
         return None
+
+    def _counted(self, item: RateLimitItem, surface: str, token_name: str) -> bool:
+        if self._local is not None:
+            return self._local.hit(item, surface, token_name)
+        assert self._limiter is not None
+        return self._limiter.hit(item, surface, token_name)
+
+    def _reset_time(self, item: RateLimitItem, surface: str, token_name: str) -> float:
+        if self._local is not None:
+            return self._local.reset_time(item, surface, token_name)
+        assert self._limiter is not None
+        return self._limiter.get_window_stats(item, surface, token_name).reset_time
 
     def recent_refusals(self) -> dict[tuple[str, str], int]:
         """Return refusals of the last 15 minutes by (surface, token name), every process's."""

@@ -15,6 +15,19 @@ from ...store.database import Transaction
 _SECRET_KEYS = {"password", "password_hash", "token", "token_hash", "secret"}
 
 
+class SanitizedChanges(dict[str, Any]):
+    """An event's changes already stripped of secrets (see :func:`sanitized`)."""
+
+
+def sanitized(changes: dict[str, Any]) -> SanitizedChanges:
+    """Strip secrets from an event's changes ahead of time.
+
+    A create's changes are its whole document: stripping them before the write transaction
+    opens keeps that work out of the time the database's one writer is held.
+    """
+    return SanitizedChanges(_without_secrets(changes))
+
+
 def record(
     conn: Transaction,
     actor: Actor,
@@ -28,23 +41,38 @@ def record(
     now: datetime | None = None,
 ) -> None:
     """Append an event describing ``action`` (e.g. ``user.suspended``)."""
+    event = event_columns(actor, action, target_type, target_id, request, now)
+    event["target_name"] = target_name
+    if not changes:
+        event["changes"] = None
+    elif isinstance(changes, SanitizedChanges):
+        event["changes"] = dict(changes)
+    else:
+        event["changes"] = _without_secrets(changes)
+    audit_store.append(conn, event)
+
+
+def event_columns(
+    actor: Actor,
+    action: str,
+    target_type: str | None,
+    target_id: str | None,
+    request: RequestInfo | None,
+    now: datetime | None,
+) -> dict[str, Any]:
+    """Return an event's columns but its target name and changes."""
     request = request or RequestInfo()
-    audit_store.append(
-        conn,
-        {
-            "at": now or datetime.now(UTC),
-            "actor_type": actor.type,
-            "actor_id": actor.id,
-            "actor_name": actor.name,
-            "action": action,
-            "target_type": target_type,
-            "target_id": target_id,
-            "target_name": target_name,
-            "changes": _without_secrets(changes) if changes else None,
-            "request_id": request.request_id,
-            "client_address": request.client_address,
-        },
-    )
+    return {
+        "at": now or datetime.now(UTC),
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "actor_name": actor.name,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "request_id": request.request_id,
+        "client_address": request.client_address,
+    }
 
 
 def document_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

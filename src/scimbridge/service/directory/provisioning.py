@@ -46,11 +46,13 @@ from ...domain.resources import StoredResource
 from ...domain.resources import UserResource
 from ...store import lifecycle as accounts
 from ...store import resources as store
+from ...store import tombstones
 from ...store.database import Database
 from ...store.database import Transaction
 from ...store.filters import compile_filter
 from ...store.filters import compile_sort_key
 from ...store.filters import compile_value_filter
+from ...store.filters import user_name_eq_key
 from ...store.keyset import SortKey
 from ...store.lifecycle import Account
 from ...store.resources import ConcurrentUpdate
@@ -209,6 +211,19 @@ class ProvisioningService:
                 self._load_memberships(conn, records)
         return Page(total, start_index, records)
 
+    def search_user_name(self, user_name: str, *, default_count: int, max_count: int) -> Page:
+        """Return the page of ``filter=userName eq "<user_name>"`` alone, its filter unparsed.
+
+        The same page :meth:`search` returns for that request: first page, default count,
+        store order, groups loaded.
+        """
+        key = user_name_eq_key(user_name)
+        count = min(default_count, max_count)
+        with self.database.read() as conn:
+            total, records = store.search_user_name(conn, key, max(count, 0))
+            self._load_memberships(conn, records)
+        return Page(total, 1, records)
+
     def search_from(
         self,
         resource_type: str,
@@ -293,7 +308,9 @@ class ProvisioningService:
         status = UserStatus.INVITED if invite else UserStatus.ACTIVE
         if not user.active:
             status = UserStatus.SUSPENDED
-        changes = {"status": status.value, **audit.document_changes({}, prepared.doc)}
+        changes = audit.sanitized(
+            {"status": status.value, **audit.document_changes({}, prepared.doc)}
+        )
         now = _now()
         with self._write(caller) as conn:
             try:
@@ -763,10 +780,15 @@ class ProvisioningService:
         """Delete a user or group and the memberships naming it; audit keeps a tombstone."""
         caller = caller or Caller()
         now = _now()
+        action = "user.deleted" if resource_type == "User" else "group.deleted"
+        event = audit.event_columns(
+            caller.actor, action, resource_type, resource_id, caller.request, now
+        )
         with self._write(caller) as conn:
             if if_match is None:
-                # Without a precondition there is nothing to compare: one statement decides.
-                name = store.delete_by_id(conn, resource_type, resource_id)
+                # Without a precondition there is nothing to compare: the row, its
+                # memberships and its tombstone go in one statement where the database can.
+                name = tombstones.delete_with_tombstone(conn, resource_type, resource_id, event)
                 if name is None:
                     raise NotFoundException(detail=f"{resource_type} {resource_id} not found")
             else:
@@ -774,22 +796,21 @@ class ProvisioningService:
                 check_if_match(record, if_match)
                 store.delete_resource(conn, record)
                 name = record.doc.get("userName") or record.doc.get("displayName")
+                audit.record(
+                    conn,
+                    caller.actor,
+                    action,
+                    target_type=resource_type,
+                    target_id=resource_id,
+                    target_name=name,
+                    changes=tombstones.tombstone_changes(resource_id, name),
+                    request=caller.request,
+                    now=now,
+                )
             if resource_type == "User":
                 self.directory.ldap_sync.queue_user_sync(conn, resource_id)
             else:
                 self.directory.ldap_sync.queue_group_sync(conn, resource_id)
-            action = "user.deleted" if resource_type == "User" else "group.deleted"
-            audit.record(
-                conn,
-                caller.actor,
-                action,
-                target_type=resource_type,
-                target_id=resource_id,
-                target_name=name,
-                changes={"tombstone": {"id": resource_id, "name": name}},
-                request=caller.request,
-                now=now,
-            )
 
     def user_name_exists(self, user_name: str) -> bool:
         """Whether a userName is taken (case-insensitive)."""
