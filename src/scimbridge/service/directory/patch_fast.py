@@ -139,19 +139,62 @@ class FastPatch:
     changed: bool
 
 
+FastPlan = list[list[_Write]]
+"""The writes of each operation of a PATCH the fast path takes."""
+
+_PATCH_SCHEMAS = [str(PatchOp.__schema__)]
+_OPERATION_KEYS = {"op", "path", "value"}
+
+
+def plan_body(body: dict[str, Any]) -> FastPlan | None:
+    """Plan a PATCH request body (normalised by the client's profile); None if no fast shape.
+
+    A body the plan accepts is one scim2-models' PatchOp validation accepts too: exactly
+    ``schemas`` and ``Operations``, lower-case ops, a value for every add and replace, and
+    only paths and attributes known here. Anything else is left to that validation.
+    """
+    if body.keys() != {"schemas", "Operations"} or body["schemas"] != _PATCH_SCHEMAS:
+        return None
+    operations = body["Operations"]
+    if not isinstance(operations, list) or not operations:
+        return None
+    plan: FastPlan = []
+    for operation in operations:
+        if not isinstance(operation, dict) or not operation.keys() <= _OPERATION_KEYS:
+            return None
+        op, path = operation.get("op"), operation.get("path")
+        if op not in ("add", "replace", "remove") or not isinstance(path, str | None):
+            return None
+        if op != "remove" and "value" not in operation:
+            return None
+        planned = _plan(op, path, operation.get("value"))
+        if planned is None:
+            return None
+        plan.append(planned)
+    return plan
+
+
+def plan_patch(patch: PatchOp[Any]) -> FastPlan | None:
+    """Plan a validated PatchOp; None when one of its operations is no fast shape."""
+    plan: FastPlan = []
+    for operation in patch.operations or []:
+        planned = _plan(operation.op.value, operation.path, operation.value)
+        if planned is None:
+            return None
+        plan.append(planned)
+    return plan
+
+
 def apply_fast(
-    doc: dict[str, Any], patch: PatchOp[Any], tolerance: PatchTolerance | None
+    doc: dict[str, Any], plan: FastPlan, tolerance: PatchTolerance | None
 ) -> FastPatch | None:
-    """Apply a validated PATCH to a stored user document; None when it is not a fast shape.
+    """Apply a planned PATCH to a stored user document; None when the document does not fit.
 
     Raise the SCIM error scim2-models would raise for the same PATCH and document.
     """
-    writes: list[list[_Write]] = []
-    for operation in patch.operations or []:
-        planned = _plan(operation.op.value, operation.path, operation.value)
-        if planned is None or not _fits(doc, planned):
-            return None
-        writes.append(planned)
+    writes = plan
+    if not all(_fits(doc, planned) for planned in plan):
+        return None
     try:
         result = _apply(doc, writes, create_unmatched=False)
     except NoTargetException as exc:
@@ -185,6 +228,8 @@ def _plan_path(text: str, value: Any, *, remove: bool) -> list[_Write] | None:
     leaf = _LEAVES.get(text.lower())
     if leaf is not None:
         keys, kind = leaf
+        if value is None and keys == ("userName",):
+            return None  # required: validation refuses it (mutability), not this module
         if value is not None and type(value) is not kind:
             return None
         return [_Set(keys, value)]

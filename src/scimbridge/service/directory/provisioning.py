@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 from typing import Protocol
 
+from scim2_models import Context
 from scim2_models import InvalidPathException
 from scim2_models import InvalidValueException
 from scim2_models import MutabilityException
@@ -69,8 +70,11 @@ from .mapping import user_columns_of_document
 from .mapping import user_model
 from .mapping import user_name_key
 from .passwords import hash_password
+from .patch_fast import FastPlan
 from .patch_fast import apply_fast
 from .patch_fast import empty_user_name_error
+from .patch_fast import plan_body
+from .patch_fast import plan_patch
 
 MAX_START_INDEX = 2**31
 """Largest ``startIndex`` a search honours; a larger one is treated as this (an empty page)."""
@@ -364,6 +368,27 @@ class ProvisioningService:
             self._load_memberships(conn, [record])
             return record
 
+    def patch_user_request(
+        self,
+        resource_id: str,
+        body: dict[str, Any],
+        if_match: str | None = None,
+        tolerance: PatchTolerance | None = None,
+        caller: Caller | None = None,
+    ) -> StoredResource:
+        """Apply a PATCH request body (normalised by the client's profile) to a user.
+
+        A body in the shapes patch_fast knows skips scim2-models' PatchOp validation (it
+        accepts only what that validation accepts); any other body is validated here, with
+        its errors, and applied by patch_user.
+        """
+        plan = plan_body(body) if self.fast_patch else None
+        if plan is None:
+            return self.patch_user(
+                resource_id, _validated_patch(body, tolerance), if_match, tolerance, caller
+            )
+        return self._patch_user(resource_id, _UserPatch(plan, body), if_match, tolerance, caller)
+
     def patch_user(
         self,
         resource_id: str,
@@ -371,6 +396,20 @@ class ProvisioningService:
         if_match: str | None = None,
         tolerance: PatchTolerance | None = None,
         caller: Caller | None = None,
+    ) -> StoredResource:
+        """Apply a validated PATCH to a user (see _patch_user)."""
+        plan = plan_patch(patch) if self.fast_patch else None
+        return self._patch_user(
+            resource_id, _UserPatch(plan, None, patch), if_match, tolerance, caller
+        )
+
+    def _patch_user(
+        self,
+        resource_id: str,
+        patch: _UserPatch,
+        if_match: str | None,
+        tolerance: PatchTolerance | None,
+        caller: Caller | None,
     ) -> StoredResource:
         """Apply a PATCH to a user; a PATCH that changes nothing keeps the version.
 
@@ -414,19 +453,19 @@ class ProvisioningService:
             return record
 
     def _patched(
-        self, record: StoredResource, patch: PatchOp[Any], tolerance: PatchTolerance | None
+        self, record: StoredResource, patch: _UserPatch, tolerance: PatchTolerance | None
     ) -> _PreparedUser | None:
         """Apply a PATCH to a user read; return what to store, or None when nothing changed.
 
         The shapes patch_fast knows are applied on the document; any other PATCH goes
         through scim2-models' User model, the reference behaviour.
         """
-        if self.fast_patch:
-            fast = apply_fast(record.doc, patch, tolerance)
+        if patch.plan is not None:
+            fast = apply_fast(record.doc, patch.plan, tolerance)
             if fast is not None:
                 return _PreparedUser.of_document(fast.doc) if fast.changed else None
         user = user_model(record)
-        if not _apply_patch(patch, user, tolerance):
+        if not _apply_patch(patch.validated(tolerance), user, tolerance):
             return None
         return _PreparedUser.of(user)
 
@@ -465,14 +504,16 @@ class ProvisioningService:
             changes["password"] = "set"
             if prepared.password is not None:
                 self._deliver_password(conn, saved.id, prepared.password, now)
-        self.directory.notify_email_address_change(
-            conn,
-            saved.id,
-            primary_email_in(before),
-            primary_email_in(saved.doc),
-            saved.doc.get("displayName") or user_name,
-            now,
-        )
+        if before.get("emails") != saved.doc.get("emails"):
+            # Same emails, same address: spares validating every address twice per write.
+            self.directory.notify_email_address_change(
+                conn,
+                saved.id,
+                primary_email_in(before),
+                primary_email_in(saved.doc),
+                saved.doc.get("displayName") or user_name,
+                now,
+            )
         # SCIM active is the suspension switch: both ways go through the lifecycle rules.
         if was_active and becomes_inactive:
             # One event tells the whole write: the suspension and what else changed with it.
@@ -858,6 +899,34 @@ class ProvisioningService:
             _load_invitations(conn, records)
         else:
             store.load_members(conn, records)
+
+
+@dataclass
+class _UserPatch:
+    """A user PATCH: the fast path's plan when it has one, and scim2-models' PatchOp."""
+
+    plan: FastPlan | None
+    body: dict[str, Any] | None
+    """The normalised request body, validated only if the model path needs it."""
+    patch: PatchOp[Any] | None = None
+
+    def validated(self, tolerance: PatchTolerance | None) -> PatchOp[Any]:
+        """Return the PatchOp, validating the body the first time."""
+        if self.patch is None:
+            assert self.body is not None
+            self.patch = _validated_patch(self.body, tolerance)
+        return self.patch
+
+
+_USER_PATCH = PatchOp[UserResource]
+
+
+def _validated_patch(body: dict[str, Any], tolerance: PatchTolerance | None) -> PatchOp[Any]:
+    """Validate a user PATCH body under the client's policy (its errors are the client's)."""
+    policy = tolerance.policy if tolerance is not None else None
+    return _USER_PATCH.model_validate(
+        body, scim_ctx=Context.RESOURCE_PATCH_REQUEST, scim_policy=policy
+    )
 
 
 # How often a PATCH is redone outside the write transaction when another writer changed the
