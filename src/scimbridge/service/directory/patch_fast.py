@@ -192,16 +192,16 @@ def apply_fast(
 
     Raise the SCIM error scim2-models would raise for the same PATCH and document.
     """
-    writes = plan
     if not all(_fits(doc, planned) for planned in plan):
         return None
     try:
-        result = _apply(doc, writes, create_unmatched=False)
+        result = _apply(doc, plan, create_unmatched=False)
     except NoTargetException as exc:
         if tolerance is None or tolerance.unmatched_filter_policy is None:
             raise
         tolerance.note_unmatched_filter(exc.detail)
-        result = _apply(doc, writes, create_unmatched=True)
+        # As the model path does: the whole PATCH again, creating what a filter describes.
+        result = _apply(doc, plan, create_unmatched=True)
     if result.changed and tolerance is not None:
         kept = set(_email_values(doc))
         tolerance.admit_email_values(v for v in _email_values(result.doc) if v not in kept)
