@@ -144,11 +144,12 @@ def patch_resource(
     patched_model: Any = UserResource if resource_type == "User" else Group
     _check_patch_paths(body)
     body = normalize_patch(body, patched_model, profile)
+    if resource_type == "User":
+        # Validated by the service, which skips it for the shapes its fast path applies.
+        return _service().patch_user_request(resource_id, body, if_match, profile, _caller())
     operations = _PATCH_MODELS[resource_type].model_validate(
         body, scim_ctx=Context.RESOURCE_PATCH_REQUEST, scim_policy=profile.policy
     )
-    if resource_type == "User":
-        return _service().patch_user(resource_id, operations, if_match, profile, _caller())
     return _service().patch_group(
         resource_id, operations, if_match, profile, _caller(), memberships=memberships
     )

@@ -476,14 +476,30 @@ class UserDirectory:
         who loses the address learns of it there. A change of letter case only is the same
         mailbox and is not announced.
         """
-        new_email = primary_email(user)
+        name = user.display_name or user.user_name
+        self.notify_email_address_change(conn, user_id, old_email, primary_email(user), name, now)
+
+    def notify_email_address_change(
+        self,
+        conn: Transaction,
+        user_id: str,
+        old_email: str | None,
+        new_email: str | None,
+        name: str | None,
+        now: datetime,
+    ) -> None:
+        """Tell the old address that it is no longer the user's (notify_email_change's rule).
+
+        For a caller that holds the user's document rather than its model (the PATCH fast
+        path); ``name`` is the user's displayName, else userName.
+        """
         if not old_email or (new_email or "").lower() == old_email.lower():
             return
         queue_email(
             conn,
             "email_changed",
             old_email,
-            {"name": user.display_name or user.user_name, "new_email": new_email},
+            {"name": name, "new_email": new_email},
             now,
             ordering_key=f"user:{user_id}",
         )

@@ -75,6 +75,33 @@ def user_columns(user: UserResource) -> UserColumns:
     )
 
 
+def user_columns_of_document(doc: dict[str, Any]) -> UserColumns:
+    """Extract the indexed columns of a stored user document (as user_columns of its model)."""
+    user_name = doc["userName"]
+    display_name = doc.get("displayName")
+    return UserColumns(
+        user_name=user_name,
+        user_name_key=user_name_key(user_name),
+        external_id=doc.get("externalId"),
+        display_name=display_name,
+        display_name_key=_key(_USER_DISPLAY_NAME, display_name),
+        active=doc.get("active") is not False,
+        emails=[_email_entry_row(entry) for entry in doc.get("emails") or []],
+    )
+
+
+def _email_entry_row(entry: dict[str, Any]) -> dict[str, Any]:
+    value = entry.get("value")
+    value = str(value) if value is not None else None
+    return {
+        "value": value,
+        "value_key": _key(_EMAIL_VALUE, value),
+        "type": entry.get("type"),
+        "primary": bool(entry.get("primary")),
+        "display": entry.get("display"),
+    }
+
+
 def group_columns(group: GroupResource) -> GroupColumns:
     """Extract the indexed columns of a group."""
     assert group.display_name is not None
