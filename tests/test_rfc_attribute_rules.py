@@ -119,6 +119,29 @@ def test_a_strict_token_refuses_an_empty_email_value(app: Flask) -> None:
     assert strict.get(f"/Users/{user_id}").json == before
 
 
+@pytest.mark.parametrize("profile", ["strict", "entra", "okta", "generic"])
+@pytest.mark.parametrize(
+    "operation",
+    [
+        {"op": "replace", "path": "title"},
+        {"op": "Replace", "path": "title"},
+        {"op": "add", "path": "title"},
+        {"op": "replace"},
+    ],
+)
+def test_an_add_or_replace_without_a_value_is_refused_and_changes_nothing(
+    app: Flask, profile: str, operation: dict[str, Any]
+) -> None:
+    """RFC 7644 §3.5.2.1/§3.5.2.3: add and replace MUST carry a value; none is not a removal."""
+    client = _token(app, profile)
+    user_id = _user(client)
+    before = client.get(f"/Users/{user_id}").json
+    response = client.patch(f"/Users/{user_id}", patch_payload(operation))
+    assert response.status_code == 400
+    assert response.json["scimType"] == "invalidValue"
+    assert client.get(f"/Users/{user_id}").json == before
+
+
 def test_an_empty_string_never_clears_a_required_attribute(app: Flask) -> None:
     entra = _token(app, "entra")
     user_id = _user(entra)

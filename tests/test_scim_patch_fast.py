@@ -272,7 +272,8 @@ COERCED_OPERATIONS: list[dict[str, Any]] = [
     {"op": "replace", "path": "active", "value": "yes"},
     {"op": "replace", "path": "active", "value": 0},
     {"op": "replace", "path": "active", "value": "1"},
-    # The profile's normalisation writes the missing value as null: the title is cleared.
+    # Here, below the endpoint, both paths read the missing value as null and clear the
+    # title; the endpoint refuses such an operation first (RFC 7644: replace needs a value).
     {"op": "replace", "path": "title"},
 ]
 """Operations the model path accepts though they look wrong (lax booleans, a missing value):

@@ -78,8 +78,13 @@ def _caller() -> Caller:
     )
 
 
-def _check_patch_paths(body: dict[str, Any]) -> None:
-    """Refuse a PATCH whose paths exceed the filter cost bound, before any is parsed."""
+def _check_patch_operations(body: dict[str, Any]) -> None:
+    """Refuse a PATCH with a path over the filter cost bound, or an add/replace without value.
+
+    Checked before any path is parsed. RFC 7644 §3.5.2.1 and §3.5.2.3: those operations MUST
+    contain a value; without this check a ``replace`` with none would clear the attribute, as
+    an explicit ``null`` does.
+    """
     limits = current_app.extensions["scimbridge"].settings.scim
     for key, operations in body.items():
         if key.lower() != "operations" or not isinstance(operations, list):
@@ -87,9 +92,13 @@ def _check_patch_paths(body: dict[str, Any]) -> None:
         for operation in operations:
             if not isinstance(operation, dict):
                 continue
-            for name, path in operation.items():
-                if name.lower() == "path" and isinstance(path, str):
-                    check_patch_path(path, limits)
+            members = {name.lower(): value for name, value in operation.items()}
+            path = members.get("path")
+            if isinstance(path, str):
+                check_patch_path(path, limits)
+            op = members.get("op")
+            if isinstance(op, str) and op.lower() in ("add", "replace") and "value" not in members:
+                raise InvalidValueException(detail=f"a PATCH {op.lower()} must carry a value")
 
 
 def _check_schemas(body: dict[str, Any]) -> None:
@@ -142,7 +151,7 @@ def patch_resource(
 ) -> StoredResource:
     """PATCH: validate the operations under the client's profile and apply them."""
     patched_model: Any = UserResource if resource_type == "User" else Group
-    _check_patch_paths(body)
+    _check_patch_operations(body)
     body = normalize_patch(body, patched_model, profile)
     if resource_type == "User":
         # Validated by the service, which skips it for the shapes its fast path applies.

@@ -10,10 +10,10 @@ document, a plain dict, in microseconds.
 scim2-models stays the oracle. This module handles only operations whose outcome it
 reproduces exactly (same document, same errors, same "changed or not"), and answers
 ``None`` for anything else, so the caller falls back to scim2-models for the whole PATCH.
-It runs after the PatchOp was validated, so path syntax, read-only targets and removal of
-required attributes were refused already. ``tests/test_scim_patch_fast.py`` generates users
-and PATCH bodies and checks that both paths agree; a shape added here needs a generator
-there.
+A body it plans is one scim2-models' PatchOp validation accepts too (see plan_body); path
+syntax, read-only targets and removal of required attributes are left to that validation.
+``tests/test_scim_patch_fast.py`` generates users and PATCH bodies and checks that both paths
+agree; a shape added here needs a generator there.
 """
 
 from __future__ import annotations
