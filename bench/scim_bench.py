@@ -117,6 +117,7 @@ class Options:
     cursor_users: int
     database: str
     pg_instances: int
+    settle: int
     client_counts: tuple[int, ...] = ()
     """Every connection count the comparison runs each round at (``--clients 1,4``)."""
 
@@ -187,6 +188,14 @@ def parse_options(argv: list[str] | None = None) -> Options:
         type=int,
         default=1,
         help="run every phase this many times on fresh users; report medians (1)",
+    )
+    p.add_argument(
+        "--settle",
+        type=int,
+        default=150,
+        help="before each round (and connection count) wait up to this many seconds for the "
+        "1-minute load average to fall to 0.5: the benchmark's own previous block raises it; "
+        "0: do not wait (150)",
     )
     p.add_argument(
         "--observability-cost",
@@ -913,14 +922,23 @@ LOAD_WARNING = 0.5
 """A 1-minute load average above this at a round's start means something else used the CPUs."""
 
 
-def round_start_load(number: int, rounds: int) -> float:
-    """Print (and return) the machine's 1-minute load average as a round starts; warn if busy."""
+def round_start_load(label: str, settle: int) -> float:
+    """Wait up to ``settle`` seconds for a quiet machine, then print and return its load.
+
+    The 1-minute load average decays with a time constant of a minute: right after a block
+    of the benchmark it still shows that block's own load. Waiting for it to fall makes the
+    figure at a block's start say whether anything else uses the CPUs.
+    """
+    deadline = time.monotonic() + settle
     load = os.getloadavg()[0]
-    print(f"round {number + 1} of {rounds}: load average (1 min) {load:.2f}", flush=True)
+    while load > LOAD_WARNING and time.monotonic() < deadline:
+        time.sleep(5)
+        load = os.getloadavg()[0]
+    print(f"{label}: load average (1 min) {load:.2f}", flush=True)
     if load > LOAD_WARNING:
         print(
-            f"!!! load average {load:.2f} > {LOAD_WARNING} at the start of round {number + 1}: "
-            "something else uses the CPUs; this round's figures are not a result",
+            f"!!! load average {load:.2f} > {LOAD_WARNING} at the start of {label}: "
+            "something else uses the CPUs; these figures are not a result",
             flush=True,
         )
     return load
@@ -948,11 +966,11 @@ def run_comparison(o: Options) -> dict[str, Any]:
         print(f"servers up: {', '.join(ports)}", flush=True)
         rounds_by_count: dict[int, list[dict[str, Any]]] = {count: [] for count in counts}
         for number in range(o.rounds):
-            load = round_start_load(number, o.rounds)
-            results["loads"].append(load)
             for k, count in enumerate(counts):
                 with_count = replace(o, clients=count)
-                print(f"{count} connection(s)", flush=True)
+                label = f"round {number + 1} of {o.rounds}, {count} connection(s)"
+                load = round_start_load(label, o.settle)
+                results["loads"].append(load)
                 # Each (round, count) creates users and a group of its own.
                 run_number = number * len(counts) + k
                 this_round: dict[str, Any] = {"phases": {}, "load": load}
@@ -1109,7 +1127,7 @@ def print_notes(results: dict[str, Any], rows: list[dict[str, Any]]) -> None:
             print(f"note: {name}: {note}")
     loads = results.get("loads") or []
     if loads:
-        print("load average (1 min) at each round's start: " + ", ".join(f"{x:.2f}" for x in loads))
+        print("load average (1 min) at each block's start: " + ", ".join(f"{x:.2f}" for x in loads))
         if max(loads) > LOAD_WARNING:
             print(f"!!! a round started with load above {LOAD_WARNING}: not a quiet machine")
     if any(r["result"] == "INVALID" for r in rows):
