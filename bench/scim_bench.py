@@ -1422,6 +1422,9 @@ def run_observability_cost(o: Options) -> dict[str, Any]:
         ]
         print(f"servers up: {', '.join(f'{t.name}:{t.server.port}' for t in targets)}", flush=True)
         for number in range(o.rounds):
+            results.setdefault("loads", []).append(
+                round_start_load(f"round {number + 1} of {o.rounds}", o.settle)
+            )
             for n, phase in enumerate(PHASES):
                 for t in targets if (n + number) % 2 == 0 else targets[::-1]:
                     t.round = number
@@ -1429,14 +1432,19 @@ def run_observability_cost(o: Options) -> dict[str, Any]:
                     show(phase.label, t.name, m)
                     rates = results["phases"].setdefault(phase.key, {PLAIN: [], OBSERVED: []})
                     rates[t.name].append(m.rate if not m.errors else float("nan"))
-    print("\nobservability cost: 1 - observed/plain per phase (median of rounds)")
-    print(f"{'phase':22} {'plain/s':>9} {'observed/s':>11} {'cost':>7}")
+    print("\nobservability cost: 1 - observed/plain per phase (median of rates; range of rounds)")
+    print(f"{'phase':22} {'plain/s':>9} {'observed/s':>11} {'cost':>7} {'range':>15}")
     for phase in PHASES:
         rates = results["phases"][phase.key]
         plain, observed = statistics.median(rates[PLAIN]), statistics.median(rates[OBSERVED])
         cost = 1 - observed / plain if plain else float("nan")
         rates["cost"] = cost
-        print(f"{phase.label:22} {plain:9.1f} {observed:11.1f} {cost * 100:6.1f}%")
+        pairs = zip(rates[PLAIN], rates[OBSERVED], strict=True)
+        each = [1 - b / a if a else float("nan") for a, b in pairs]
+        spread = f"{min(each) * 100:.1f}..{max(each) * 100:.1f}%"
+        print(f"{phase.label:22} {plain:9.1f} {observed:11.1f} {cost * 100:6.1f}% {spread:>15}")
+    loads = ", ".join(f"{x:.2f}" for x in results["loads"])
+    print(f"load average (1 min) at each round's start: {loads}")
     return results
 
 
