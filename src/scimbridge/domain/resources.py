@@ -23,6 +23,7 @@ from scim2_models import User as _User
 from scim2_models.resources.resource import AnyExtension
 
 from .emails import Email
+from .emails import forget_email_checks
 from .enterprise import EnterpriseUser
 from .lifecycle_schema import LifecycleExtension
 
@@ -40,6 +41,7 @@ def accept_internal_email_domains() -> None:
     for domain in INTERNAL_EMAIL_DOMAINS:
         if domain in email_validator.SPECIAL_USE_DOMAIN_NAMES:
             email_validator.SPECIAL_USE_DOMAIN_NAMES.remove(domain)
+    forget_email_checks()
 
 
 class User(_User[AnyExtension]):

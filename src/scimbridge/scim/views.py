@@ -74,10 +74,11 @@ def _single(
     *,
     created: bool = False,
 ) -> Response:
+    base = _base_url()
     headers = {"ETag": record.etag}
     if created:
-        headers["Location"] = location(_base_url(), record.resource_type, record.id)
-    return scim_response(resource_body(record, _base_url(), params), status, headers)
+        headers["Location"] = location(base, record.resource_type, record.id)
+    return scim_response(resource_body(record, base, params), status, headers)
 
 
 def list_resources(

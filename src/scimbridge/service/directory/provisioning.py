@@ -973,7 +973,10 @@ class _PreparedUser:
             raise empty_user_name_error()
         password = user.password or None
         password_hash = hash_password(password) if password else None
-        user.password = None
+        if user.password is not None:
+            # An assignment re-runs the model's validators (validate_assignment): only clear
+            # a password that is there.
+            user.password = None
         return cls(user_columns(user), document(user), password_hash, password)
 
     @classmethod
