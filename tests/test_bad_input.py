@@ -69,6 +69,9 @@ FILTERS = {
     "too long": ('userName eq "' + "x" * 9000 + '"', "invalidFilter"),
     "too deep": ("(" * 20 + 'userName eq "x"' + ")" * 20, "invalidFilter"),
     "a NUL byte": ('userName eq "a\x00b"', "invalidValue"),
+    # The raw text holds no NUL; the filter's string escape makes one in the value.
+    "an escaped NUL": ('userName eq "a\\u0000b"', "invalidFilter"),
+    "an escaped NUL in a value filter": ('emails[value co "\\u0000"]', "invalidFilter"),
 }
 
 

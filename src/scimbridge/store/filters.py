@@ -377,6 +377,10 @@ class _Compiler(FilterVisitor[Clause]):
         if scalar is None:
             return false() if node.op != CompareOperator.ne else true()
         value = coerce_value(binding, node.value, node.op)
+        if isinstance(value, str) and "\x00" in value:
+            # A filter's string escapes (\u0000) can make a NUL the raw text never held:
+            # PostgreSQL cannot compare text holding one, so it is the client's error.
+            raise InvalidFilterException(detail="a filter value must not hold the NUL character")
         if node.op in _SUBSTRING_OPERATORS and (
             not isinstance(value, str) or _is_not_text(binding)
         ):
