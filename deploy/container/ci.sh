@@ -214,7 +214,8 @@ export SCIMBRIDGE_PUBLIC_URL="http://127.0.0.1:$compose_port"
 POSTGRES_PASSWORD="$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')"
 LDAP_ADMIN_PASSWORD="$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')"
 SCIMBRIDGE_SECRET_KEY="$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
-export POSTGRES_PASSWORD LDAP_ADMIN_PASSWORD SCIMBRIDGE_SECRET_KEY
+SCIMBRIDGE_METRICS_TOKEN="$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+export POSTGRES_PASSWORD LDAP_ADMIN_PASSWORD SCIMBRIDGE_SECRET_KEY SCIMBRIDGE_METRICS_TOKEN
 touch "$work/compose-up"
 "${compose[@]}" up -d postgres openldap mail app worker >"$work/compose.log" 2>&1 \
     || { cat "$work/compose.log"; fail "compose up"; }
@@ -245,6 +246,20 @@ until podman exec "${project}_openldap_1" ldapsearch -x -LLL -H ldap://127.0.0.1
     [ $SECONDS -lt $deadline ] || { podman logs "${project}_worker_1"; fail "compose: no LDAP entry"; }
     sleep 1
 done
+# Prometheus's view: the app's /metrics with the token (refused without), and the worker's own
+# /metrics on the compose network, which counts the mail it sent.
+curl -fsS -H "Authorization: Bearer $SCIMBRIDGE_METRICS_TOKEN" "$compose_url/metrics" \
+    | grep -q '^scimbridge_scim_requests_total{' || fail "compose: app /metrics"
+status="$(curl -s -o /dev/null -w '%{http_code}' "$compose_url/metrics")"
+[ "$status" = 401 ] || fail "compose: /metrics without the token answered $status"
+podman exec -e TOKEN="$SCIMBRIDGE_METRICS_TOKEN" "${project}_app_1" python3 -c '
+import os, urllib.request
+request = urllib.request.Request(
+    "http://worker:9101/metrics", headers={"Authorization": "Bearer " + os.environ["TOKEN"]})
+print(urllib.request.urlopen(request, timeout=10).read().decode())' >"$work/worker-metrics.txt" \
+    || fail "compose: worker /metrics"
+grep -q '^scimbridge_mails_total{.*} [1-9]' "$work/worker-metrics.txt" \
+    || { cat "$work/worker-metrics.txt"; fail "compose: the worker counted no mail"; }
 
 step ""
 echo "deploy ci: all container steps passed in $((SECONDS - started))s"
