@@ -57,8 +57,9 @@ def fill(url: str, count: int) -> None:
         display_name="Given# Family#",
         active=True,
     )
-    doc_text = json.dumps(document(template))
-    columns = user_columns(template)
+    doc = document(template)
+    doc_text = json.dumps(doc)
+    columns = user_columns(doc)
     database = Database(url)
     now = datetime.now(UTC)
     try:

@@ -781,7 +781,7 @@ def insert_users(database: Database, count: int) -> list[str]:
             record = store.insert_user(
                 conn,
                 str(uuid.uuid4()),
-                user_columns(user),
+                user_columns(document(user)),
                 document(user),
                 None,
                 start + timedelta(milliseconds=n),

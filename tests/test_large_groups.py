@@ -44,7 +44,7 @@ def seeded(settings: Settings) -> Iterator[tuple[Flask, list[str]]]:
             record = store.insert_user(
                 conn,
                 f"00000000-0000-4000-8000-{index:012d}",
-                user_columns(user),
+                user_columns(document(user)),
                 document(user),
                 None,
                 now,

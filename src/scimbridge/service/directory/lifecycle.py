@@ -271,11 +271,12 @@ class UserDirectory:
         if accounts.account_by_login(conn, user_name_key(email)) is not None:
             raise EmailTaken(f"{email} already belongs to a user")
         try:
+            doc = document(user)
             return store.insert_user(
                 conn,
                 str(uuid.uuid4()),
-                user_columns(user),
-                document(user),
+                user_columns(doc),
+                doc,
                 password_hash,
                 now,
                 status=status,
@@ -443,14 +444,20 @@ class UserDirectory:
                 if old_email and user.user_name and user.user_name.lower() == old_email.lower():
                     user.user_name = new_email
             before = record.doc
+            doc = document(user)
             try:
-                saved = store.update_user(
-                    conn, record, user_columns(user), document(user), None, now
-                )
+                saved = store.update_user(conn, record, user_columns(doc), doc, None, now)
             except DuplicateKey:
                 raise EmailTaken(f"{new_email} already belongs to a user") from None
             self.ldap_sync.queue_user_sync(conn, user_id)
-            self.notify_email_change(conn, user_id, old_email, user, now)
+            self.notify_email_change(
+                conn,
+                user_id,
+                old_email,
+                new_email,
+                user.display_name or user.user_name,
+                now,
+            )
             self._audit(
                 conn,
                 actor,
@@ -467,31 +474,15 @@ class UserDirectory:
         conn: Transaction,
         user_id: str,
         old_email: str | None,
-        user: UserResource,
+        new_email: str | None,
+        name: str | None,
         now: datetime,
     ) -> None:
         """Tell the old address that a user's primary email changed, in the change's transaction.
 
         The one rule for every channel (admin UI, System API, SCIM PUT and PATCH): someone
         who loses the address learns of it there. A change of letter case only is the same
-        mailbox and is not announced.
-        """
-        name = user.display_name or user.user_name
-        self.notify_email_address_change(conn, user_id, old_email, primary_email(user), name, now)
-
-    def notify_email_address_change(
-        self,
-        conn: Transaction,
-        user_id: str,
-        old_email: str | None,
-        new_email: str | None,
-        name: str | None,
-        now: datetime,
-    ) -> None:
-        """Tell the old address that it is no longer the user's (notify_email_change's rule).
-
-        For a caller that holds the user's document rather than its model (the PATCH fast
-        path); ``name`` is the user's displayName, else userName.
+        mailbox and is not announced. ``name`` is the user's displayName, else userName.
         """
         if not old_email or (new_email or "").lower() == old_email.lower():
             return
@@ -591,7 +582,8 @@ class UserDirectory:
                 return
             user = user_model(record)
             user.active = False
-            store.update_user(conn, record, user_columns(user), document(user), None, now)
+            doc = document(user)
+            store.update_user(conn, record, user_columns(doc), doc, None, now)
             self.on_suspended(conn, record.pk, actor, request, now)
             self.ldap_sync.queue_user_sync(conn, user_id)
 
@@ -606,7 +598,8 @@ class UserDirectory:
                 return
             user = user_model(record)
             user.active = True
-            store.update_user(conn, record, user_columns(user), document(user), None, now)
+            doc = document(user)
+            store.update_user(conn, record, user_columns(doc), doc, None, now)
             self.on_reactivated(conn, record.pk, actor, request, now)
             self.ldap_sync.queue_user_sync(conn, user_id)
 
@@ -838,9 +831,10 @@ class UserDirectory:
         _apply_profile(
             user, ProfileChanges(given_name=name.given_name, family_name=name.family_name)
         )
-        if document(user) == record.doc:
+        doc = document(user)
+        if doc == record.doc:
             return {}
-        saved = store.update_user(conn, record, user_columns(user), document(user), None, now)
+        saved = store.update_user(conn, record, user_columns(doc), doc, None, now)
         return audit.document_changes(record.doc, saved.doc)
 
     def change_password(

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from scim2_models import Context
-from scim2_models import Email
 from scim2_models import Path
 
 from ...domain.resources import GroupResource
@@ -50,33 +49,12 @@ def document(resource: UserResource | GroupResource) -> dict[str, Any]:
     return doc
 
 
-def _email_row(email: Email) -> dict[str, Any]:
-    value = str(email.value) if email.value is not None else None
-    return {
-        "value": value,
-        "value_key": _key(_EMAIL_VALUE, value),
-        "type": email.type,
-        "primary": bool(email.primary),
-        "display": email.display,
-    }
+def user_columns(doc: dict[str, Any]) -> UserColumns:
+    """Extract the indexed columns of a user from its stored document (see :func:`document`).
 
-
-def user_columns(user: UserResource) -> UserColumns:
-    """Extract the indexed columns of a user."""
-    assert user.user_name is not None
-    return UserColumns(
-        user_name=user.user_name,
-        user_name_key=user_name_key(user.user_name),
-        external_id=user.external_id,
-        display_name=user.display_name,
-        display_name_key=_key(_USER_DISPLAY_NAME, user.display_name),
-        active=user.active is not False,
-        emails=[_email_row(email) for email in user.emails or []],
-    )
-
-
-def user_columns_of_document(doc: dict[str, Any]) -> UserColumns:
-    """Extract the indexed columns of a stored user document (as user_columns of its model)."""
+    From the document rather than the model: a PATCH applied on the document (patch_fast)
+    has no model, and every other write has the document at hand.
+    """
     user_name = doc["userName"]
     display_name = doc.get("displayName")
     return UserColumns(
@@ -86,11 +64,11 @@ def user_columns_of_document(doc: dict[str, Any]) -> UserColumns:
         display_name=display_name,
         display_name_key=_key(_USER_DISPLAY_NAME, display_name),
         active=doc.get("active") is not False,
-        emails=[_email_entry_row(entry) for entry in doc.get("emails") or []],
+        emails=[_email_row(entry) for entry in doc.get("emails") or []],
     )
 
 
-def _email_entry_row(entry: dict[str, Any]) -> dict[str, Any]:
+def _email_row(entry: dict[str, Any]) -> dict[str, Any]:
     value = entry.get("value")
     value = str(value) if value is not None else None
     return {

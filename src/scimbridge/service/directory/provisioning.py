@@ -68,7 +68,6 @@ from .mapping import group_columns
 from .mapping import group_model
 from .mapping import group_name_key
 from .mapping import user_columns
-from .mapping import user_columns_of_document
 from .mapping import user_model
 from .mapping import user_name_key
 from .passwords import hash_password
@@ -379,7 +378,8 @@ class ProvisioningService:
             user.replace(previous)
             _admit_new_emails(tolerance, _email_values(previous), user)
             try:
-                record = self._write_user(conn, record, user, caller or Caller())
+                prepared = _PreparedUser.of(user)
+                record = self._write_prepared(conn, record, prepared, caller or Caller())
             except ConcurrentUpdate:
                 raise PreconditionFailedException(detail="the user changed meanwhile") from None
             self._load_memberships(conn, [record])
@@ -486,16 +486,6 @@ class ProvisioningService:
             return None
         return _PreparedUser.of(user)
 
-    def _write_user(
-        self,
-        conn: Transaction,
-        record: StoredResource,
-        user: UserResource,
-        caller: Caller,
-    ) -> StoredResource:
-        """Write a new version of a user; raise ConcurrentUpdate if ``record`` is stale."""
-        return self._write_prepared(conn, record, _PreparedUser.of(user), caller)
-
     def _write_prepared(
         self,
         conn: Transaction,
@@ -523,7 +513,7 @@ class ProvisioningService:
                 self._deliver_password(conn, saved.id, prepared.password, now)
         if before.get("emails") != saved.doc.get("emails"):
             # Same emails, same address: spares validating every address twice per write.
-            self.directory.notify_email_address_change(
+            self.directory.notify_email_change(
                 conn,
                 saved.id,
                 primary_email_in(before),
@@ -977,14 +967,15 @@ class _PreparedUser:
             # An assignment re-runs the model's validators (validate_assignment): only clear
             # a password that is there.
             user.password = None
-        return cls(user_columns(user), document(user), password_hash, password)
+        doc = document(user)
+        return cls(user_columns(doc), doc, password_hash, password)
 
     @classmethod
     def of_document(cls, doc: dict[str, Any]) -> _PreparedUser:
         """Build the row of a user document patched in place (it carries no password)."""
         if not str(doc.get("userName") or "").strip():
             raise empty_user_name_error()
-        return cls(user_columns_of_document(doc), doc, None)
+        return cls(user_columns(doc), doc, None)
 
 
 def _scim_password_refusal(exc: PasswordRejected) -> InvalidValueException:
