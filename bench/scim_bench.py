@@ -325,6 +325,25 @@ def wait_settled(server: Server, timeout: float = 60.0) -> None:
         spent = now
 
 
+def process_tree_cpu_ns(pid: int) -> int:
+    """Return the nanoseconds on a CPU of a process's and its descendants' threads.
+
+    From each thread's ``schedstat`` (the scheduler's own count): :func:`process_tree_cpu`
+    counts in clock ticks of 10 ms, too coarse for a few hundred requests of a millisecond.
+    Threads that have ended are not counted: measure servers whose threads live on.
+    """
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{current}/task"):
+                stat = Path(f"/proc/{current}/task/{task}/schedstat").read_text()
+                total += int(stat.split()[0])
+                children = Path(f"/proc/{current}/task/{task}/children").read_text()
+                pending.extend(int(child) for child in children.split())
+    return total
+
+
 def process_tree_cpu(pid: int) -> float:
     """Return the CPU seconds a process and its descendants have used (Linux /proc)."""
     total, pending, tick = 0.0, [pid], os.sysconf("SC_CLK_TCK")
@@ -507,11 +526,23 @@ class Measure:
     seconds: float
     errors: int = 0
     samples: list[str] = field(default_factory=list)
+    connections: int = 1
+    busy_seconds: float = 0.0
+    """The time the connections spent waiting for their own answers, summed over them."""
 
     @property
     def rate(self) -> float:
         """Requests per second."""
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def busy_rate(self) -> float:
+        """Requests per second counting only the time spent on this server's own requests.
+
+        What the rate would be without pauses between requests: the figure to compare when
+        two servers are measured in step (:class:`InStep`), each idle while the other answers.
+        """
+        return self.requests * self.connections / self.busy_seconds if self.busy_seconds else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """Return the JSON form, with the rate."""
@@ -522,28 +553,108 @@ class Measure:
 Work = Callable[[Client, int], str | None]
 
 
+class Turns:
+    """Two connections, one to each of two servers, taking turns: one item each, in step.
+
+    A side waits for its turn only while the other is present (between :meth:`enter` and
+    :meth:`leave`), so a side that has run out of items never holds the other up.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._turn = 0
+        self._present: set[int] = set()
+
+    def enter(self, side: int) -> None:
+        """Join the alternation; wait (a while) for the other side, so neither starts alone."""
+        with self._changed:
+            self._present.add(side)
+            self._changed.notify_all()
+            self._changed.wait_for(lambda: len(self._present) == 2, timeout=60)
+
+    def wait(self, side: int) -> None:
+        """Block until it is ``side``'s turn, or the other side has left."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._turn == side or 1 - side not in self._present)
+
+    def done(self, side: int) -> None:
+        """Hand the turn to the other side."""
+        with self._changed:
+            self._turn = 1 - side
+            self._changed.notify_all()
+
+    def leave(self, side: int) -> None:
+        """Stop taking turns: the other side goes on alone."""
+        with self._changed:
+            self._present.discard(side)
+            self._turn = 1 - side
+            self._changed.notify_all()
+
+
+@dataclass
+class InStep:
+    """Run a phase on two servers at once, their requests alternating (``--observability-cost``).
+
+    Each of a phase's connections to one server takes turns with its counterpart to the
+    other (connection k with connection k), so both servers see the same moments of the
+    machine's load: a change in the noise, which spreads separate runs by ±15-40 % here,
+    falls on both alike, and the per-request times of the two can be compared request by
+    request. Set in the thread running the phase; :func:`run_parallel` follows it.
+    """
+
+    side: int
+    turns: list[Turns]
+
+
+_in_step = threading.local()
+
+
 def run_parallel(
     make_client: Callable[[], Client], count: int, work: Work, clients: int
 ) -> Measure:
-    """Do ``count`` items of work over ``clients`` threads, each with its own connection."""
+    """Do ``count`` items of work over ``clients`` threads, each with its own connection.
+
+    In a thread given an :class:`InStep`, each connection takes turns with its counterpart.
+    """
     lock = threading.Lock()
     items = iter(range(count))
     errors: list[str] = []
     pool = [make_client() for _ in range(max(1, min(clients, count)))]
+    step: InStep | None = getattr(_in_step, "value", None)
+    busy: list[float] = []
 
     def next_item() -> int | None:
         # Shared rather than pre-split, so a connection served faster takes more items.
         with lock:
             return next(items, None)
 
-    def loop(client: Client) -> None:
-        while (i := next_item()) is not None:
-            error = work(client, i)
-            if error is not None:
-                with lock:
-                    errors.append(error)
+    def loop(number: int, client: Client) -> None:
+        turns = step.turns[number] if step is not None else None
+        # In step, connection k does items k, k + n, k + 2n…, as its counterpart does: both
+        # end together rather than one finishing alone.
+        mine = iter(range(number, count, len(pool))) if turns is not None else None
+        if turns is not None and step is not None:
+            turns.enter(step.side)
+        spent = 0.0
+        try:
+            while (i := next_item() if mine is None else next(mine, None)) is not None:
+                if turns is not None and step is not None:
+                    turns.wait(step.side)
+                started = time.perf_counter()
+                error = work(client, i)
+                spent += time.perf_counter() - started
+                if turns is not None and step is not None:
+                    turns.done(step.side)
+                if error is not None:
+                    with lock:
+                        errors.append(error)
+        finally:
+            if turns is not None and step is not None:
+                turns.leave(step.side)
+            with lock:
+                busy.append(spent)
 
-    threads = [threading.Thread(target=loop, args=(c,)) for c in pool]
+    threads = [threading.Thread(target=loop, args=pair) for pair in enumerate(pool)]
     start = time.perf_counter()
     for t in threads:
         t.start()
@@ -552,7 +663,8 @@ def run_parallel(
     seconds = time.perf_counter() - start
     for c in pool:
         c.close()
-    return Measure(sum(c.requests for c in pool), seconds, len(errors), errors[:5])
+    requests = sum(c.requests for c in pool)
+    return Measure(requests, seconds, len(errors), errors[:5], len(pool), sum(busy))
 
 
 # --------------------------------------------------------------------------- SCIM targets
@@ -1413,8 +1525,18 @@ OBSERVABILITY_SETTINGS = {
 
 
 def run_observability_cost(o: Options) -> dict[str, Any]:
-    """Run every phase on scimbridge plain and observed, taking turns; return rates and cost."""
-    results: dict[str, Any] = {"phases": {}}
+    """Run every phase on scimbridge plain and observed, in step; return rates, CPU and cost.
+
+    Each phase runs on both servers at once, their requests alternating (:class:`InStep`),
+    at each connection count of ``--clients``. Two costs are reported per phase:
+
+    * ``cost``: 1 - observed/plain of the rate counting each server's own request time
+      (:attr:`Measure.busy_rate`): what a client sees;
+    * ``cpu_cost``: observed/plain - 1 of the CPU the server's processes used per request
+      (``/proc``): what the machine pays, steadier than any time a client measures.
+    """
+    counts = o.client_counts or (o.clients,)
+    results: dict[str, Any] = {"by_clients": {str(count): {} for count in counts}, "loads": []}
     with contextlib.ExitStack() as stack:
         targets = [
             start_scimbridge(stack, o, name, settings=OBSERVABILITY_SETTINGS[name])
@@ -1422,30 +1544,83 @@ def run_observability_cost(o: Options) -> dict[str, Any]:
         ]
         print(f"servers up: {', '.join(f'{t.name}:{t.server.port}' for t in targets)}", flush=True)
         for number in range(o.rounds):
-            results.setdefault("loads", []).append(
-                round_start_load(f"round {number + 1} of {o.rounds}", o.settle)
-            )
-            for n, phase in enumerate(PHASES):
-                for t in targets if (n + number) % 2 == 0 else targets[::-1]:
-                    t.round = number
-                    m = phase.run(t, o)
-                    show(phase.label, t.name, m)
-                    rates = results["phases"].setdefault(phase.key, {PLAIN: [], OBSERVED: []})
-                    rates[t.name].append(m.rate if not m.errors else float("nan"))
-    print("\nobservability cost: 1 - observed/plain per phase (median of rates; range of rounds)")
-    print(f"{'phase':22} {'plain/s':>9} {'observed/s':>11} {'cost':>7} {'range':>15}")
-    for phase in PHASES:
-        rates = results["phases"][phase.key]
-        plain, observed = statistics.median(rates[PLAIN]), statistics.median(rates[OBSERVED])
-        cost = 1 - observed / plain if plain else float("nan")
-        rates["cost"] = cost
-        pairs = zip(rates[PLAIN], rates[OBSERVED], strict=True)
-        each = [1 - b / a if a else float("nan") for a, b in pairs]
-        spread = f"{min(each) * 100:.1f}..{max(each) * 100:.1f}%"
-        print(f"{phase.label:22} {plain:9.1f} {observed:11.1f} {cost * 100:6.1f}% {spread:>15}")
+            for k, count in enumerate(counts):
+                label = f"round {number + 1} of {o.rounds}, {count} connection(s)"
+                results["loads"].append(round_start_load(label, o.settle))
+                with_count = replace(o, clients=count)
+                for t in targets:
+                    t.round = number * len(counts) + k
+                for phase in PHASES:
+                    measured = _run_in_step(phase, targets, with_count)
+                    by_phase = results["by_clients"][str(count)].setdefault(phase.key, {})
+                    for t, (m, cpu) in zip(targets, measured, strict=True):
+                        show(phase.label, t.name, m)
+                        rate = m.busy_rate if not m.errors else float("nan")
+                        by_phase.setdefault(t.name, []).append(
+                            {"busy_rate": rate, "cpu_per_request": cpu / max(1, m.requests)}
+                        )
+    for count in counts:
+        _print_observability_cost(results["by_clients"][str(count)], count)
     loads = ", ".join(f"{x:.2f}" for x in results["loads"])
-    print(f"load average (1 min) at each round's start: {loads}")
+    print(f"load average (1 min) at each block's start: {loads}")
     return results
+
+
+def _run_in_step(phase: Phase, targets: list[Target], o: Options) -> list[tuple[Measure, float]]:
+    """Run ``phase`` on two targets at once, in step; return each one's measure and CPU seconds."""
+    turns = [Turns() for _ in range(o.clients)]
+    measured: list[tuple[Measure, float] | None] = [None, None]
+    failures: list[BaseException] = []
+
+    def run(side: int) -> None:
+        _in_step.value = InStep(side, turns)
+        server = targets[side].server
+        before = process_tree_cpu_ns(server.process.pid)
+        try:
+            m = phase.run(targets[side], o)
+        except BaseException as exc:  # re-raised below, in the benchmark's own thread
+            failures.append(exc)
+            return
+        measured[side] = (m, (process_tree_cpu_ns(server.process.pid) - before) / 1e9)
+
+    threads = [threading.Thread(target=run, args=(side,)) for side in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
+    return [m for m in measured if m is not None]
+
+
+def _print_observability_cost(phases: dict[str, Any], count: int) -> None:
+    """Print the cost of each phase at one connection count: medians and ranges of rounds."""
+    print(f"\nobservability cost at {count} connection(s), plain and observed in step")
+    print(
+        f"{'phase':22} {'plain/s':>9} {'observed/s':>11} {'cost':>7} {'range':>15}"
+        f" {'CPU µs plain':>13} {'observed':>9} {'CPU cost':>9} {'range':>15}"
+    )
+    for phase in PHASES:
+        runs = phases[phase.key]
+        plain, observed = runs[PLAIN], runs[OBSERVED]
+        pairs = list(zip(plain, observed, strict=True))
+        costs = [1 - b["busy_rate"] / a["busy_rate"] for a, b in pairs]
+        cpu_costs = [b["cpu_per_request"] / a["cpu_per_request"] - 1 for a, b in pairs]
+        runs["cost"], runs["cpu_cost"] = statistics.median(costs), statistics.median(cpu_costs)
+        rate_plain = statistics.median(r["busy_rate"] for r in plain)
+        rate_observed = statistics.median(r["busy_rate"] for r in observed)
+        cpu_plain = statistics.median(r["cpu_per_request"] for r in plain) * 1e6
+        cpu_observed = statistics.median(r["cpu_per_request"] for r in observed) * 1e6
+        print(
+            f"{phase.label:22} {rate_plain:9.1f} {rate_observed:11.1f}"
+            f" {runs['cost'] * 100:6.1f}% {_spread(costs):>15}"
+            f" {cpu_plain:13.0f} {cpu_observed:9.0f}"
+            f" {runs['cpu_cost'] * 100:8.1f}% {_spread(cpu_costs):>15}"
+        )
+
+
+def _spread(values: list[float]) -> str:
+    return f"{min(values) * 100:.1f}..{max(values) * 100:.1f}%"
 
 
 # --------------------------------------------------------------------------- cursor paging

@@ -26,6 +26,7 @@ from flask import g
 from flask import request
 
 from ..domain.lifecycle import request_id_of
+from ..logs import direct_writers
 from ..service.operations.metrics import exposition
 from ..service.operations.metrics import instruments
 from ..service.operations.metrics import scrape_allowed
@@ -132,29 +133,31 @@ def _count(incoming: Any, status: int, seconds: float) -> None:
 
 
 def _access_line(state: Any, status: int, seconds: float, actor: str | None) -> None:
-    """Log the request's access line, with its fields given rather than looked up.
+    """Log the request's access line.
 
-    The record is made and handed to the logger's handlers as ``access_log.info`` would,
-    less the search of the call stack for the caller's file and line (the same every time).
+    Written directly by scimbridge's own handlers when the line would reach only them (the
+    set-up ``serve`` makes; see :func:`~scimbridge.logs.direct_writers`), else as a record
+    handed to the logger's handlers as ``access_log.info`` would, less the search of the
+    call stack for the caller's file and line (the same every time).
     """
     duration_ms = round(seconds * 1000, 1)
     fields = state.log_fields
+    message = "%s %s %d %.1f ms (request %s, %s)" % (  # noqa: UP031  # as logging formats it
+        fields["method"],
+        fields["path"],
+        status,
+        duration_ms,
+        state.request_id,
+        actor or "anonymous",
+    )
+    extra = {**fields, "status": status, "duration_ms": duration_ms}
+    writers = direct_writers(access_log)
+    if writers is not None:
+        for writer in writers:
+            writer.write_line(access_log.name, message, extra)
+        return
     record = access_log.makeRecord(
-        access_log.name,
-        logging.INFO,
-        __file__,
-        0,
-        "%s %s %d %.1f ms (request %s, %s)",
-        (
-            fields["method"],
-            fields["path"],
-            status,
-            duration_ms,
-            state.request_id,
-            actor or "anonymous",
-        ),
-        None,
-        extra={**fields, "status": status, "duration_ms": duration_ms},
+        access_log.name, logging.INFO, __file__, 0, message, (), None, extra=extra
     )
     access_log.handle(record)
 
