@@ -29,7 +29,6 @@ from . import sessions
 from . import users
 from .context import ApiState
 from .context import authenticate
-from .context import request_id
 from .context import state
 from .openapi import build_document
 from .operations import OPERATIONS
@@ -74,7 +73,6 @@ def _allowed_methods() -> list[str]:
 
 @bp.before_request
 def _authenticate() -> Response | None:
-    request_id()
     if request.method == "OPTIONS":
         # Flask's own answer would list the catch-all route's methods too.
         allowed = _allowed_methods()
@@ -101,7 +99,6 @@ def _negotiate() -> None:
 
 @bp.after_request
 def _tag_response(response: Response) -> Response:
-    response.headers["X-Request-Id"] = request_id()
     response.headers.setdefault("Cache-Control", "no-store")
     chosen = g.get("api_media_type")
     if chosen is not None and response.mimetype == JSON_MEDIA_TYPE:

@@ -11,7 +11,6 @@ from flask import request
 
 from ..domain.lifecycle import Actor
 from ..domain.lifecycle import RequestInfo
-from ..domain.lifecycle import request_id_of
 from ..service.clients.idempotency import IdempotencyKeys
 from ..service.clients.tokens import TokenService
 from ..service.directory.lifecycle import UserDirectory
@@ -58,16 +57,16 @@ def _tokens() -> TokenService:
 
 
 def request_id() -> str:
-    """Return the request's id: the caller's ``X-Request-Id`` when usable, else a new one."""
-    if "request_id" not in g:
-        g.request_id = request_id_of(request.headers.get("X-Request-Id"))
+    """Return the request's id, which the app's first hook set and its last one answers.
+
+    See ``web/observability.py``: the caller's ``X-Request-ID`` when usable, else a new one.
+    """
     found: str = g.request_id
     return found
 
 
 def authenticate() -> None:
     """Find the API token of the request, or refuse it (401)."""
-    request_id()
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     value = value.strip()
     if scheme.lower() != "bearer" or not value:
