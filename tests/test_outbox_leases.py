@@ -284,16 +284,75 @@ def test_one_smtp_connection_carries_many_messages(database: Database) -> None:
     assert len(set(server.peers)) == 1, "all five messages went over one connection"
 
 
-@pytest.mark.parametrize(("setting", "pragma"), [("FULL", 2), ("NORMAL", 1)])
+@pytest.mark.parametrize(("setting", "syncs"), [("FULL", True), ("NORMAL", False)])
 def test_sqlite_commits_are_synced_as_the_setting_says(
-    tmp_path: Path, setting: str, pragma: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str, syncs: bool
 ) -> None:
-    database = Database(f"sqlite:///{tmp_path / 'db.sqlite'}", sqlite_synchronous=setting)
+    """FULL: each write syncs the log itself once committed; NORMAL: only checkpoints do."""
+    path = tmp_path / "db.sqlite"
+    database = Database(f"sqlite:///{path}", sqlite_synchronous=setting)
+    synced: list[str] = []
+    real_fdatasync = os.fdatasync
+
+    def fdatasync(descriptor: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        real_fdatasync(descriptor)
+
     try:
+        with database.write() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
         with database.read() as conn:
-            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == pragma
+            # SQLite's own per-commit sync is off either way: FULL is done by write().
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1
+        monkeypatch.setattr(os, "fdatasync", fdatasync)
+        with database.write() as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+            assert synced == []  # not before the commit
     finally:
         database.dispose()
+    assert synced == ([os.path.realpath(f"{path}-wal")] if syncs else [])
+
+
+def test_a_commit_is_synced_after_the_writer_lock_and_before_write_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one writer waits for its sync, the next commits; the first returns after its sync."""
+    database = Database(f"sqlite:///{tmp_path / 'db.sqlite'}", sqlite_synchronous="FULL")
+    with database.write() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    in_sync, release = threading.Event(), threading.Event()
+    real_fdatasync = os.fdatasync
+    first_thread = threading.get_ident()
+    events: list[str] = []
+
+    def fdatasync(descriptor: int) -> None:
+        if threading.get_ident() == first_thread:
+            in_sync.set()
+            assert release.wait(30)
+        real_fdatasync(descriptor)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+
+    def second_writer() -> None:
+        assert in_sync.wait(30)
+        with database.write() as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+        events.append("second committed")
+        release.set()
+
+    other = threading.Thread(target=second_writer)
+    other.start()
+    try:
+        with database.write() as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        events.append("first returned")
+    finally:
+        release.set()
+        other.join(30)
+    with database.read() as conn:
+        assert sorted(conn.exec_driver_sql("SELECT x FROM t").scalars()) == [1, 2]
+    database.dispose()
+    assert events == ["second committed", "first returned"]
 
 
 def test_sqlite_survives_power_loss_by_default() -> None:

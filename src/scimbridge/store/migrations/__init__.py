@@ -22,8 +22,9 @@ def alembic_config(database: Database) -> Config:
 
 
 def upgrade(database: Database, revision: str = "head") -> None:
-    """Bring the database schema up to ``revision``."""
+    """Bring the database schema up to ``revision``, on disk when this returns."""
     command.upgrade(alembic_config(database), revision)
+    database.sync()
 
 
 def known_revisions() -> set[str]:
