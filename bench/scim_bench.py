@@ -113,6 +113,7 @@ class Options:
     token_profile: str | None
     rounds: int
     observability_cost: bool
+    control: bool
     cursor: bool
     cursor_users: int
     database: str
@@ -202,6 +203,12 @@ def parse_options(argv: list[str] | None = None) -> Options:
         action="store_true",
         help="instead: scimbridge without metrics and access log against scimbridge with "
         "metrics, JSON logs and the access log, in the same run",
+    )
+    p.add_argument(
+        "--control",
+        action="store_true",
+        help="with --observability-cost: both servers plain, an A/A run whose 'cost' is the "
+        "method's own noise",
     )
     p.add_argument(
         "--cursor",
@@ -1538,9 +1545,11 @@ def run_observability_cost(o: Options) -> dict[str, Any]:
     counts = o.client_counts or (o.clients,)
     results: dict[str, Any] = {"by_clients": {str(count): {} for count in counts}, "loads": []}
     with contextlib.ExitStack() as stack:
+        # --control: an A/A run, the second server set up as the first.
+        setups = (PLAIN, PLAIN if o.control else OBSERVED)
         targets = [
-            start_scimbridge(stack, o, name, settings=OBSERVABILITY_SETTINGS[name])
-            for name in (PLAIN, OBSERVED)
+            start_scimbridge(stack, o, name, settings=OBSERVABILITY_SETTINGS[setup])
+            for name, setup in zip((PLAIN, OBSERVED), setups, strict=True)
         ]
         print(f"servers up: {', '.join(f'{t.name}:{t.server.port}' for t in targets)}", flush=True)
         for number in range(o.rounds):
