@@ -337,9 +337,7 @@ class ProvisioningService:
         status = UserStatus.INVITED if invite else UserStatus.ACTIVE
         if not active:
             status = UserStatus.SUSPENDED
-        changes = audit.sanitized(
-            {"status": status.value, **audit.document_changes({}, prepared.doc)}
-        )
+        changes = audit.creation_changes(status.value, prepared.doc)
         user_name = prepared.columns.user_name
         now = _now()
         with self._write(caller) as conn:
