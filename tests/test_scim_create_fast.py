@@ -92,6 +92,31 @@ EMAIL = st.fixed_dictionaries(
         "foo": WORDS,
     },
 )
+TYPES = st.sampled_from(["work", "mobile", "home", "Work", "other", "fax", ""])
+PHONE = st.fixed_dictionaries(
+    {},
+    optional={
+        "value": _maybe_wrong(st.sampled_from(["+1 555 0100", "0100", "", "not a number"])),
+        "type": _maybe_wrong(TYPES),
+        "primary": _maybe_wrong(st.booleans()),
+        "display": WORDS,
+        "Type": TYPES,
+    },
+)
+ADDRESS = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": _maybe_wrong(TYPES),
+        "streetAddress": _maybe_wrong(WORDS),
+        "locality": WORDS,
+        "region": WORDS,
+        "postalCode": st.sampled_from(["75001", "", "SW1A 1AA"]),
+        "country": st.sampled_from(["FR", "fr", "France", "XX", ""]),
+        "formatted": WORDS,
+        "primary": _maybe_wrong(st.booleans()),
+        "street_address": WORDS,
+    },
+)
 NAME = st.fixed_dictionaries(
     {},
     optional={
@@ -139,9 +164,8 @@ ATTRIBUTES = st.fixed_dictionaries(
         "emails": st.one_of(st.lists(EMAIL, max_size=3), WRONG),
         "password": st.sampled_from(["1mz050nq", "", None, 5]),
         E: st.one_of(ENTERPRISE, ENTERPRISE, ENTERPRISE, WRONG),
-        "phoneNumbers": st.lists(
-            st.fixed_dictionaries({"value": st.sampled_from(["+1 555 0100"])}), max_size=1
-        ),
+        "phoneNumbers": st.one_of(st.lists(PHONE, max_size=3), WRONG),
+        "addresses": st.one_of(st.lists(ADDRESS, max_size=2), WRONG),
         # Read-only attributes: the model ignores them, or refuses what it cannot read.
         "id": st.sampled_from(["abc", 5]),
         "meta": st.sampled_from([{"resourceType": "User"}, {"resourceType": 5}, {}, "x"]),
@@ -203,7 +227,28 @@ MICROSOFT = {
     ],
     E: {"employeeNumber": "701984", "department": "Engineering", "manager": {"value": "m1"}},
 }
-IDP_BODIES = [ENTRA, OKTA, MICROSOFT]
+ENTRA_MAPPINGS = {
+    **ENTRA,
+    "displayName": "Ada Lovelace",
+    "title": "Analyst",
+    "phoneNumbers": [
+        {"type": "work", "value": "+1 555 0100"},
+        {"type": "mobile", "value": "+1 555 0199"},
+    ],
+    "addresses": [
+        {
+            "type": "work",
+            "streetAddress": "1 Main St",
+            "locality": "Springfield",
+            "region": "IL",
+            "postalCode": "62701",
+            "country": "US",
+        }
+    ],
+    E: {"employeeNumber": "42", "department": "R&D", "manager": {"value": "m1"}},
+}
+"""Entra's create under its default attribute mappings: phones, a work address, enterprise."""
+IDP_BODIES = [ENTRA, OKTA, MICROSOFT, ENTRA_MAPPINGS]
 
 
 @st.composite
@@ -454,7 +499,7 @@ def test_refusals_agree(sides: tuple[Side, Side], body: dict[str, Any], profile:
         assert (outcome[0] == "error") is (profile != "entra"), outcome
 
 
-@pytest.mark.parametrize("body", IDP_BODIES, ids=["entra", "okta", "microsoft"])
+@pytest.mark.parametrize("body", IDP_BODIES, ids=["entra", "okta", "microsoft", "entra-mapped"])
 def test_the_fast_path_takes_the_idp_bodies(sides: tuple[Side, Side], body: dict[str, Any]) -> None:
     """The bodies the fast path exists for do not fall back (it would be no faster)."""
     assert create_fast.plan_create(body) is not None

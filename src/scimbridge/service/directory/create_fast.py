@@ -5,8 +5,8 @@ and dumps the model back into the stored document. The two cost most of the CPU 
 takes, while identity providers send one plain shape over and over: ``userName``, a few
 strings, ``name``, work emails, ``active``, the enterprise extension, and for Okta a password
 (Entra adds ``meta.resourceType`` and ``roles: []``, Okta ``groups: []``, which the model
-ignores). Such a body is read here into the document the model path would store, in
-microseconds.
+ignores; Entra's default mappings add work and mobile ``phoneNumbers`` and a work address).
+Such a body is read here into the document the model path would store, in microseconds.
 
 scim2-models stays the oracle. :func:`plan_create` plans only a body whose outcome it
 reproduces exactly: attributes spelled as the schema spells them, values of the exact JSON
@@ -30,7 +30,7 @@ _CORE_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 _SCHEMAS = ([_CORE_SCHEMA], [_CORE_SCHEMA, ENTERPRISE_SCHEMA])
 
 # Attributes read as plain strings: the model checks nothing more of them (profileUrl, a
-# URI, and the multi-valued attributes but emails are left to it).
+# URI, and the multi-valued attributes other than those below are left to it).
 _CORE_STRINGS = frozenset(
     {"userName", "externalId", "displayName", "nickName", "title", "userType"}
     | {"preferredLanguage", "locale", "timezone"}
@@ -39,7 +39,12 @@ _NAME_STRINGS = frozenset(DUMP_ORDER[("name",)])
 _ENTERPRISE_STRINGS = frozenset(
     {"employeeNumber", "costCenter", "organization", "division", "department"}
 )
-_EMAIL_STRINGS = frozenset({"value", "type", "display"})
+# Multi-valued complex attributes: their string sub-attributes (``primary`` is a boolean).
+_MULTI_STRINGS: dict[str, frozenset[str]] = {
+    "emails": frozenset({"value", "type", "display"}),
+    "phoneNumbers": frozenset({"value", "type", "display"}),
+    "addresses": frozenset(DUMP_ORDER[("addresses",)]) - {"primary"},
+}
 
 # Read-only attributes IdPs send empty (or, for meta, with the resource type alone): the
 # model ignores them in a creation request. Anything else in them goes the model's way.
@@ -83,12 +88,12 @@ def plan_create(body: dict[str, Any]) -> PlannedUser | None:
                 return None
             if name:
                 found[key] = _ordered(name, DUMP_ORDER[("name",)])
-        elif key == "emails":
-            emails = _emails(value)
-            if emails is None:
+        elif key in _MULTI_STRINGS:
+            entries = _entries(value, key)
+            if entries is None:
                 return None
-            if emails:
-                found[key] = emails
+            if entries:
+                found[key] = entries
         elif key == ENTERPRISE_SCHEMA:
             enterprise = _enterprise(value)
             if enterprise is None or ENTERPRISE_SCHEMA not in schemas:
@@ -131,11 +136,15 @@ def _strings(value: Any, names: frozenset[str]) -> dict[str, str] | None:
     return value
 
 
-def _emails(value: Any) -> list[dict[str, Any]] | None:
-    """Return the emails in dump form; None when one of them is not plainly readable."""
+def _entries(value: Any, attribute: str) -> list[dict[str, Any]] | None:
+    """Return a multi-valued attribute in dump form; None when an entry is not plainly readable.
+
+    Empty entries are left out, as the model leaves them out.
+    """
     if not isinstance(value, list):
         return None
-    emails = []
+    strings = _MULTI_STRINGS[attribute]
+    entries = []
     for entry in value:
         if not isinstance(entry, dict):
             return None
@@ -143,11 +152,11 @@ def _emails(value: Any) -> list[dict[str, Any]] | None:
             if key == "primary":
                 if type(item) is not bool:
                     return None
-            elif key not in _EMAIL_STRINGS or not isinstance(item, str):
+            elif key not in strings or not isinstance(item, str):
                 return None
         if entry:
-            emails.append(_ordered(entry, DUMP_ORDER[("emails",)]))
-    return emails
+            entries.append(_ordered(entry, DUMP_ORDER[(attribute,)]))
+    return entries
 
 
 def _enterprise(value: Any) -> dict[str, Any] | None:
