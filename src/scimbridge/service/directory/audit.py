@@ -23,6 +23,11 @@ class SanitizedChanges(dict[str, Any]):
     """
 
 
+def sanitized(changes: dict[str, Any]) -> SanitizedChanges:
+    """Strip secrets from an event's changes ahead of time (a create uses creation_changes)."""
+    return SanitizedChanges(_without_secrets(changes))
+
+
 def record(
     conn: Transaction,
     actor: Actor,
