@@ -104,10 +104,12 @@ def test_an_invited_create_checks_its_address_once(
         return validate(value, **options)
 
     monkeypatch.setattr(email_validator, "validate_email", counting)
-    emails = [{"value": "invited.once@example.org", "type": "work", "primary": True}]
+    # An apostrophe takes the address out of the plain form that domain.emails accepts
+    # without asking email-validator (tests/test_email_plain_check.py): this one is asked.
+    emails = [{"value": "invited.o'nce@example.org", "type": "work", "primary": True}]
     response = inviting_scim.post("/Users", user_payload("invited.once", emails=emails))
     assert response.status_code == 201, response.json
-    assert checked == ["invited.once@example.org"]
+    assert checked == ["invited.o'nce@example.org"]
     lifecycle = inviting_scim.get(
         f"/Users/{response.json['id']}",
         query_string={"attributes": f"{LIFECYCLE_SCHEMA}:status"},

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from scimbridge.app import create_app
+from scimbridge.service.directory import audit
 from scimbridge.store.database import Database
 from scimbridge.store.migrations import upgrade
 
@@ -63,3 +68,44 @@ def test_a_created_user_is_audited_whole_and_without_its_password(
     }
     assert event.changes == expected
     assert "correct horse" not in str(event.changes)
+
+
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=4)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.dictionaries(
+            st.sampled_from(["value", "Password", "secret", "type", "token_hash", "x"]),
+            children,
+            max_size=3,
+        ),
+    ),
+    max_leaves=8,
+)
+
+
+def _stripped(value: Any) -> Any:
+    """Remove secret keys at any depth, as every audit event must."""
+    if isinstance(value, dict):
+        return {
+            key: _stripped(item)
+            for key, item in value.items()
+            if key.lower() not in {"password", "password_hash", "token", "token_hash", "secret"}
+        }
+    if isinstance(value, list):
+        return [_stripped(item) for item in value]
+    return value
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    doc=st.dictionaries(
+        st.sampled_from(["schemas", "userName", "password", "emails", "name", "Secret", "x"]),
+        JSON_VALUES,
+        max_size=5,
+    )
+)
+def test_creation_changes_are_the_document_diff_without_secrets(doc: dict[str, Any]) -> None:
+    """A create's changes: the diff from nothing to the document, stripped of secrets."""
+    expected = _stripped({"status": "active", **audit.document_changes({}, doc)})
+    assert audit.creation_changes("active", doc) == expected

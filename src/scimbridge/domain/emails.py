@@ -8,6 +8,7 @@ what a client's profile lets it write, and only values that are addresses ever r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from collections.abc import Mapping
 from functools import lru_cache
@@ -39,12 +40,44 @@ _REMEMBERED_LENGTH = 320
 
 
 def _is_address(value: str) -> bool:
-    """Check a string with email-validator."""
+    """Check a string with email-validator, unless it is a plain address (see below)."""
+    if _is_plain_address(value):
+        return True
     try:
         email_validator.validate_email(value, check_deliverability=False)
     except email_validator.EmailNotValidError:
         return False
     return True
+
+
+# The addresses clients nearly always send: ASCII atoms, a dotted host name ending in a
+# letter-only top-level label. Each such address passes every check of email-validator (atom
+# characters, dots not leading, trailing or doubled, labels of 1-63 characters neither
+# starting nor ending with a hyphen, a period in the domain, a top-level domain ending in a
+# letter); the lengths, R-LDH labels (``ab--c``) and special-use domains are checked below.
+# Anything else is left to email-validator, so this answers in microseconds what it answers
+# in tens of them, and never differently (tests/test_email_plain_check.py).
+_PLAIN_ADDRESS = re.compile(
+    r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
+_ADDRESS_MAX_LENGTH = 254
+_LOCAL_PART_MAX_LENGTH = 64
+
+
+def _is_plain_address(value: str) -> bool:
+    """Whether ``value`` is an address of the plain form email-validator surely accepts."""
+    if len(value) > _ADDRESS_MAX_LENGTH or not _PLAIN_ADDRESS.fullmatch(value):
+        return False
+    local, _, domain = value.partition("@")
+    if len(local) > _LOCAL_PART_MAX_LENGTH or "--" in domain:
+        return False
+    domain = domain.lower()
+    # Read at each call: the list is a module setting (see accept_internal_email_domains).
+    return not any(
+        domain == special or domain.endswith("." + special)
+        for special in email_validator.SPECIAL_USE_DOMAIN_NAMES
+    )
 
 
 _remembered_is_address = lru_cache(maxsize=4096)(_is_address)

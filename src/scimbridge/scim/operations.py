@@ -23,6 +23,7 @@ from ..domain.resources import GroupResource
 from ..domain.resources import StoredResource
 from ..domain.resources import UserResource
 from ..service.clients.deviations import count_client_deviations
+from ..service.directory.create_fast import plan_create
 from ..service.directory.provisioning import Caller
 from ..service.directory.provisioning import ProvisioningService
 from .filter_cost import check_patch_path
@@ -112,15 +113,32 @@ def create_resource(
     resource_type: str, body: dict[str, Any], profile: ClientProfile
 ) -> StoredResource:
     """POST: validate a creation request and store the new resource."""
-    model = MODELS[resource_type]
-    body = normalize_resource(body, model, profile)
-    _check_schemas(body)
-    resource = model.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
     if resource_type == "User":
-        emails = resource.emails or []
-        profile.admit_email_values(str(e.value) for e in emails if e.value is not None)
-        return _service().create_user(resource, _caller())
-    return _service().create_group(resource, _caller())
+        return create_user(_service(), body, profile, _caller())
+    body = normalize_resource(body, GroupResource, profile)
+    _check_schemas(body)
+    group = GroupResource.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+    return _service().create_group(group, _caller())
+
+
+def create_user(
+    service: ProvisioningService, body: dict[str, Any], profile: ClientProfile, caller: Caller
+) -> StoredResource:
+    """POST /Users: store the user a creation body describes, under the client's profile.
+
+    A body in the plain shape IdPs send is read by create_fast into its document; any other
+    is normalised by the profile, validated by scim2-models (with its errors) and dumped.
+    """
+    planned = plan_create(body) if service.fast_create else None
+    if planned is not None:
+        profile.admit_email_values(planned.email_values)
+        return service.create_user_document(planned, caller)
+    body = normalize_resource(body, UserResource, profile)
+    _check_schemas(body)
+    user = UserResource.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+    emails = user.emails or []
+    profile.admit_email_values(str(e.value) for e in emails if e.value is not None)
+    return service.create_user(user, caller)
 
 
 def replace_resource(

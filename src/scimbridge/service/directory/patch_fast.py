@@ -49,7 +49,7 @@ def _scim_names(model: Any) -> list[str]:
 
 # Attribute names as a dump writes them, by container: a document written here keeps the
 # key order of one scim2-models writes, so both paths store the same JSON.
-_ORDER: dict[tuple[str, ...], list[str]] = {
+DUMP_ORDER: dict[tuple[str, ...], list[str]] = {
     (): _scim_names(UserResource),
     ("name",): _scim_names(Name),
     (ENTERPRISE_SCHEMA,): _scim_names(EnterpriseUser),
@@ -65,7 +65,7 @@ _ORDER: dict[tuple[str, ...], list[str]] = {
 _STRING_CORE: tuple[str, ...] = ("userName", "displayName", "nickName", "title", "userType")
 _STRING_CORE += ("preferredLanguage", "locale", "timezone", "externalId")
 _ENTERPRISE_STRINGS = ("employeeNumber", "costCenter", "organization", "division", "department")
-_NAME_PARTS = tuple(_ORDER[("name",)])
+_NAME_PARTS = tuple(DUMP_ORDER[("name",)])
 
 _LEAVES: dict[str, tuple[tuple[str, ...], type]] = {}
 for _attribute in _STRING_CORE:
@@ -101,7 +101,7 @@ _MULTI: dict[str, tuple[str, tuple[str, ...]]] = {
         ("formatted", "streetaddress", "locality", "region", "postalcode", "country"),
     ),
 }
-_SUB_NAMES = {name.lower(): name for names in _ORDER.values() for name in names}
+_SUB_NAMES = {name.lower(): name for names in DUMP_ORDER.values() for name in names}
 _TYPE_FILTER = re.compile(r'(\w+)\[type eq "([^"\\]*)"\](?:\.(\w+))?', re.IGNORECASE)
 
 _type_key = Path[UserResource]("emails.type").resolve()
@@ -341,7 +341,7 @@ def _set_leaf(doc: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
 
 
 def _reorder(container: dict[str, Any], where: tuple[str, ...]) -> None:
-    order = _ORDER.get(where)
+    order = DUMP_ORDER.get(where)
     if order is None:
         return
     items = dict(container)

@@ -61,6 +61,7 @@ from ...store.resources import DuplicateKey
 from ...store.resources import UserColumns
 from ..ldap.sync import MemberDelta
 from . import audit
+from .create_fast import PlannedUser
 from .lifecycle import UserDirectory
 from .lifecycle import primary_email_in
 from .mapping import document
@@ -162,18 +163,23 @@ class ProvisioningService:
         max_patch_members: int = 10_000,
         invite_on_create: bool = False,
         fast_patch: bool = True,
+        fast_create: bool = True,
     ) -> None:
         """Serve SCIM writes on ``database``.
 
         :param fast_patch: apply the PATCH shapes IdPs send on the stored document
             (patch_fast); off, every user PATCH goes through scim2-models (the differential
             test compares both).
+        :param fast_create: read the user bodies IdPs create with into their document
+            (create_fast); off, every user create goes through scim2-models (the
+            differential test compares both).
         """
         self.database = database
         self.directory = directory
         self.max_patch_members = max_patch_members
         self.invite_on_create = invite_on_create
         self.fast_patch = fast_patch
+        self.fast_create = fast_create
 
     @contextmanager
     def _write(self, caller: Caller | None) -> Iterator[Transaction]:
@@ -302,29 +308,37 @@ class ProvisioningService:
             raise _scim_password_refusal(exc) from None
 
     def create_user(self, user: UserResource, caller: Caller | None = None) -> StoredResource:
-        """Create a user; 409 uniqueness when the userName is taken.
+        """Create a user from its validated model; 409 uniqueness when the userName is taken.
 
         With ``invite_on_create``, a user sent without a password and with an email address is
         ``invited`` and gets an invitation to set a local password.
         """
-        caller = caller or Caller()
         if user.active is None:
             user.active = True
         # Everything but the statements is computed before the write transaction: the
         # database has one writer at a time, and model work would hold it up.
-        prepared = _PreparedUser.of(user)
+        return self._create_user(_PreparedUser.of(user), caller or Caller())
+
+    def create_user_document(
+        self, planned: PlannedUser, caller: Caller | None = None
+    ) -> StoredResource:
+        """Create a user from a body create_fast read (as :meth:`create_user` would)."""
+        return self._create_user(_PreparedUser.of_planned(planned), caller or Caller())
+
+    def _create_user(self, prepared: _PreparedUser, caller: Caller) -> StoredResource:
+        """Store a new user, queue its directory sync, invite it if due, audit it."""
+        active = prepared.doc.get("active") is not False
         invite = (
             self.invite_on_create
             and prepared.password_hash is None
-            and user.active
+            and active
             and mail_address(prepared.doc.get("emails") or []) is not None
         )
         status = UserStatus.INVITED if invite else UserStatus.ACTIVE
-        if not user.active:
+        if not active:
             status = UserStatus.SUSPENDED
-        changes = audit.sanitized(
-            {"status": status.value, **audit.document_changes({}, prepared.doc)}
-        )
+        changes = audit.creation_changes(status.value, prepared.doc)
+        user_name = prepared.columns.user_name
         now = _now()
         with self._write(caller) as conn:
             try:
@@ -339,7 +353,7 @@ class ProvisioningService:
                 )
             except DuplicateKey:
                 raise UniquenessException(
-                    detail=f"userName {user.user_name!r} is already taken"
+                    detail=f"userName {user_name!r} is already taken"
                 ) from None
             if prepared.password is not None:
                 self._deliver_password(conn, record.id, prepared.password, now)
@@ -354,7 +368,7 @@ class ProvisioningService:
                 "user.created",
                 target_type="User",
                 target_id=record.id,
-                target_name=user.user_name,
+                target_name=user_name,
                 changes=changes,
                 request=caller.request,
                 now=now,
@@ -969,6 +983,13 @@ class _PreparedUser:
             user.password = None
         doc = document(user)
         return cls(user_columns(doc), doc, password_hash, password)
+
+    @classmethod
+    def of_planned(cls, planned: PlannedUser) -> _PreparedUser:
+        """Hash the password of a body create_fast read, and build its row."""
+        password = planned.password
+        password_hash = hash_password(password) if password else None
+        return cls(user_columns(planned.doc), planned.doc, password_hash, password)
 
     @classmethod
     def of_document(cls, doc: dict[str, Any]) -> _PreparedUser:
