@@ -23,11 +23,6 @@ class SanitizedChanges(dict[str, Any]):
     """
 
 
-def sanitized(changes: dict[str, Any]) -> SanitizedChanges:
-    """Strip secrets from an event's changes ahead of time (a create uses creation_changes)."""
-    return SanitizedChanges(_without_secrets(changes))
-
-
 def record(
     conn: Transaction,
     actor: Actor,
@@ -89,7 +84,7 @@ def document_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str,
 def creation_changes(status: str, doc: dict[str, Any]) -> SanitizedChanges:
     """Return a create's changes, already stripped of secrets: its status and whole document.
 
-    The same as ``sanitized({"status": status, **document_changes({}, doc)})``, for a
+    The same as the secret-free ``{"status": status, **document_changes({}, doc)}``, for a
     fraction of its cost: a create compares nothing, and a value holding no secret (every
     value, in practice) goes in as it is rather than copied. The event is written in the
     transaction of the create, before anything could change the document it shares values
