@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement
 from sqlalchemy import Connection
 from sqlalchemy import Integer
@@ -15,13 +16,16 @@ from sqlalchemy import Row
 from sqlalchemy import String
 from sqlalchemy import Table
 from sqlalchemy import bindparam
+from sqlalchemy import cast
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import literal
 from sqlalchemy import literal_column
 from sqlalchemy import select
+from sqlalchemy import union_all
 from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
 from ..domain.paging import PagePosition
@@ -446,6 +450,13 @@ def insert_group(
     return StoredResource(pk, resource_id, "Group", doc, now, now, 1)
 
 
+_BUMP_GROUP = PreparedStatement(
+    update(groups)
+    .where(groups.c.pk == bindparam("at_pk"), groups.c.version == bindparam("old_version"))
+    .values(last_modified=bindparam("last_modified"), version=bindparam("new_version"))
+)
+
+
 def update_group(
     conn: Connection,
     record: StoredResource,
@@ -454,6 +465,22 @@ def update_group(
     now: datetime,
 ) -> StoredResource:
     """Write a new version of a group; ``columns``/``doc`` None keeps them (member change)."""
+    if columns is None or doc is None:
+        # A member change: only the version and the modification time move.
+        bumped = _BUMP_GROUP.execute(
+            conn,
+            {
+                "at_pk": record.pk,
+                "old_version": record.version,
+                "last_modified": to_db(now),
+                "new_version": record.version + 1,
+            },
+        )
+        if bumped != 1:
+            raise ConcurrentUpdate(record.id)
+        return StoredResource(
+            record.pk, record.id, "Group", record.doc, record.created, now, record.version + 1
+        )
     values: dict[str, Any] = {
         "last_modified": to_db(now),
         "version": record.version + 1,
@@ -486,18 +513,46 @@ def update_group(
     )
 
 
+def _ids_given(dialect_name: str) -> Any:
+    """Return the rows of ids sent as one JSON array parameter, ``ids``, as column ``value``.
+
+    One parameter whatever the number of ids: the statement is compiled once and stays
+    under the databases' bound-parameter limits, where an ``IN`` list would be rebuilt for
+    every length.
+    """
+    given = bindparam("ids", type_=String())
+    if dialect_name == "postgresql":
+        return func.jsonb_array_elements_text(cast(given, JSONB)).table_valued("value")
+    return func.json_each(given).table_valued("value")
+
+
+def _resource_types_statement(dialect_name: str) -> PreparedStatement:
+    ids = select(_ids_given(dialect_name).c.value)
+    return PreparedStatement(
+        union_all(
+            select(users.c.id, literal("User")).where(users.c.id.in_(ids)),
+            select(groups.c.id, literal("Group")).where(groups.c.id.in_(ids)),
+        )
+    )
+
+
+_RESOURCE_TYPES = {name: _resource_types_statement(name) for name in ("sqlite", "postgresql")}
+
+
 def resource_types_of(conn: Connection, ids: Iterable[str]) -> dict[str, str]:
     """Map each id that names an existing user or group to ``User`` or ``Group``."""
     wanted = list(set(ids))
-    found: dict[str, str] = {}
-    # Chunks keep the statement under the databases' bound-parameter limits.
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        for row in conn.execute(select(users.c.id).where(users.c.id.in_(chunk))):
-            found[row.id] = "User"
-        for row in conn.execute(select(groups.c.id).where(groups.c.id.in_(chunk))):
-            found[row.id] = "Group"
-    return found
+    if not wanted:
+        return {}
+    rows = _RESOURCE_TYPES[conn.dialect.name].all(conn, {"ids": orjson.dumps(wanted).decode()})
+    return {resource_id: resource_type for resource_id, resource_type in rows}
+
+
+# SQLite counts the rows an INSERT ... ON CONFLICT DO NOTHING run many times really added;
+# psycopg does not for an INSERT (-1), so PostgreSQL counts the rows it returns.
+_ADD_MEMBERS_SQLITE = PreparedStatement(
+    conflict_insert("sqlite", group_members).on_conflict_do_nothing()
+)
 
 
 def add_members(
@@ -519,8 +574,9 @@ def add_members(
         }
         for member_id, member_type in members.items()
     ]
+    if conn.dialect.name == "sqlite":
+        return _ADD_MEMBERS_SQLITE.execute_many(conn, rows)
     statement = conflict_insert(conn.dialect.name, group_members).on_conflict_do_nothing()
-    # psycopg reports no rowcount for an INSERT (-1), so count the rows actually inserted.
     result = conn.execute(statement.returning(group_members.c.member_id), rows)
     return len(result.all())
 

@@ -1,0 +1,109 @@
+"""The store statements a group member PATCH runs under the writer lock, on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+
+import pytest
+
+from scimbridge.domain.resources import GroupResource
+from scimbridge.domain.resources import UserResource
+from scimbridge.service.directory.mapping import document
+from scimbridge.service.directory.mapping import group_columns
+from scimbridge.service.directory.mapping import user_columns
+from scimbridge.store import resources as store
+from scimbridge.store.database import Database
+from scimbridge.store.migrations import upgrade
+from scimbridge.store.resources import ConcurrentUpdate
+
+_NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+USERS = 1200
+"""More ids than one ``IN`` chunk (500) held before, so one parameter carries them all."""
+
+
+@pytest.fixture
+def seeded(database_url: str) -> Iterator[tuple[Database, list[str], str, int]]:
+    """A store with USERS users and one group: (database, user ids, group id, group pk)."""
+    database = Database(database_url)
+    upgrade(database)
+    ids = []
+    with database.write() as conn:
+        for index in range(USERS):
+            user = UserResource(user_name=f"member.{index}", active=True)
+            record = store.insert_user(
+                conn,
+                f"00000000-0000-4000-8000-{index:012d}",
+                user_columns(document(user)),
+                document(user),
+                None,
+                _NOW,
+            )
+            ids.append(record.id)
+        group = GroupResource(display_name="Staff")
+        created = store.insert_group(
+            conn,
+            "10000000-0000-4000-8000-000000000001",
+            group_columns(group),
+            document(group),
+            _NOW,
+        )
+    yield database, ids, created.id, created.pk
+    database.dispose()
+
+
+def test_resource_types_name_users_and_groups_and_skip_unknown_ids(
+    seeded: tuple[Database, list[str], str, int],
+) -> None:
+    """Every existing id maps to its type, repeated ids once, unknown ones not at all."""
+    database, ids, group_id, _ = seeded
+    asked = [*ids, ids[0], group_id, "no-such-id", "", 'quote"and\\backslash']
+    with database.read() as conn:
+        found = store.resource_types_of(conn, asked)
+        empty = store.resource_types_of(conn, [])
+    assert found == {**dict.fromkeys(ids, "User"), group_id: "Group"}
+    assert empty == {}
+
+
+def test_add_members_counts_only_the_rows_it_added(
+    seeded: tuple[Database, list[str], str, int],
+) -> None:
+    """Members already present are left alone and not counted; the display is stored."""
+    database, ids, _, group_pk = seeded
+    with database.write() as conn:
+        first = store.add_members(conn, group_pk, {ids[0]: "User", ids[1]: "User"}, {ids[0]: "A"})
+    with database.write() as conn:
+        again = store.add_members(conn, group_pk, {member: "User" for member in ids[:5]})
+        nothing = store.add_members(conn, group_pk, {})
+    with database.read() as conn:
+        record = store.get(conn, "Group", "10000000-0000-4000-8000-000000000001")
+        assert record is not None
+        store.load_members(conn, [record])
+    assert (first, again, nothing) == (2, 3, 0)
+    assert record.memberships is not None
+    members = {membership.id: membership.display for membership in record.memberships}
+    assert set(members) == set(ids[:5])
+    assert members[ids[0]] == "A"
+
+
+def test_a_member_change_bumps_the_version_once_and_refuses_a_stale_one(
+    seeded: tuple[Database, list[str], str, int],
+) -> None:
+    """A member change moves version and lastModified only; a stale version is refused."""
+    database, _, group_id, _ = seeded
+    later = _NOW + timedelta(minutes=5)
+    with database.write() as conn:
+        record = store.get(conn, "Group", group_id)
+        assert record is not None
+        bumped = store.update_group(conn, record, None, None, later)
+    with database.read() as conn:
+        stored = store.get(conn, "Group", group_id)
+    assert stored is not None
+    assert (bumped.version, stored.version) == (record.version + 1, record.version + 1)
+    assert stored.last_modified == bumped.last_modified == later
+    assert stored.created == record.created
+    assert stored.doc == record.doc
+    with pytest.raises(ConcurrentUpdate), database.write() as conn:
+        store.update_group(conn, record, None, None, later)
