@@ -107,3 +107,37 @@ def test_a_member_change_bumps_the_version_once_and_refuses_a_stale_one(
     assert stored.doc == record.doc
     with pytest.raises(ConcurrentUpdate), database.write() as conn:
         store.update_group(conn, record, None, None, later)
+
+
+def test_a_read_with_memberships_lists_direct_and_nested_groups_and_none_for_others(
+    seeded: tuple[Database, list[str], str, int],
+) -> None:
+    """A member of a group nested in another has both; a user in no group has none."""
+    database, ids, staff_id, staff_pk = seeded
+    with database.write() as conn:
+        outer = GroupResource(display_name="Everyone")
+        everyone = store.insert_group(
+            conn,
+            "10000000-0000-4000-8000-000000000002",
+            group_columns(outer),
+            document(outer),
+            _NOW,
+        )
+        store.add_members(conn, staff_pk, {ids[0]: "User"})
+        store.add_members(conn, everyone.pk, {staff_id: "Group"})
+    with database.read() as conn:
+        member = store.get_with_memberships(conn, "User", ids[0])
+        loner = store.get_with_memberships(conn, "User", ids[1])
+        group = store.get_with_memberships(conn, "Group", everyone.id)
+        missing = store.get_with_memberships(conn, "User", "no-such-id")
+    assert member is not None and loner is not None and group is not None
+    assert member.memberships is not None
+    groups = {(membership.id, membership.kind) for membership in member.memberships}
+    assert groups == {(staff_id, "direct"), (everyone.id, "indirect")}
+    assert loner.memberships == []
+    assert loner.doc["userName"] == "member.1"
+    assert group.memberships is not None
+    assert [(membership.id, membership.type) for membership in group.memberships] == [
+        (staff_id, "Group")
+    ]
+    assert missing is None

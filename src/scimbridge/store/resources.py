@@ -18,6 +18,7 @@ from sqlalchemy import Table
 from sqlalchemy import bindparam
 from sqlalchemy import cast
 from sqlalchemy import delete
+from sqlalchemy import exists
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import literal
@@ -288,6 +289,38 @@ def get(
     locking = for_update and conn.dialect.name == "postgresql"
     row = _PREPARED_GET[resource_type, locking].first(conn, {"resource_id": resource_id})
     return _record(row, resource_type) if row else None
+
+
+_GET_USER_AND_WHETHER_GROUPED = PreparedStatement(
+    select(
+        *_record_columns("User"),
+        exists().where(group_members.c.member_id == users.c.id).label("grouped"),
+    ).where(users.c.id == bindparam("resource_id"))
+)
+
+
+def get_with_memberships(
+    conn: Connection, resource_type: str, resource_id: str
+) -> StoredResource | None:
+    """Read one user with its groups, or one group with its members.
+
+    A user's row says whether any group names it, so the groups query (a recursive one,
+    for nested groups) runs only for users who belong to some group.
+    """
+    if resource_type == "Group":
+        record = get(conn, "Group", resource_id)
+        if record is not None:
+            load_members(conn, [record])
+        return record
+    row = _GET_USER_AND_WHETHER_GROUPED.first(conn, {"resource_id": resource_id})
+    if row is None:
+        return None
+    record = _record(row[:-1], "User")
+    if row[-1]:
+        load_groups_of(conn, [record])
+    else:
+        record.memberships = []
+    return record
 
 
 _DELETE_BY_ID = {

@@ -193,10 +193,14 @@ class ProvisioningService:
     ) -> StoredResource:
         """Return one resource; ``memberships`` loads a user's groups or a group's members."""
         with self.database.read() as conn:
-            record = self._require(conn, resource_type, resource_id)
-            if memberships:
-                self._load_memberships(conn, [record])
-            return record
+            if not memberships:
+                return self._require(conn, resource_type, resource_id)
+            found = store.get_with_memberships(conn, resource_type, resource_id)
+            if found is None:
+                raise NotFoundException(detail=f"{resource_type} {resource_id} not found")
+            if resource_type == "User":
+                _load_invitations(conn, [found])
+            return found
 
     def search(
         self,
