@@ -1,4 +1,7 @@
-"""The store statements a group member PATCH runs under the writer lock, on both databases."""
+"""What a group member PATCH does under the writer lock, and the order of its errors.
+
+The store statements run on both databases.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,11 @@ from scimbridge.store import resources as store
 from scimbridge.store.database import Database
 from scimbridge.store.migrations import upgrade
 from scimbridge.store.resources import ConcurrentUpdate
+
+from .conftest import ScimClient
+from .conftest import created
+from .conftest import group_payload
+from .conftest import patch_payload
 
 _NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 USERS = 1200
@@ -141,3 +149,25 @@ def test_a_read_with_memberships_lists_direct_and_nested_groups_and_none_for_oth
         (staff_id, "Group")
     ]
     assert missing is None
+
+
+def test_a_member_operation_error_comes_after_the_group_and_its_etag_are_checked(
+    scim: ScimClient,
+) -> None:
+    """Split before the write, raised where it ran before: 404 and 412 still come first."""
+    bad = patch_payload({"op": "replace", "path": "members.value", "value": "x"})
+    unknown = scim.patch("/Groups/10000000-0000-4000-8000-00000000dead", bad)
+    group_id = created(scim.post("/Groups", group_payload("Staff")))
+    stale = scim.patch(f"/Groups/{group_id}", bad, headers={"If-Match": 'W/"41"'})
+    refused = scim.patch(f"/Groups/{group_id}", bad)
+    later = scim.patch(
+        f"/Groups/{group_id}",
+        patch_payload(
+            {"op": "add", "path": "members", "value": [{"value": "no-such-member"}]},
+            {"op": "replace", "path": "members.value", "value": "x"},
+        ),
+    )
+    assert (unknown.status_code, stale.status_code, refused.status_code) == (404, 412, 400)
+    assert refused.get_json()["scimType"] == "mutability"
+    # The first operation fails first (an unknown member), as when each ran in turn.
+    assert (later.status_code, later.get_json()["scimType"]) == (400, "invalidValue")
