@@ -323,26 +323,38 @@ def get_with_memberships(
     return record
 
 
+def _deleted_and_whether_grouped(table: Table, name: Any) -> PreparedStatement:
+    """Delete a user or group by id, returning its name and whether any group names it."""
+    # On SQLite the RETURNING clause names columns without their table, so the subquery
+    # reads "member_id = id": group_members has no ``id`` column, so ``id`` is the deleted
+    # row's (tests/test_scim_delete.py deletes members of groups on both databases).
+    grouped = exists().where(group_members.c.member_id == table.c.id)
+    return PreparedStatement(
+        delete(table).where(table.c.id == bindparam("resource_id")).returning(name, grouped)
+    )
+
+
 _DELETE_BY_ID = {
-    "User": PreparedStatement(
-        delete(users).where(users.c.id == bindparam("resource_id")).returning(users.c.user_name)
-    ),
-    "Group": PreparedStatement(
-        delete(groups)
-        .where(groups.c.id == bindparam("resource_id"))
-        .returning(groups.c.display_name)
-    ),
+    "User": _deleted_and_whether_grouped(users, users.c.user_name),
+    "Group": _deleted_and_whether_grouped(groups, groups.c.display_name),
 }
 
 
 def delete_by_id(conn: Connection, resource_type: str, resource_id: str) -> str | None:
     """Delete a user or group and every membership naming it.
 
+    The memberships are deleted by a second statement only when the row said there are
+    some: most deleted users belong to no group.
+
     :returns: the userName or displayName it had, or None when there was no such resource.
     """
-    _DELETE_MEMBERSHIPS_OF.execute(conn, {"member_id": resource_id})
-    name = _DELETE_BY_ID[resource_type].scalar(conn, {"resource_id": resource_id})
-    return str(name) if name is not None else None
+    row = _DELETE_BY_ID[resource_type].first(conn, {"resource_id": resource_id})
+    if row is None:
+        return None
+    name, grouped = row
+    if grouped:
+        _DELETE_MEMBERSHIPS_OF.execute(conn, {"member_id": resource_id})
+    return str(name)
 
 
 def delete_resource(conn: Connection, record: StoredResource) -> None:
