@@ -8,6 +8,7 @@ database.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from collections.abc import Iterator
 from typing import Any
@@ -123,3 +124,22 @@ def test_a_token_revoked_from_the_command_line_is_refused_by_every_worker(
     assert set(statuses()) == {200}
     live.cli("token", "revoke", "revoked-live")
     assert set(statuses()) == {401}
+
+
+def test_a_revocation_whose_mark_cannot_be_written_still_revokes(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The token is refused where it was revoked, and the failure is logged (SQLite)."""
+    tokens = TokenService(database)
+    path = token_store.revocation_mark_path(database)
+    assert path is not None
+    token = tokens.create("entra")
+    assert tokens.authenticate(token) is not None
+    # A directory where the mark file should be: appending to it fails as a read-only
+    # file owned by another account would.
+    os.mkdir(path)
+
+    assert tokens.revoke("entra")
+
+    assert tokens.authenticate(token) is None
+    assert "revocation mark" in caplog.text

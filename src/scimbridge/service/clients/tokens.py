@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Iterable
@@ -13,6 +14,8 @@ from ...store import tokens as token_store
 from ...store.database import Database
 from ...store.resources import DuplicateKey
 from ...store.tokens import TokenInfo
+
+logger = logging.getLogger(__name__)
 
 PROFILES = ("strict", "entra", "okta", "generic")
 """Client profiles: which known deviations of an identity provider a token's client may send."""
@@ -95,7 +98,19 @@ class TokenService:
         with self.database.write() as conn:
             deleted = token_store.delete_token(conn, name)
         if deleted and self._mark_path is not None:
-            token_store.leave_revocation_mark(self._mark_path)
+            try:
+                token_store.leave_revocation_mark(self._mark_path)
+            except OSError as exc:
+                # The token is gone from the database; other processes still trusting it
+                # from their cache read it again within _CACHE_SECONDS.
+                logger.warning(
+                    "token %s revoked, but the revocation mark %s cannot be written (%s): "
+                    "other processes refuse it within %.0f s",
+                    name,
+                    self._mark_path,
+                    exc,
+                    _CACHE_SECONDS,
+                )
         self._cache = {key: value for key, value in self._cache.items() if value[2].name != name}
         return deleted
 
