@@ -67,15 +67,18 @@ class _DeviationBookkeeping:
 
 def _caller() -> Caller:
     """Return the SCIM token behind the current request, as the audit trail names it."""
-    token = g.scim_token
+    # Every write asks: the proxies are resolved once, the header read from the environ.
+    state = g._get_current_object()
+    incoming = request._get_current_object()  # type: ignore[attr-defined]
+    token = state.scim_token
     return Caller(
         Actor("scim", token.name, token.name),
         RequestInfo(
-            request_id=g.get("request_id"),
-            client_address=request.remote_addr,
-            user_agent=request.headers.get("User-Agent") or None,
+            request_id=state.get("request_id"),
+            client_address=incoming.remote_addr,
+            user_agent=incoming.environ.get("HTTP_USER_AGENT") or None,
         ),
-        _DeviationBookkeeping(g.client_profile),
+        _DeviationBookkeeping(state.client_profile),
     )
 
 

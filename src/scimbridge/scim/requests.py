@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 from flask import current_app
-from flask import g
 from flask import request
 from scim2_models import InvalidSyntaxException
 from scim2_models import InvalidValueException
@@ -38,17 +37,18 @@ _VERBATIM = {
 }
 
 
-def check_accept() -> None:
+def check_accept(accept: str, state: Any) -> None:
     """Choose the media type of the response from ``Accept``; 406 if none is acceptable.
 
-    The choice is kept in ``g.scim_media_type`` for the response's ``Content-Type``.
+    The choice is kept in ``state`` (the request's ``g``) as ``scim_media_type``, for the
+    response's ``Content-Type``.
     """
-    chosen = _VERBATIM.get(request.headers.get("Accept", "*/*"))
+    chosen = _VERBATIM.get(accept)
     if chosen is None:
         chosen = negotiate(request.accept_mimetypes, RESPONSE_MEDIA_TYPES)
     if chosen is None:
         raise NotAcceptable()
-    g.scim_media_type = chosen
+    state.scim_media_type = chosen
 
 
 def scim_limits() -> ScimSettings:
@@ -228,5 +228,10 @@ def search_from_query(
 
 
 def if_match() -> str | None:
-    """Return the If-Match header, if any."""
-    return request.headers.get("If-Match")
+    """Return the If-Match header, if any.
+
+    Read from the environ: most writes send none, and a header lookup that misses raises
+    and catches a KeyError inside.
+    """
+    value: str | None = request.environ.get("HTTP_IF_MATCH")
+    return value

@@ -183,7 +183,7 @@ def _register(bp: Blueprint, resource_type: str, endpoint: str) -> None:
         params = response_parameters(model)
         memberships = wants_attribute(params, _MEMBERSHIP_ATTRIBUTE[resource_type])
         record = _service().get(resource_type, resource_id, memberships=memberships)
-        if_none_match = request.headers.get("If-None-Match")
+        if_none_match = request.environ.get("HTTP_IF_NONE_MATCH")
         if if_none_match and record.etag.removeprefix("W/") in {
             tag.strip().removeprefix("W/") for tag in if_none_match.split(",")
         }:

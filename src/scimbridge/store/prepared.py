@@ -77,11 +77,18 @@ class PreparedStatement:
             ) from exc
         return cursor, compiled
 
-    def execute_many(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        """Run a statement once per parameter set (all with the same names)."""
-        if rows:
-            cursor, _ = self._run(conn, rows[0], rows)
-            cursor.close()
+    def execute_many(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
+        """Run a statement once per parameter set (all with the same names).
+
+        :returns: the rows changed in all, as the driver counts them (SQLite sums them; a
+            driver that cannot count answers -1).
+        """
+        if not rows:
+            return 0
+        cursor, _ = self._run(conn, rows[0], rows)
+        count: int = cursor.rowcount
+        cursor.close()
+        return count
 
     def execute(self, conn: Connection, params: dict[str, Any] | None = None) -> int:
         """Run a statement that returns no rows; return how many rows it changed."""

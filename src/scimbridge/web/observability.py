@@ -37,6 +37,7 @@ from ..store.database import Database
 access_log = logging.getLogger("scimbridge.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _SCIM_PREFIX = "/scim/v2/"
 _SCIM_RESOURCES = frozenset(
@@ -64,7 +65,8 @@ def _begin() -> None:
     # These hooks run on every request: the proxies are resolved once each.
     state, incoming = _unproxied(g), _unproxied(request)
     state.request_started = time.perf_counter()
-    state.request_id = request_id_of(incoming.headers.get(REQUEST_ID_HEADER))
+    # From the environ: a header lookup that misses raises and catches a KeyError inside.
+    state.request_id = request_id_of(incoming.environ.get(_REQUEST_ID_ENVIRON))
     state.log_fields = {
         "request_id": state.request_id,
         "method": incoming.method,

@@ -61,7 +61,7 @@ class TokenAdmin:
         return token
 
     def revoke(self, name: str, actor: Actor, request: RequestInfo | None = None) -> bool:
-        """Revoke a token at once (within the few seconds tokens are cached); audited."""
+        """Revoke a token at once, in every process serving the database; audited."""
         revoked = self.tokens.revoke(name)
         if revoked:
             self._audit("token.revoked", name, None, actor, request)
