@@ -177,6 +177,8 @@ def test_a_request_writes_its_access_line_directly(
             settings.model_copy(update={"metrics": MetricsSettings(token="m" * 24)}), database
         )
         answer = app.test_client().get("/healthz", headers={"X-Request-ID": "direct-1"})
+        assert lines.getvalue() == ""  # not before the answer is sent…
+        answer.close()  # …which a WSGI server marks by closing the response
     finally:
         root.setLevel(level)
     assert answer.status_code == 200

@@ -140,13 +140,22 @@ def test_metrics_after_a_provisioning_run_count_every_request_of_every_worker_pr
         )
     assert requests.get(f"{live.base_url}/login", timeout=30).status_code == 200
 
-    scrape = requests.get(
-        f"{live.base_url}/metrics",
-        headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
-        timeout=30,
-    )
-    assert scrape.status_code == 200, scrape.text
-    samples = _samples(scrape.text)
+    # A request is counted once its answer is sent: scrape until the last one shows.
+    deadline = time.monotonic() + 10
+    while True:
+        scrape = requests.get(
+            f"{live.base_url}/metrics",
+            headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+            timeout=30,
+        )
+        assert scrape.status_code == 200, scrape.text
+        samples = _samples(scrape.text)
+        login = {"surface": "pages", "route": "/login", "method": "GET", "status": "200"}
+        if _value(samples, "scimbridge_http_requests_total", **login) or (
+            time.monotonic() > deadline
+        ):
+            break
+        time.sleep(0.05)
     counted = "scimbridge_scim_requests_total"
     assert _value(samples, counted, resource="Users", method="POST", status="201") == 24
     assert _value(samples, counted, resource="Groups", method="POST", status="201") == 1
@@ -207,8 +216,8 @@ def test_json_log_lines_carry_the_request_id_of_the_response_and_of_the_audit_ev
     assert len(generated) == 32
 
     assert live.log_path is not None
-    records = [json.loads(line) for line in _log_lines(live.log_path)]
-    access = [r for r in records if r.get("logger") == "scimbridge.access"]
+    # A request's line is written once its answer is sent: wait for the last one's.
+    access = _access_records_until(live.log_path, generated)
     mine = [r for r in access if r.get("request_id") == "idp-req.42"]
     assert len(mine) == 1
     line = mine[0]
@@ -225,6 +234,17 @@ def test_json_log_lines_carry_the_request_id_of_the_response_and_of_the_audit_ev
             "SELECT request_id FROM audit_events WHERE target_name = 'ada@example.com'"
         ).fetchall()
     assert audited == [("idp-req.42",)]
+
+
+def _access_records_until(path: Path, request_id: str, timeout: float = 10.0) -> list[Any]:
+    """Return the access log's records once the line of ``request_id`` is among them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = [json.loads(line) for line in _log_lines(path)]
+        access = [r for r in records if r.get("logger") == "scimbridge.access"]
+        if any(r.get("request_id") == request_id for r in access) or time.monotonic() > deadline:
+            return access
+        time.sleep(0.05)
 
 
 def _log_lines(path: Path) -> list[str]:
@@ -311,6 +331,7 @@ def test_the_access_line_is_one_json_object_with_the_request_fields(
     answer = metrics_app.test_client().get(
         "/scim/v2/Users/nobody", headers={"X-Request-ID": "req-7", "Authorization": "Bearer x"}
     )
+    answer.close()  # as a WSGI server does once the answer is sent: the line is written then
     assert answer.status_code == 401
     records = [json.loads(line) for line in json_lines.getvalue().splitlines()]
     access = [r for r in records if r["logger"] == "scimbridge.access"]

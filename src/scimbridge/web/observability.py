@@ -179,10 +179,20 @@ def _finisher(settings: Settings) -> Callable[[Response], Response]:
         actor = _actor(state)
         if actor is not None:
             state.log_fields["actor"] = actor
-        if counting:
-            _count(_unproxied(request), response.status_code, seconds)
-        if logging_access and access_log.isEnabledFor(logging.INFO):
-            _access_line(state, response.status_code, seconds, actor)
+        if not (counting or logging_access):
+            return response
+        incoming, status = _unproxied(request), response.status_code
+
+        def record() -> None:
+            if counting:
+                _count(incoming, status, seconds)
+            if logging_access and access_log.isEnabledFor(logging.INFO):
+                _access_line(state, status, seconds, actor)
+
+        # Counted and logged once the answer is sent (the WSGI server closes the response
+        # after writing it), as gunicorn writes its own access log: the client does not
+        # wait for either. The duration is the app's, taken above.
+        response.call_on_close(record)
         return response
 
     return finish
