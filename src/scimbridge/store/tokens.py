@@ -36,14 +36,22 @@ class TokenInfo:
     """What a System API token may do (``users:read``…); empty for SCIM tokens."""
 
 
+_TOKEN_COLUMNS = (
+    api_tokens.c.name,
+    api_tokens.c.kind,
+    api_tokens.c.profile,
+    api_tokens.c.created,
+    api_tokens.c.last_used,
+    api_tokens.c.scopes,
+)
+"""What a :class:`TokenInfo` is read from, in :func:`_info`'s order."""
+
+
 def _info(row: Any) -> TokenInfo:
+    """Read a :class:`TokenInfo` from a row of :data:`_TOKEN_COLUMNS` (any sequence)."""
+    name, kind, profile, created, last_used, scopes = row
     return TokenInfo(
-        row.name,
-        row.kind,
-        row.profile,
-        from_db(row.created),
-        from_db(row.last_used),
-        frozenset((row.scopes or "").split()),
+        name, kind, profile, from_db(created), from_db(last_used), frozenset((scopes or "").split())
     )
 
 
@@ -74,26 +82,14 @@ def insert_token(
 
 
 _FIND_TOKEN = PreparedStatement(
-    select(
-        api_tokens.c.name,
-        api_tokens.c.kind,
-        api_tokens.c.profile,
-        api_tokens.c.created,
-        api_tokens.c.last_used,
-        api_tokens.c.scopes,
-    ).where(api_tokens.c.token_hash == bindparam("token_hash"))
+    select(*_TOKEN_COLUMNS).where(api_tokens.c.token_hash == bindparam("token_hash"))
 )
 
 
 def find_token(conn: Connection, token_hash: str) -> TokenInfo | None:
     """Return the token with this digest, if any."""
     row = _FIND_TOKEN.first(conn, {"token_hash": token_hash})
-    if row is None:
-        return None
-    name, kind, profile, created, last_used, scopes = row
-    return TokenInfo(
-        name, kind, profile, from_db(created), from_db(last_used), frozenset((scopes or "").split())
-    )
+    return None if row is None else _info(row)
 
 
 def touch_token(conn: Connection, name: str, now: datetime) -> None:
@@ -103,16 +99,7 @@ def touch_token(conn: Connection, name: str, now: datetime) -> None:
 
 def list_tokens(conn: Connection) -> list[TokenInfo]:
     """Return every token, oldest first."""
-    rows = conn.execute(
-        select(
-            api_tokens.c.name,
-            api_tokens.c.kind,
-            api_tokens.c.profile,
-            api_tokens.c.created,
-            api_tokens.c.last_used,
-            api_tokens.c.scopes,
-        ).order_by(api_tokens.c.pk)
-    )
+    rows = conn.execute(select(*_TOKEN_COLUMNS).order_by(api_tokens.c.pk))
     return [_info(row) for row in rows]
 
 
