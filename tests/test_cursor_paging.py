@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -12,17 +11,14 @@ from typing import Any
 import itsdangerous.timed
 import pytest
 
-from scimbridge.domain.resources import UserResource
-from scimbridge.service.directory.mapping import document
-from scimbridge.service.directory.mapping import user_columns
 from scimbridge.settings import Settings
-from scimbridge.store import resources as store
 from scimbridge.store.database import Database
 
 from .conftest import ScimClient
 from .conftest import group_payload
 from .conftest import make_settings
 from .conftest import user_payload
+from .store_support import store_users
 from .test_errors import assert_scim_error
 
 SEARCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
@@ -35,21 +31,9 @@ def insert_users(database: Database, count: int, prefix: str = "user") -> list[s
     A walk needs thousands of users: writing them through the store keeps the module fast,
     while every read goes through the SCIM endpoint.
     """
-    start = datetime.now(UTC)
-    ids = []
+    names = [f"{prefix}{n:05d}" for n in range(count)]
     with database.write() as conn:
-        for n in range(count):
-            user = UserResource(user_name=f"{prefix}{n:05d}", active=True)
-            record = store.insert_user(
-                conn,
-                str(uuid.uuid4()),
-                user_columns(document(user)),
-                document(user),
-                None,
-                start + timedelta(milliseconds=n),
-            )
-            ids.append(record.id)
-    return ids
+        return store_users(conn, names, datetime.now(UTC), apart=timedelta(milliseconds=1))
 
 
 def cursor_page(scim: ScimClient, path: str = "/Users", **query: Any) -> dict[str, Any]:

@@ -7,7 +7,6 @@ too little.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -18,12 +17,8 @@ import pytest
 from flask import Flask
 
 from scimbridge.app import create_app
-from scimbridge.domain.resources import UserResource
-from scimbridge.service.directory.mapping import document
-from scimbridge.service.directory.mapping import user_columns
 from scimbridge.settings import ScimSettings
 from scimbridge.settings import Settings
-from scimbridge.store import resources as store
 from scimbridge.store.database import Database
 from scimbridge.store.migrations import upgrade
 
@@ -34,6 +29,7 @@ from .conftest import group_payload
 from .conftest import make_settings
 from .conftest import patch_payload
 from .conftest import user_payload
+from .store_support import store_users
 
 EVERYONE = {"alice", "bob.smith", "carol", "dave", "50%off", "under_score"}
 SEARCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
@@ -773,21 +769,9 @@ def insert_users(database: Database, count: int) -> list[str]:
     Paging needs hundreds of users: writing them through the store keeps the module fast,
     while every read still goes through the HTTP API.
     """
-    start = datetime.now(UTC)
-    ids = []
+    names = [f"user{n:03d}" for n in range(count)]
     with database.write() as conn:
-        for n in range(count):
-            user = UserResource(user_name=f"user{n:03d}", active=True)
-            record = store.insert_user(
-                conn,
-                str(uuid.uuid4()),
-                user_columns(document(user)),
-                document(user),
-                None,
-                start + timedelta(milliseconds=n),
-            )
-            ids.append(record.id)
-    return ids
+        return store_users(conn, names, datetime.now(UTC), apart=timedelta(milliseconds=1))
 
 
 @pytest.fixture

@@ -10,11 +10,7 @@ import pytest
 from flask import Flask
 
 from scimbridge.app import create_app
-from scimbridge.domain.resources import UserResource
-from scimbridge.service.directory.mapping import document
-from scimbridge.service.directory.mapping import user_columns
 from scimbridge.settings import Settings
-from scimbridge.store import resources as store
 from scimbridge.store.database import Database
 from scimbridge.store.migrations import upgrade
 
@@ -22,6 +18,8 @@ from .conftest import ScimClient
 from .conftest import group_payload
 from .conftest import make_settings
 from .conftest import patch_payload
+from .store_support import sequential_ids
+from .store_support import store_users
 
 MEMBERS = 1000
 
@@ -36,20 +34,9 @@ def seeded(settings: Settings) -> Iterator[tuple[Flask, list[str]]]:
     """An app whose store already holds 2 × MEMBERS users (written in one transaction)."""
     database = Database(settings.database_url)
     upgrade(database)
-    ids = []
-    now = datetime.now(UTC)
+    names = [f"member.{index}" for index in range(2 * MEMBERS)]
     with database.write() as conn:
-        for index in range(2 * MEMBERS):
-            user = UserResource(user_name=f"member.{index}", active=True)
-            record = store.insert_user(
-                conn,
-                f"00000000-0000-4000-8000-{index:012d}",
-                user_columns(document(user)),
-                document(user),
-                None,
-                now,
-            )
-            ids.append(record.id)
+        ids = store_users(conn, names, datetime.now(UTC), ids=sequential_ids(len(names)))
     yield create_app(settings, database), ids
     database.dispose()
 

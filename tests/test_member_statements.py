@@ -13,10 +13,8 @@ from datetime import timedelta
 import pytest
 
 from scimbridge.domain.resources import GroupResource
-from scimbridge.domain.resources import UserResource
 from scimbridge.service.directory.mapping import document
 from scimbridge.service.directory.mapping import group_columns
-from scimbridge.service.directory.mapping import user_columns
 from scimbridge.store import resources as store
 from scimbridge.store.database import Database
 from scimbridge.store.migrations import upgrade
@@ -26,6 +24,8 @@ from .conftest import ScimClient
 from .conftest import created
 from .conftest import group_payload
 from .conftest import patch_payload
+from .store_support import sequential_ids
+from .store_support import store_users
 
 _NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 USERS = 1200
@@ -37,19 +37,9 @@ def seeded(database_url: str) -> Iterator[tuple[Database, list[str], str, int]]:
     """A store with USERS users and one group: (database, user ids, group id, group pk)."""
     database = Database(database_url)
     upgrade(database)
-    ids = []
+    names = [f"member.{index}" for index in range(USERS)]
     with database.write() as conn:
-        for index in range(USERS):
-            user = UserResource(user_name=f"member.{index}", active=True)
-            record = store.insert_user(
-                conn,
-                f"00000000-0000-4000-8000-{index:012d}",
-                user_columns(document(user)),
-                document(user),
-                None,
-                _NOW,
-            )
-            ids.append(record.id)
+        ids = store_users(conn, names, _NOW, ids=sequential_ids(USERS))
         group = GroupResource(display_name="Staff")
         created = store.insert_group(
             conn,
