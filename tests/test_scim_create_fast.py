@@ -20,8 +20,6 @@ import copy
 import itertools
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,21 +39,16 @@ from scimbridge.scim.errors import scim_error_from_validation
 from scimbridge.scim.quirks import ClientProfile
 from scimbridge.scim.responses import resource_body
 from scimbridge.service.directory import create_fast
-from scimbridge.service.directory.lifecycle import UserDirectory
 from scimbridge.service.directory.provisioning import Caller
-from scimbridge.service.directory.provisioning import ProvisioningService
-from scimbridge.service.directory.roles import load_roles
-from scimbridge.settings import LdapSettings
-from scimbridge.settings import Settings
-from scimbridge.store.database import Database
-from scimbridge.store.migrations import upgrade
-from scimbridge.store.tables import audit_events
-from scimbridge.store.tables import jobs
-from scimbridge.store.tables import user_emails
 from scimbridge.store.tables import users
 
 from .conftest import ENTERPRISE_SCHEMA
 from .conftest import USER_SCHEMA
+from .differential_support import Side
+from .differential_support import email_rows
+from .differential_support import events_and_jobs_since
+from .differential_support import make_side
+from .differential_support import marks
 from .lifecycle_support import use_fast_password_hashing
 
 BOUNDED = settings(
@@ -273,33 +266,6 @@ def bodies(draw: st.DrawFn) -> dict[str, Any]:
 # -- the two stores -----------------------------------------------------------------------------
 
 
-@dataclass
-class Side:
-    """One store and the service in front of it."""
-
-    database: Database
-    service: ProvisioningService
-
-
-def _side(tmp: Path, name: str, *, fast: bool, inviting: bool) -> Side:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp / name}.db",
-        public_url="http://scim.test",
-        # Set so that LDAP jobs are queued (nothing connects: no worker runs here).
-        ldap=LdapSettings(
-            url="ldap://127.0.0.1:9",
-            bind_dn="cn=admin,dc=test",
-            users_dn="ou=people,dc=test",
-            groups_dn="ou=groups,dc=test",
-        ),
-    )
-    database = Database(settings.database_url, sqlite_synchronous="NORMAL")
-    upgrade(database)
-    directory = UserDirectory(database, settings, load_roles(settings.roles.file))
-    service = ProvisioningService(database, directory, fast_create=fast, invite_on_create=inviting)
-    return Side(database, service)
-
-
 TAKEN: list[bool] = []
 """Whether the fast path took each body it was offered (for the statistics, and a check)."""
 
@@ -319,8 +285,8 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pairs]:
     tmp = tmp_path_factory.mktemp("create-fast")
     made = {
         inviting: (
-            _side(tmp, f"fast-{inviting}", fast=True, inviting=inviting),
-            _side(tmp, f"slow-{inviting}", fast=False, inviting=inviting),
+            make_side(tmp, f"fast-{inviting}", fast_create=True, invite_on_create=inviting),
+            make_side(tmp, f"slow-{inviting}", fast_create=False, invite_on_create=inviting),
         )
         for inviting in (False, True)
     }
@@ -382,26 +348,10 @@ def _trail(side: Side, user_id: str | None, since: tuple[int, int]) -> str:
                 if key in found
             }
             row["has_password"] = found["password_hash"] is not None
-            emails = [
-                dict(entry) | {"user_pk": 0}
-                for entry in conn.execute(
-                    select(user_emails)
-                    .where(user_emails.c.user_pk == found["pk"])
-                    .order_by(user_emails.c.position)
-                ).mappings()
-            ]
-        events = conn.execute(
-            select(audit_events.c.action, audit_events.c.target_name, audit_events.c.changes)
-            .where(audit_events.c.pk > since[0])
-            .order_by(audit_events.c.pk)
-        ).all()
-        queued = conn.execute(
-            select(jobs.c.kind, jobs.c.ordering_key, jobs.c.payload)
-            .where(jobs.c.pk > since[1])
-            .order_by(jobs.c.pk)
-        ).all()
+            emails = email_rows(conn, found["pk"])
+        events, queued = events_and_jobs_since(conn, since)
     text = json.dumps(
-        [row, emails, [list(e) for e in events], [_unsecret(list(j)) for j in queued]],
+        [row, emails, events, [_unsecret(job) for job in queued]],
         default=str,
     )
     return text.replace(user_id, "<id>") if user_id else text
@@ -420,13 +370,6 @@ def _unsecret(value: Any) -> Any:
     return value
 
 
-def _marks(side: Side) -> tuple[int, int]:
-    with side.database.read() as conn:
-        last_event = conn.execute(select(audit_events.c.pk).order_by(audit_events.c.pk.desc()))
-        last_job = conn.execute(select(jobs.c.pk).order_by(jobs.c.pk.desc()))
-        return (last_event.scalar() or 0, last_job.scalar() or 0)
-
-
 def _unique(body: dict[str, Any], number: int) -> dict[str, Any]:
     """Give ``new`` user names a name of their own (both sides create the same one)."""
     if body.get("userName") in ("new", "Éloïse.new"):
@@ -440,10 +383,10 @@ def _compare(body: dict[str, Any], profile: str, sides: tuple[Side, Side]) -> tu
     seen = []
     TAKEN.clear()
     for side in sides:
-        marks = _marks(side)
+        since = marks(side)
         client = ClientProfile("tests", profile)
         outcome, user_id = _outcome(side, body, client)
-        seen.append((outcome, client.seen, client.refused, _trail(side, user_id, marks)))
+        seen.append((outcome, client.seen, client.refused, _trail(side, user_id, since)))
     fast, slow = seen
     if currently_in_test_context():
         path = "fast path" if any(TAKEN) else "model"

@@ -17,8 +17,6 @@ import copy
 import itertools
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,22 +40,17 @@ from scimbridge.scim.quirks import ClientProfile
 from scimbridge.scim.quirks import normalize_patch
 from scimbridge.service.directory import patch_fast
 from scimbridge.service.directory import provisioning
-from scimbridge.service.directory.lifecycle import UserDirectory
 from scimbridge.service.directory.provisioning import Caller
-from scimbridge.service.directory.provisioning import ProvisioningService
-from scimbridge.service.directory.roles import load_roles
-from scimbridge.settings import LdapSettings
-from scimbridge.settings import Settings
-from scimbridge.store.database import Database
-from scimbridge.store.migrations import upgrade
-from scimbridge.store.tables import audit_events
-from scimbridge.store.tables import jobs
-from scimbridge.store.tables import user_emails
 from scimbridge.store.tables import users
 
 from .conftest import ENTERPRISE_SCHEMA
 from .conftest import PATCH_SCHEMA
 from .conftest import USER_SCHEMA
+from .differential_support import Side
+from .differential_support import email_rows
+from .differential_support import events_and_jobs_since
+from .differential_support import make_side
+from .differential_support import marks
 
 BOUNDED = settings(
     max_examples=200,
@@ -295,32 +288,6 @@ ENVELOPES = st.sampled_from(
 # -- the two stores -----------------------------------------------------------------------------
 
 
-@dataclass
-class Side:
-    """One store and the service in front of it."""
-
-    database: Database
-    service: ProvisioningService
-
-
-def _side(tmp: Path, name: str, *, fast: bool) -> Side:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp / name}.db",
-        public_url="http://scim.test",
-        # Set so that LDAP jobs are queued (nothing connects: no worker runs here).
-        ldap=LdapSettings(
-            url="ldap://127.0.0.1:9",
-            bind_dn="cn=admin,dc=test",
-            users_dn="ou=people,dc=test",
-            groups_dn="ou=groups,dc=test",
-        ),
-    )
-    database = Database(settings.database_url, sqlite_synchronous="NORMAL")
-    upgrade(database)
-    directory = UserDirectory(database, settings, load_roles(settings.roles.file))
-    return Side(database, ProvisioningService(database, directory, fast_patch=fast))
-
-
 TAKEN: list[bool] = []
 """Whether the fast path took each PATCH it was offered (for the statistics, and a check)."""
 
@@ -338,7 +305,7 @@ def _recording_apply_fast(*args: Any) -> patch_fast.FastPatch | None:
 @pytest.fixture(scope="module")
 def sides(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Side, Side]]:
     tmp = tmp_path_factory.mktemp("patch-fast")
-    fast, slow = _side(tmp, "fast", fast=True), _side(tmp, "slow", fast=False)
+    fast, slow = make_side(tmp, "fast", fast_patch=True), make_side(tmp, "slow", fast_patch=False)
     with pytest.MonkeyPatch.context() as patching:
         patching.setattr(provisioning, "apply_fast", _recording_apply_fast)
         yield fast, slow
@@ -391,25 +358,8 @@ def _trail(side: Side, user_id: str, since: tuple[int, int]) -> tuple[Any, ...]:
     """Return what the store holds of the user and what the PATCH queued, ids replaced."""
     with side.database.read() as conn:
         row = conn.execute(select(users).where(users.c.id == user_id)).mappings().one()
-        emails = (
-            conn.execute(
-                select(user_emails)
-                .where(user_emails.c.user_pk == row["pk"])
-                .order_by(user_emails.c.position)
-            )
-            .mappings()
-            .all()
-        )
-        events = conn.execute(
-            select(audit_events.c.action, audit_events.c.target_name, audit_events.c.changes)
-            .where(audit_events.c.pk > since[0])
-            .order_by(audit_events.c.pk)
-        ).all()
-        queued = conn.execute(
-            select(jobs.c.kind, jobs.c.ordering_key, jobs.c.payload)
-            .where(jobs.c.pk > since[1])
-            .order_by(jobs.c.pk)
-        ).all()
+        emails = email_rows(conn, row["pk"])
+        events, queued = events_and_jobs_since(conn, since)
     columns = {
         key: row[key]
         for key in (
@@ -426,22 +376,10 @@ def _trail(side: Side, user_id: str, since: tuple[int, int]) -> tuple[Any, ...]:
         if key in row
     }
     text = json.dumps(
-        [
-            columns,
-            [dict(e) | {"user_pk": 0} for e in emails],
-            [list(e) for e in events],
-            [list(j) for j in queued],
-        ],
+        [columns, emails, events, queued],
         default=str,
     )
     return (text.replace(user_id, "<id>"),)
-
-
-def _marks(side: Side) -> tuple[int, int]:
-    with side.database.read() as conn:
-        last_event = conn.execute(select(audit_events.c.pk).order_by(audit_events.c.pk.desc()))
-        last_job = conn.execute(select(jobs.c.pk).order_by(jobs.c.pk.desc()))
-        return (last_event.scalar() or 0, last_job.scalar() or 0)
 
 
 @BOUNDED
@@ -517,10 +455,10 @@ def _compare(
     TAKEN.clear()
     for side in sides:
         user_id = _create(side, body)
-        marks = _marks(side)
+        since = marks(side)
         client = ClientProfile("tests", profile)
         outcome = _outcome(side, user_id, patch, client, if_match, validated_first)
-        seen.append((outcome, client.seen, client.refused, _trail(side, user_id, marks)))
+        seen.append((outcome, client.seen, client.refused, _trail(side, user_id, since)))
     fast, slow = seen
     if currently_in_test_context():
         path = "fast path" if any(TAKEN) else "model"
