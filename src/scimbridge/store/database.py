@@ -128,8 +128,7 @@ class Database:
         """
         with self._committed() as connection:
             yield connection
-        if self._sync_log is not None:
-            self._sync_log()
+        self.sync()
 
     def sync(self) -> None:
         """Put every commit so far on disk (for writes made outside :meth:`write`)."""
