@@ -332,6 +332,18 @@ def wait_settled(server: Server, timeout: float = 60.0) -> None:
         spent = now
 
 
+def _process_tree(pid: int) -> Iterator[Path]:
+    """Yield the ``/proc`` directory of each thread of a process and of its descendants."""
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{current}/task"):
+                thread = Path(f"/proc/{current}/task/{task}")
+                yield thread
+                pending.extend(int(child) for child in (thread / "children").read_text().split())
+
+
 def process_tree_cpu_ns(pid: int) -> int:
     """Return the nanoseconds on a CPU of a process's and its descendants' threads.
 
@@ -339,29 +351,25 @@ def process_tree_cpu_ns(pid: int) -> int:
     counts in clock ticks of 10 ms, too coarse for a few hundred requests of a millisecond.
     Threads that have ended are not counted: measure servers whose threads live on.
     """
-    total, pending = 0, [pid]
-    while pending:
-        current = pending.pop()
+    total = 0
+    for thread in _process_tree(pid):
         with contextlib.suppress(OSError):
-            for task in os.listdir(f"/proc/{current}/task"):
-                stat = Path(f"/proc/{current}/task/{task}/schedstat").read_text()
-                total += int(stat.split()[0])
-                children = Path(f"/proc/{current}/task/{task}/children").read_text()
-                pending.extend(int(child) for child in children.split())
+            total += int((thread / "schedstat").read_text().split()[0])
     return total
 
 
 def process_tree_cpu(pid: int) -> float:
-    """Return the CPU seconds a process and its descendants have used (Linux /proc)."""
-    total, pending, tick = 0.0, [pid], os.sysconf("SC_CLK_TCK")
-    while pending:
-        current = pending.pop()
+    """Return the CPU seconds a process and its descendants have used, ended threads included.
+
+    Read per thread group leader (``/proc/PID/stat`` counts every thread the process had).
+    """
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for thread in _process_tree(pid):
+        if thread.name != thread.parent.parent.name:
+            continue  # not the group leader: its process's figure holds it already
         with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = (thread.parent.parent / "stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / tick
-            for task in os.listdir(f"/proc/{current}/task"):
-                children = Path(f"/proc/{current}/task/{task}/children").read_text()
-                pending.extend(int(child) for child in children.split())
     return total
 
 
