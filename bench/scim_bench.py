@@ -1038,11 +1038,29 @@ def show(phase: str, name: str, m: Measure) -> None:
 # --------------------------------------------------------------------------- comparison
 
 
-def target_rate(kind: str, reference: float, ceiling: float) -> float:
-    """Return the rate scimbridge must reach in a phase of this kind."""
-    if kind == "single":
-        return min(2 * reference, 0.9 * ceiling)
-    return 10 * reference
+def target_ratio(phase: Phase, clients: int) -> float:
+    """Return how many times the reference's rate scimbridge must reach in a phase.
+
+    The write-path targets: one connection is how an identity provider's provisioning job
+    sends its requests, one after another, and there a durable, audited write must be no
+    slower than the in-memory reference (a read twice as fast); with more connections every
+    single-resource phase must reach twice the reference. Group and paging phases: 10x.
+    """
+    if phase.kind != "single":
+        return 10.0
+    if clients == 1 and phase.key != "get":
+        return 1.0
+    return 2.0
+
+
+def target_rate(phase: Phase, reference: float, ceiling: float, clients: int) -> float:
+    """Return the rate scimbridge must reach in a phase at this connection count.
+
+    A single-resource target never exceeds 0.9 x the bare Flask ceiling: no app under the
+    same gunicorn set-up can answer faster than that.
+    """
+    wanted = target_ratio(phase, clients) * reference
+    return min(wanted, 0.9 * ceiling) if phase.kind == "single" else wanted
 
 
 LOAD_WARNING = 0.5
@@ -1194,8 +1212,8 @@ def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return {"phases": phases, "ceiling": {"rate": ceiling}}
 
 
-def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Compute ratio, target and verdict of each phase."""
+def judge(results: dict[str, Any], clients: int) -> list[dict[str, Any]]:
+    """Compute ratio, target and verdict of each phase at this connection count."""
     ceiling = results["ceiling"]["rate"]
     rows = []
     for phase in PHASES:
@@ -1204,7 +1222,7 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"phase": phase.key, "label": phase.label, "kind": phase.kind}
         row["reference"] = ref["rate"] if ref else None
         row["scimbridge"] = ours["rate"] if ours else None
-        row["target"] = target_rate(phase.kind, ref["rate"], ceiling) if ref else None
+        row["target"] = target_rate(phase, ref["rate"], ceiling, clients) if ref else None
         ratios = by_server.get("ratios")
         row["ratio"] = statistics.median(ratios) if ratios else None
         row["ratio_range"] = (min(ratios), max(ratios)) if ratios else None
@@ -1231,7 +1249,8 @@ def print_table(results: dict[str, Any], rows: list[dict[str, Any]], clients: in
     if rounds > 1:
         print(f"medians of {rounds} rounds; ratio = median of the rounds' own ratios")
     print(f"ceiling (bare Flask, same gunicorn): {results['ceiling']['rate']:.1f} req/s")
-    print("single-resource target = min(2 x reference, 0.9 x ceiling); group/paging = 10 x ref")
+    single = "1 x reference (get: 2 x)" if clients == 1 else "2 x reference"
+    print(f"single-resource target = {single}, at most 0.9 x ceiling; group/paging = 10 x ref")
     head = (
         f"{'phase':22} {'reference/s':>12} {'scimbridge/s':>13} {'ratio':>7} "
         f"{'range':>11} {'target/s':>9}"
@@ -1753,7 +1772,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for count, by_count in results["by_clients"].items():
             notes = {"notes": results["notes"]}
-            by_count["table"] = judge(by_count)
+            by_count["table"] = judge(by_count, int(count))
             print_table({**by_count, **notes}, by_count["table"], int(count))
             rows += by_count["table"]
         results["table"] = results["by_clients"][str(o.clients)]["table"]
