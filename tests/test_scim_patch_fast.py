@@ -238,6 +238,8 @@ UNDONE = st.tuples(st.sampled_from(STRING_PATHS + ["userName"]), WORDS).map(
 """A write and its undoing: the user changed (the version moves on) though it ends the same."""
 
 REFUSED_OPERATIONS: list[dict[str, Any]] = [
+    # RFC 7644 §3.5.2.3: a replace needs a value (the endpoint refuses it first, too).
+    {"op": "replace", "path": "title"},
     {"op": "replace", "path": "userName", "value": None},
     {"op": "remove", "path": "userName"},
     {"op": "replace", "value": {"userName": None}},
@@ -265,12 +267,9 @@ COERCED_OPERATIONS: list[dict[str, Any]] = [
     {"op": "replace", "path": "active", "value": "yes"},
     {"op": "replace", "path": "active", "value": 0},
     {"op": "replace", "path": "active", "value": "1"},
-    # Here, below the endpoint, both paths read the missing value as null and clear the
-    # title; the endpoint refuses such an operation first (RFC 7644: replace needs a value).
-    {"op": "replace", "path": "title"},
 ]
-"""Operations the model path accepts though they look wrong (lax booleans, a missing value):
-the fast path must leave the first to scim2-models and agree on the last."""
+"""Operations the model path accepts though they look wrong (lax booleans): the fast path
+must leave them to scim2-models."""
 REFUSED = st.sampled_from(REFUSED_OPERATIONS + COERCED_OPERATIONS)
 
 OPERATIONS = st.one_of(
@@ -488,3 +487,14 @@ def test_the_fast_path_takes_the_idp_shapes(sides: tuple[Side, Side]) -> None:
             "emails": [{"value": "b@x.org", "type": "work"}],
         }
         assert patch_fast.apply_fast(doc, plan, None) is not None, shape
+
+
+@pytest.mark.parametrize("profile", ["strict", "entra", "okta"])
+def test_normalizing_a_remove_adds_no_value(profile: str) -> None:
+    """A remove without a value stays without one: normalising must not invent a null."""
+    body = {
+        "schemas": [PATCH_SCHEMA],
+        "Operations": [{"op": "remove", "path": "nickName"}, {"op": "remove", "path": "title"}],
+    }
+    normalized = normalize_patch(copy.deepcopy(body), UserResource, ClientProfile("t", profile))
+    assert normalized["Operations"] == body["Operations"]

@@ -252,7 +252,9 @@ def _normalize_operation(
             cleared = _clearing(path, model, profile)
             if cleared is not None:
                 return [cleared]
-        operation["value"] = _normalize_value_at(path, value, model, profile)
+        if "value" in operation:
+            # A remove names no value: leave none, rather than a null the RFC never sent.
+            operation["value"] = _normalize_value_at(path, value, model, profile)
     elif isinstance(value, dict):
         kept, clears = _normalize_pathless_value(value, model, profile, clearing=writes)
         if clears and not kept:
