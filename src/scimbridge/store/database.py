@@ -25,8 +25,6 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from .wal_checkpoints import WalCheckpoints
-
 if TYPE_CHECKING:
     from ..settings import Settings
 
@@ -98,11 +96,8 @@ class Database:
         # With FULL, SQLite would sync its log inside every commit, while the writer lock
         # keeps the next writer waiting; write() syncs it just after the lock instead.
         connection_mode = "NORMAL" if self._sync_log is not None else sqlite_synchronous
+        self.engine = _create_engine(url, connection_mode)
         self._writer_lock = _SqliteWriterLock.for_url(self.url)
-        self._checkpoints = _checkpoints_for(self.url, self._writer_lock)
-        # SQLite's own checkpoints would run inside a commit, under the writer lock; write()
-        # has them run on a thread of their own instead (see WalCheckpoints).
-        self.engine = _create_engine(url, connection_mode, autocheckpoint=self._checkpoints is None)
         self._kept = _KeptConnections(self.engine) if self.dialect == "sqlite" else None
 
     @contextmanager
@@ -134,8 +129,6 @@ class Database:
         with self._committed() as connection:
             yield connection
         self.sync()
-        if self._checkpoints is not None:
-            self._checkpoints.committed()
 
     def sync(self) -> None:
         """Put every commit so far on disk (for writes made outside :meth:`write`)."""
@@ -175,9 +168,6 @@ class Database:
 
     def dispose(self) -> None:
         """Close every pooled connection (after a fork, or on shutdown)."""
-        if self._checkpoints is not None:
-            # First: its thread takes the writer lock and holds a connection.
-            self._checkpoints.close()
         if self._kept is not None:
             self._kept.close()
         self.engine.dispose()
@@ -187,13 +177,6 @@ class Database:
 def database_for(settings: Settings) -> Database:
     """Open the store the settings name, with their SQLite durability."""
     return Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-
-
-def _checkpoints_for(url: URL, writer_lock: _SqliteWriterLock) -> WalCheckpoints | None:
-    """Return the checkpoints of a SQLite file's log; None for other databases."""
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return WalCheckpoints(url.database, writer_lock)
-    return None
 
 
 def _end(connection: Connection, driver: Any, *, commit: bool) -> None:
@@ -396,9 +379,7 @@ _JSON_OPTIONS: dict[str, Any] = {
 }
 
 
-def _create_engine(
-    url: str, sqlite_synchronous: str = "FULL", *, autocheckpoint: bool = True
-) -> Engine:
+def _create_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(
@@ -427,8 +408,6 @@ def _create_engine(
         # checkpoints, which a crash of the process survives but a power loss may not.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
-        if not autocheckpoint:
-            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
         # caseExact attributes need a case-sensitive LIKE; others compare lower-cased keys.
