@@ -8,8 +8,8 @@ PATCHes (Entra's deactivation) and deletes each, and prints, per request, the fr
 grew by and which B-tree (table or index, from SQLite's ``dbstat``) each frame's page belongs
 to. Pages freed by a delete show under the B-tree they belonged to.
 
-Run ``python bench/wal_pages.py [--users 300]``. Checkpoints are held off meanwhile, so that
-the log only grows and its size says how many frames each request added.
+Run ``python bench/wal_pages.py [--users 300]``. Checkpoints are held off meanwhile (and that
+checked), so that the log only grows and its size says how many frames each request added.
 """
 
 from __future__ import annotations
@@ -21,11 +21,15 @@ import statistics
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from scim_bench import ENTRA_DEACTIVATE
 from scim_bench import user_body
 from scim_cpu import _call
 from scim_cpu import _make_app
+from sqlalchemy import event
+
+from scimbridge.store.database import Database
 
 FRAME_HEADER = 24
 LOG_HEADER = 32
@@ -37,7 +41,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=300, help="requests per phase (300)")
     options = parser.parse_args()
     app, token, database = _make_app(observed=False)
-    database._checkpoints = None  # keep the log growing: its size counts the frames
+    _hold_off_checkpoints(database)
     path = Path(str(database.url.database))
     ids = []
     for i in range(options.users):
@@ -56,10 +60,21 @@ def main() -> None:
     database.dispose()
 
 
+def _hold_off_checkpoints(database: Database) -> None:
+    """Keep the log growing, never started over: its size then counts the frames."""
+
+    @event.listens_for(database.engine, "connect")
+    def _no_checkpoints(driver: Any, _record: Any) -> None:
+        driver.execute("PRAGMA wal_autocheckpoint=0")
+
+    database.dispose()  # the connections open so far: the next ones get the setting
+
+
 def _measure(
     path: Path, label: str, request: Callable[[int], int], wanted: int, count: int
 ) -> None:
     owners = _owners(path)
+    started_over = _log_generation(path)
     frames_per_request: list[int] = []
     by_page: Counter[int] = Counter()
     for i in range(count):
@@ -69,6 +84,8 @@ def _measure(
         after = _frames(path)
         frames_per_request.append(after - before)
         by_page.update(_pages(path, before, after))
+    if _log_generation(path) != started_over:
+        raise SystemExit("the log was checkpointed and started over: frame counts are wrong")
     owners = {**_owners(path), **owners}  # a freed page counts for what it was before
     by_tree: Counter[str] = Counter()
     for page, frames in by_page.items():
@@ -84,6 +101,12 @@ def _measure(
 def _page_size(path: Path) -> int:
     with open(f"{path}-wal", "rb") as log:
         return int.from_bytes(log.read(LOG_HEADER)[8:12], "big")
+
+
+def _log_generation(path: Path) -> bytes:
+    """Return the log header's checkpoint sequence number and salts: new when it starts over."""
+    with open(f"{path}-wal", "rb") as log:
+        return log.read(LOG_HEADER)[12:24]
 
 
 def _frames(path: Path) -> int:
