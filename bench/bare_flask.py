@@ -1,7 +1,9 @@
-"""A bare Flask app answering one fixed JSON document: the ceiling of the SCIM benchmark.
+"""A bare Flask app: the ceiling and the durable floor of the SCIM benchmark.
 
 It runs under the same gunicorn settings as ``scimbridge serve``, so its throughput is what
-Flask plus gunicorn plus the benchmark client can reach with no SCIM work at all.
+Flask plus gunicorn plus the benchmark client can reach with no SCIM work at all (GET: one
+fixed JSON document), and with nothing but one durable write (``DELETE /Users/<id>``: one row
+committed the way scimbridge commits, then 204).
 
 Run it with
 ``gunicorn -k scimbridge.serving.KeepAliveWorker -w 5 --threads 2 --keep-alive 5
@@ -10,13 +12,18 @@ Run it with
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from flask import Response
 
 from scimbridge.serving import close_after_requests
 from scimbridge.settings import ServerSettings
+from scimbridge.store.database import Database
 
 # Shaped and sized like a SCIM User, so the bytes on the wire match the GET phase. It is
 # serialised once: the ceiling must measure the framework and the server, not JSON encoding.
@@ -52,3 +59,34 @@ if _LIMIT:
 def document(path: str) -> Response:
     """Answer the fixed document, whatever the path."""
     return Response(DOCUMENT, mimetype="application/scim+json")
+
+
+FLOOR_DATABASE = Path("durable-floor.sqlite3")
+"""The durable floor's SQLite file, in the server's working directory (shared by its workers)."""
+
+
+@functools.cache
+def _floor_database(pid: int) -> Database:
+    """Return this worker process's store of the durable floor, creating its table once.
+
+    Opened in the worker (keyed by its pid), never in gunicorn's master, which imports this
+    module as its config: a SQLite connection must not cross a fork.
+    """
+    database = Database(f"sqlite:///{FLOOR_DATABASE.resolve()}")
+    with database.write() as conn:
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS writes (id TEXT NOT NULL)")
+    return database
+
+
+@app.delete("/Users/<resource_id>")
+def durable_write(resource_id: str) -> Response:
+    """Commit one row the way scimbridge commits a write, then answer 204.
+
+    scimbridge's own ``Database.write``: its writer lock, ``BEGIN IMMEDIATE``, WAL with
+    ``synchronous=NORMAL``, and an fdatasync of the WAL after the lock (what ``FULL``
+    costs). A rowid table with no index: one page a commit, the least a durable write is.
+    """
+    with _floor_database(os.getpid()).write() as conn:
+        driver: Any = conn.connection.dbapi_connection
+        driver.execute("INSERT INTO writes (id) VALUES (?)", (resource_id,))
+    return Response(status=204)

@@ -4,7 +4,8 @@ Three servers run as subprocesses on free local ports, each in its own temporary
 
 * scimbridge (``scimbridge serve``: gunicorn, its gthread-based worker) on a fresh SQLite file;
 * the reference, scim2-server's application under waitress (``bench/reference_server.py``);
-* the ceiling, ``bench/bare_flask.py`` under the same gunicorn settings as scimbridge.
+* the ceiling, ``bench/bare_flask.py`` under the same gunicorn settings as scimbridge; its
+  ``DELETE`` is also the durable floor (one row committed as scimbridge commits, then 204).
 
 A light keep-alive client (HTTP/1.1 on plain sockets, a few threads, one connection each)
 runs the phases of an identity provider's life cycle on both SCIM servers, which take turns
@@ -165,7 +166,12 @@ def parse_options(argv: list[str] | None = None) -> Options:
     p.add_argument("--chunk", type=int, default=100, help="members per group PATCH (100)")
     p.add_argument("--repeat", type=int, default=50, help="GETs of the big group (50)")
     p.add_argument("--walks", type=int, default=8, help="full paging walks of /Users (8)")
-    p.add_argument("--ceiling-requests", type=int, default=4000, help="bare Flask GETs (4000)")
+    p.add_argument(
+        "--ceiling-requests",
+        type=int,
+        default=4000,
+        help="bare Flask GETs, and as many durable-floor DELETEs (4000)",
+    )
     p.add_argument("--only", choices=[REFERENCE, SCIMBRIDGE, "both"], default="both")
     p.add_argument("--out", type=Path, help="also write the results as JSON to this file")
     p.add_argument("--scale", action="store_true", help="run the scale measurements instead")
@@ -1024,6 +1030,20 @@ def measure_ceiling(server: Server, o: Options) -> Measure:
     return run_parallel(lambda: Client(server.port), o.ceiling_requests, work, o.clients)
 
 
+def measure_floor(server: Server, o: Options) -> Measure:
+    """DELETE on the bare Flask app: one durable one-row SQLite write a request.
+
+    The fastest a durable write can answer through this gunicorn set-up on this disk: a
+    delete phase above it has room left in its request handling, one near it has none.
+    """
+
+    def work(c: Client, i: int) -> str | None:
+        status, data = c.call("DELETE", f"/Users/floor-{i}")
+        return None if status == 204 else failure("DELETE bare flask", status, data)
+
+    return run_parallel(lambda: Client(server.port), o.ceiling_requests, work, o.clients)
+
+
 def show(phase: str, name: str, m: Measure) -> None:
     """Print one measurement as it completes; shout when requests failed."""
     print(
@@ -1122,6 +1142,9 @@ def run_comparison(o: Options) -> dict[str, Any]:
                 ceiling = measure_ceiling(ceiling_server, with_count)
                 show("ceiling (bare flask)", "flask", ceiling)
                 this_round["ceiling"] = ceiling.as_dict()
+                floor = measure_floor(ceiling_server, with_count)
+                show("durable floor", "flask+sqlite", floor)
+                this_round["floor"] = floor.as_dict()
                 for n, phase in enumerate(PHASES):
                     # Alternate who goes first, so drift in machine load favours no server.
                     for t in targets if (n + run_number) % 2 == 0 else targets[::-1]:
@@ -1209,7 +1232,8 @@ def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             merged["ratios"] = ratios
         phases[phase.key] = merged
     ceiling = statistics.median(r["ceiling"]["rate"] for r in rounds)
-    return {"phases": phases, "ceiling": {"rate": ceiling}}
+    floor = statistics.median(r["floor"]["rate"] for r in rounds)
+    return {"phases": phases, "ceiling": {"rate": ceiling}, "floor": {"rate": floor}}
 
 
 def judge(results: dict[str, Any], clients: int) -> list[dict[str, Any]]:
@@ -1249,6 +1273,10 @@ def print_table(results: dict[str, Any], rows: list[dict[str, Any]], clients: in
     if rounds > 1:
         print(f"medians of {rounds} rounds; ratio = median of the rounds' own ratios")
     print(f"ceiling (bare Flask, same gunicorn): {results['ceiling']['rate']:.1f} req/s")
+    print(
+        f"durable floor (bare Flask + one durable SQLite row): {results['floor']['rate']:.1f} "
+        "req/s: no durable write (create, patch, delete) can answer faster"
+    )
     single = "1 x reference (get: 2 x)" if clients == 1 else "2 x reference"
     print(f"single-resource target = {single}, at most 0.9 x ceiling; group/paging = 10 x ref")
     head = (
