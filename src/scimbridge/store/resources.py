@@ -680,11 +680,14 @@ _MEMBERS_OF = (
             group_members.c.display,
             _member_user.c.display_name,
             _member_user.c.user_name,
-            _member_group.c.display_name,
+            # A subquery, not a second outer join: COALESCE stops at the first name found,
+            # so the groups table is only read for members that are not users.
+            select(_member_group.c.display_name)
+            .where(_member_group.c.id == group_members.c.member_id)
+            .scalar_subquery(),
         ).label("display"),
     )
     .outerjoin(_member_user, _member_user.c.id == group_members.c.member_id)
-    .outerjoin(_member_group, _member_group.c.id == group_members.c.member_id)
     .where(group_members.c.group_pk.in_(bindparam("group_pks", expanding=True)))
     .order_by(group_members.c.group_pk, group_members.c.member_id)
 )
