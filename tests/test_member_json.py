@@ -212,3 +212,22 @@ def test_members_of_a_group_keep_their_order_and_display_precedence(
         ("User", "Sent"),
         ("User", "carol"),
     ]
+
+
+def test_a_large_group_answers_the_same_bytes_both_ways(
+    db: Database, services: tuple[ProvisioningService, ProvisioningService]
+) -> None:
+    """Hundreds of members, ids in random order of insertion: same order, same bytes."""
+    as_json, as_objects = services
+    members = [
+        Member("Group" if n % 50 == 0 else "User", None, f"member {n}", None) for n in range(400)
+    ]
+    group_id = _store_group(db, members)
+    refs = member_refs(BASES[0])
+    written = as_json.get("Group", group_id, member_refs=refs)
+    built = as_objects.get("Group", group_id, member_refs=refs)
+    assert orjson.dumps(resource_body(written, BASES[0])) == orjson.dumps(
+        resource_body(built, BASES[0])
+    )
+    assert written.members_json is not None
+    assert len(orjson.loads(written.members_json)) == 400
