@@ -89,8 +89,14 @@ def _unique(name: str) -> str:
 
 
 def _id(name: str) -> str:
-    """Return a member id: mostly a UUID, sometimes one with characters to escape."""
-    return str(uuid.uuid4()) if len(name) % 2 else f"{name[:20]}~{next(_serial)}"[:36]
+    """Return a member id: mostly a UUID, sometimes one with characters to escape.
+
+    Never a NUL: ids are the ones scimbridge issues, and SQLite's JSON functions, through
+    which members are added, end a string at a NUL.
+    """
+    if len(name) % 2:
+        return str(uuid.uuid4())
+    return f"{name.replace(chr(0), '')[:20]}~{next(_serial)}"
 
 
 def _store_group(database: Database, members: list[Member]) -> str:
