@@ -115,6 +115,9 @@ class StoredResource:
     version: int
     memberships: list[Membership] | None = field(default=None)
     """``groups`` of a user or ``members`` of a group; None when not loaded."""
+    members_json: str | None = None
+    """A group's ``members`` as the JSON text of the SCIM array, when read so for a response
+    (``memberships`` is then None); None also when the group has no members."""
 
     status: str | None = None
     """A user's lifecycle state (``invited``, ``active``, ``suspended``); None for groups."""

@@ -43,6 +43,13 @@ def location(base_url: str, resource_type: str, resource_id: str) -> str:
     return f"{base_url}/{ENDPOINTS[resource_type]}/{resource_id}"
 
 
+def member_refs(base_url: str) -> dict[str, str]:
+    """Return, per resource type, the URL an id is appended to for its ``$ref``."""
+    return {
+        resource_type: f"{base_url}/{endpoint}/" for resource_type, endpoint in ENDPOINTS.items()
+    }
+
+
 def wants_attribute(params: ResponseParameters[Any] | None, name: str) -> bool:
     """Whether a response under these parameters may carry attribute ``name``.
 
@@ -104,14 +111,20 @@ def resource_body(
     if record.memberships:
         key = "groups" if record.resource_type == "User" else "members"
         body[key] = [_membership(membership, base_url, key) for membership in record.memberships]
-    if params is None or not (params.attributes or params.excluded_attributes):
+    whole = params is None or not (params.attributes or params.excluded_attributes)
+    if record.members_json is not None:
+        # The database wrote the array as _membership would: sent as it is, or read back
+        # into the dicts scim2-models selects attributes from.
+        members = record.members_json
+        body["members"] = orjson.Fragment(members) if whole else orjson.loads(members)
+    if whole:
         return body
     if record.status is not None:
         # Only a request naming it in ``attributes`` gets it back (returned: request).
         body["schemas"] = [*body.get("schemas", []), LIFECYCLE_SCHEMA]
         body[LIFECYCLE_SCHEMA] = _lifecycle(record)
     model = to_model(record, url)
-    if record.memberships or record.status is not None or manager_filled:
+    if record.memberships or record.members_json or record.status is not None or manager_filled:
         model = type(model).model_validate(body)
     return model.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=params)
 

@@ -36,6 +36,7 @@ from .requests import user_name_lookup
 from .responses import cursor_list_body
 from .responses import list_body
 from .responses import location
+from .responses import member_refs
 from .responses import resource_body
 from .responses import scim_response
 from .responses import wants_attribute
@@ -182,7 +183,12 @@ def _register(bp: Blueprint, resource_type: str, endpoint: str) -> None:
     def get(resource_id: str) -> Response:
         params = response_parameters(model)
         memberships = wants_attribute(params, _MEMBERSHIP_ATTRIBUTE[resource_type])
-        record = _service().get(resource_type, resource_id, memberships=memberships)
+        record = _service().get(
+            resource_type,
+            resource_id,
+            memberships=memberships,
+            member_refs=member_refs(_base_url()),
+        )
         if_none_match = request.environ.get("HTTP_IF_NONE_MATCH")
         if if_none_match and record.etag.removeprefix("W/") in {
             tag.strip().removeprefix("W/") for tag in if_none_match.split(",")

@@ -16,6 +16,7 @@ from sqlalchemy import Row
 from sqlalchemy import String
 from sqlalchemy import Table
 from sqlalchemy import bindparam
+from sqlalchemy import case
 from sqlalchemy import cast
 from sqlalchemy import delete
 from sqlalchemy import exists
@@ -25,7 +26,6 @@ from sqlalchemy import literal
 from sqlalchemy import literal_column
 from sqlalchemy import select
 from sqlalchemy import true
-from sqlalchemy import union_all
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
@@ -573,13 +573,17 @@ def _ids_given(dialect_name: str) -> Any:
 
 
 def _resource_types_statement(dialect_name: str) -> PreparedStatement:
-    ids = select(_ids_given(dialect_name).c.value)
-    return PreparedStatement(
-        union_all(
-            select(users.c.id, literal("User")).where(users.c.id.in_(ids)),
-            select(groups.c.id, literal("Group")).where(groups.c.id.in_(ids)),
-        )
+    """Each id given with ``User``, ``Group`` or NULL (neither), in one pass over the ids.
+
+    The groups table is looked at only for ids that name no user: a member PATCH names
+    mostly users, and runs this holding the writer lock.
+    """
+    given = _ids_given(dialect_name)
+    resource_type = case(
+        (exists().where(users.c.id == given.c.value), literal("User")),
+        (exists().where(groups.c.id == given.c.value), literal("Group")),
     )
+    return PreparedStatement(select(given.c.value, resource_type))
 
 
 _RESOURCE_TYPES = {name: _resource_types_statement(name) for name in ("sqlite", "postgresql")}
@@ -591,7 +595,7 @@ def resource_types_of(conn: Connection, ids: Iterable[str]) -> dict[str, str]:
     if not wanted:
         return {}
     rows = _RESOURCE_TYPES[conn.dialect.name].all(conn, {"ids": orjson.dumps(wanted).decode()})
-    return {resource_id: resource_type for resource_id, resource_type in rows}
+    return {resource_id: kind for resource_id, kind in rows if kind is not None}
 
 
 def _add_members_sqlite() -> PreparedStatement:
@@ -680,11 +684,14 @@ _MEMBERS_OF = (
             group_members.c.display,
             _member_user.c.display_name,
             _member_user.c.user_name,
-            _member_group.c.display_name,
+            # A subquery, not a second outer join: COALESCE stops at the first name found,
+            # so the groups table is only read for members that are not users.
+            select(_member_group.c.display_name)
+            .where(_member_group.c.id == group_members.c.member_id)
+            .scalar_subquery(),
         ).label("display"),
     )
     .outerjoin(_member_user, _member_user.c.id == group_members.c.member_id)
-    .outerjoin(_member_group, _member_group.c.id == group_members.c.member_id)
     .where(group_members.c.group_pk.in_(bindparam("group_pks", expanding=True)))
     .order_by(group_members.c.group_pk, group_members.c.member_id)
 )

@@ -102,6 +102,9 @@ group_members = Table(
     # The display name the client sent with the member, if any; shown back as it was given.
     Column("display", String(255)),
     Index("ix_group_members_member_id", "member_id"),
+    # On SQLite the rows live in their primary key's b-tree: a group's members are read in
+    # order without a table lookup per row (migration 0008).
+    sqlite_with_rowid=False,
 )
 
 api_tokens = Table(
