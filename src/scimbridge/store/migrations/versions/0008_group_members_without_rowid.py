@@ -6,14 +6,14 @@ itself, the rows are read in member order straight from one b-tree: a GET of a g
 1,000 members spends about 0.2 ms less CPU, and adding a member writes one b-tree, not two.
 PostgreSQL is left as it is.
 
-Revision ID: 0008_groupjson_members
+Revision ID: 0008_members_without_rowid
 Revises: 0007_outbox
 Create Date: 2026-12-06 18:45:00.000000
 """
 
 from alembic import op
 
-revision = "0008_groupjson_members"
+revision = "0008_members_without_rowid"
 down_revision = "0007_outbox"
 branch_labels = None
 depends_on = None
