@@ -84,6 +84,11 @@ def test_wsgi_headers_are_werkzeugs(status: int, headers: dict[str, str]) -> Non
     ours = ScimResponse(body, status, headers, content_type="application/scim+json")
     theirs = Response(body, status, headers, content_type="application/scim+json")
     assert sorted(_wsgi_headers(ours)) == sorted(_wsgi_headers(theirs))
+    environ = EnvironBuilder().get_environ()
+    our_iter, our_status, our_list = ours.get_wsgi_response(environ)
+    their_iter, their_status, their_list = theirs.get_wsgi_response(environ)
+    assert (our_status, sorted(our_list)) == (their_status, sorted(their_list))
+    assert b"".join(our_iter) == b"".join(their_iter)
 
 
 def test_create_location_is_meta_location(scim: ScimClient) -> None:
