@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC
+from datetime import datetime
 
 import pytest
 from flask import Flask
@@ -83,3 +85,14 @@ def test_each_kind_of_deviation_is_logged_once_and_counted_every_time(
     assert len(infos) == 2 and len(debugs) == 4
     assert all("'entra-logged-once'" in message for message in infos)
     assert _counts(database)[("entra-logged-once", "string-boolean")] == (3, 0)
+
+
+def test_one_request_counts_several_deviations_on_either_database(db: Database) -> None:
+    """The counts of one request are written together; each adds to its own row."""
+    now = datetime.now(UTC)
+    for _ in range(2):
+        with db.write() as conn:
+            deviation_store.count_deviations(
+                conn, "idp", ["op-case", "string-boolean"], ["op-case"], now
+            )
+    assert _counts(db) == {("idp", "op-case"): (2, 2), ("idp", "string-boolean"): (2, 0)}

@@ -122,6 +122,21 @@ _LOGGED_DEVIATIONS: set[tuple[str, Deviation]] = set()
 """(token name, deviation) pairs this process has logged at INFO."""
 
 
+_deviation_counters: dict[tuple[Deviation, str], Any] = {}
+"""The metrics counter of each (deviation, verdict) met so far.
+
+prometheus-client's ``labels()`` checks and locks on every call, and an Entra deactivation
+meets two deviations; the label sets are few and fixed, so each is looked up once."""
+
+
+def _deviation_counter(deviation: Deviation, verdict: str) -> Any:
+    counter = _deviation_counters.get((deviation, verdict))
+    if counter is None:
+        counter = instruments().scim_deviations.labels(deviation.value, verdict)
+        counter = _deviation_counters.setdefault((deviation, verdict), counter)
+    return counter
+
+
 @dataclass
 class ClientProfile:
     """The profile of the token a request came with, and the deviations it has met."""
@@ -153,13 +168,13 @@ class ClientProfile:
     def meet(self, deviation: Deviation, detail: str) -> None:
         """Accept a tolerated deviation (logged), or refuse the request with a SCIM error."""
         if not self.tolerates(deviation):
-            instruments().scim_deviations.labels(deviation.value, "refused").inc()
+            _deviation_counter(deviation, "refused").inc()
             if deviation not in self.refused:
                 self.refused.append(deviation)
             raise _REFUSALS.get(deviation, InvalidValueException)(
                 detail=f"{detail} (not RFC 7644: {deviation.value})"
             )
-        instruments().scim_deviations.labels(deviation.value, "tolerated").inc()
+        _deviation_counter(deviation, "tolerated").inc()
         if deviation not in self.seen:
             self.seen.append(deviation)
             # Every request's deviations are counted (the admin Provisioning page); the log

@@ -8,12 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from flask import Request
 from flask import current_app
 from flask import request
 from scim2_models import InvalidSyntaxException
 from scim2_models import InvalidValueException
 from scim2_models import ResponseParameters
 from scim2_models import SearchRequest
+from werkzeug.exceptions import ClientDisconnected
 
 from ..domain.lifecycle_schema import LIFECYCLE_ATTRIBUTES
 from ..domain.lifecycle_schema import LIFECYCLE_SCHEMA
@@ -57,12 +59,24 @@ def scim_limits() -> ScimSettings:
     return limits
 
 
+# Content-Type headers clients send on nearly every write, accepted without parsing them.
+_JSON_CONTENT_TYPES = frozenset(
+    {
+        "application/scim+json",
+        "application/json",
+        "application/scim+json; charset=utf-8",
+        "application/json; charset=utf-8",
+    }
+)
+
+
 def json_body() -> Any:
     """Return the parsed JSON body of a write request."""
-    mimetype = request.mimetype
-    if mimetype and not is_json_body(mimetype, request.mimetype_params.get("charset")):
-        raise UnsupportedMediaType()
-    data = request.get_data(cache=False)
+    if request.environ.get("CONTENT_TYPE") not in _JSON_CONTENT_TYPES:
+        mimetype = request.mimetype
+        if mimetype and not is_json_body(mimetype, request.mimetype_params.get("charset")):
+            raise UnsupportedMediaType()
+    data = _body_bytes(request._get_current_object())  # type: ignore[attr-defined]
     if not data:
         raise InvalidSyntaxException(detail="the request has no body")
     try:
@@ -76,6 +90,50 @@ def json_body() -> Any:
     if b"\\u0000" in data and _holds_nul(body):
         raise InvalidValueException(detail="strings must not hold the NUL character")
     return body
+
+
+def _body_bytes(incoming: Request) -> bytes:
+    """Return the request body, as ``get_data(cache=False)`` would.
+
+    A body announced by a plain ``Content-Length`` within the payload limit, not chunked, is
+    read straight from the WSGI input: werkzeug's safe stream (a wrapper object, its limit
+    checks and a read loop) cost about 13 µs per write for the same bytes. Anything else
+    (chunked, a malformed or missing length, a body over the limit: 413) goes werkzeug's way.
+    Where the server frames the input itself (``wsgi.input_terminated``, as gunicorn does),
+    the body is what it delivers, to its end or the limit, as werkzeug reads it; otherwise a
+    body cut short, or an input that fails, is werkzeug's 400.
+    """
+    environ = incoming.environ
+    announced = environ.get("CONTENT_LENGTH")
+    limit = incoming.max_content_length
+    if not (
+        announced
+        and announced.isascii()
+        and announced.isdigit()
+        and "HTTP_TRANSFER_ENCODING" not in environ
+        and limit is not None
+        and int(announced) <= limit
+    ):
+        return incoming.get_data(cache=False)
+    framed = "wsgi.input_terminated" in environ
+    try:
+        data = _read_up_to(environ["wsgi.input"], limit if framed else int(announced))
+    except (OSError, ValueError):
+        raise ClientDisconnected() from None
+    if not framed and len(data) != int(announced):
+        raise ClientDisconnected()
+    return data
+
+
+def _read_up_to(stream: Any, size: int) -> bytes:
+    """Read ``size`` bytes, or fewer if the stream ends first (it may hand them in parts)."""
+    data: bytes = stream.read(size)
+    while data and len(data) < size:
+        part = stream.read(size - len(data))
+        if not part:
+            break
+        data += part
+    return data
 
 
 # Where a member name ends: its closing quote, then the colon. Every member of the text has
@@ -97,12 +155,23 @@ def refuse_repeated_members(data: bytes, body: Any) -> None:
 
 
 def _member_count(value: Any) -> int:
-    """Return how many members the objects in a parsed JSON value hold, nested ones included."""
-    if isinstance(value, dict):
-        return len(value) + sum(_member_count(item) for item in value.values())
-    if isinstance(value, list):
-        return sum(_member_count(item) for item in value)
-    return 0
+    """Return how many members the objects in a parsed JSON value hold, nested ones included.
+
+    Asked of every write body: plain loops that descend only into objects and arrays cost a
+    third of a recursion through generators over every value.
+    """
+    if type(value) is dict:
+        count = len(value)
+        items: Any = value.values()
+    elif type(value) is list:
+        count = 0
+        items = value
+    else:
+        return 0
+    for item in items:
+        if type(item) is dict or type(item) is list:
+            count += _member_count(item)
+    return count
 
 
 def _refuse_repeated_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -190,10 +190,18 @@ _UPDATE_USER_STATEMENT = (
     .where(users.c.pk == bindparam("at_pk"), users.c.version == bindparam("at_version"))
     .values({name: bindparam(name) for name in _USER_UPDATE_COLUMNS})
 )
-_UPDATE_USER = PreparedStatement(_UPDATE_USER_STATEMENT)
-_UPDATE_USER_WITH_PASSWORD = PreparedStatement(
-    _UPDATE_USER_STATEMENT.values(password_hash=bindparam("password_hash"))
-)
+# By (with a new password hash, with a new lifecycle status): a SCIM ``active=false`` writes
+# the suspension in the version's own UPDATE rather than in a second one of the same row.
+_UPDATE_USER = {
+    (with_password, with_status): PreparedStatement(
+        _UPDATE_USER_STATEMENT.values(
+            **({"password_hash": bindparam("password_hash")} if with_password else {}),
+            **({"status": bindparam("status")} if with_status else {}),
+        )
+    )
+    for with_password in (False, True)
+    for with_status in (False, True)
+}
 _DELETE_EMAILS = PreparedStatement(
     delete(user_emails).where(user_emails.c.user_pk == bindparam("user_pk"))
 )
@@ -208,11 +216,14 @@ def update_user(
     doc: dict[str, Any],
     password_hash: str | None,
     now: datetime,
+    *,
+    status: str | None = None,
 ) -> StoredResource:
     """Write a new version of a user read in this transaction.
 
     The version check in the WHERE clause makes a concurrent writer that read the same version
-    lose instead of overwriting silently.
+    lose instead of overwriting silently. ``status``, when given, is the user's new lifecycle
+    state, written in the same statement (the returned record keeps the one read).
     """
     values: dict[str, Any] = {
         "user_name": columns.user_name,
@@ -228,7 +239,9 @@ def update_user(
     }
     if password_hash is not None:
         values["password_hash"] = password_hash
-    statement = _UPDATE_USER_WITH_PASSWORD if password_hash is not None else _UPDATE_USER
+    if status is not None:
+        values["status"] = status
+    statement = _UPDATE_USER[password_hash is not None, status is not None]
     try:
         changed = statement.execute(
             conn, {**values, "at_pk": record.pk, "at_version": record.version}

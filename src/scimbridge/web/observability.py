@@ -174,7 +174,9 @@ def _finisher(settings: Settings) -> Callable[[Response], Response]:
         state = _unproxied(g)
         if "request_id" not in state:
             return response  # a request refused before any hook ran (e.g. a malformed one)
-        response.headers[REQUEST_ID_HEADER] = state.request_id
+        # Added, not set: only this hook names the header, and setting scans and rebuilds
+        # the header list on every response.
+        response.headers.add(REQUEST_ID_HEADER, state.request_id)
         seconds = time.perf_counter() - state.request_started
         actor = _actor(state)
         if actor is not None:

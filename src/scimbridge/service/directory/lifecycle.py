@@ -613,16 +613,19 @@ class UserDirectory:
         *,
         account: Account | None = None,
         changes: dict[str, Any] | None = None,
+        status_written: bool = False,
     ) -> None:
         """Apply suspension to a user whose row already says ``active=false`` (SCIM or admin).
 
         ``account`` spares reading the user again when the caller holds it (its status must
         be the one before suspension); ``changes`` are other changes of the same write, told
-        in the one ``user.suspended`` event.
+        in the one ``user.suspended`` event; ``status_written`` says the caller's own UPDATE
+        of the row already set the status to suspended.
         """
         account = account or accounts.account_by_pk(conn, user_pk)
         assert account is not None
-        accounts.set_status(conn, user_pk, UserStatus.SUSPENDED)
+        if not status_written:
+            accounts.set_status(conn, user_pk, UserStatus.SUSPENDED)
         ended = accounts.delete_sessions(conn, user_pk)
         voided = accounts.void_links(conn, user_pk, now)
         if self.settings.lifecycle.send_suspension_notice and account.email:

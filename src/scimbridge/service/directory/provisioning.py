@@ -539,9 +539,16 @@ class ProvisioningService:
         was_active = record.doc.get("active", True) is not False
         before = record.doc
         password_hash = prepared.password_hash
+        suspends = was_active and becomes_inactive
         try:
             saved = store.update_user(
-                conn, record, prepared.columns, prepared.doc, password_hash, now
+                conn,
+                record,
+                prepared.columns,
+                prepared.doc,
+                password_hash,
+                now,
+                status=UserStatus.SUSPENDED.value if suspends else None,
             )
         except DuplicateKey:
             raise UniquenessException(detail=f"userName {user_name!r} is already taken") from None
@@ -561,7 +568,7 @@ class ProvisioningService:
                 now,
             )
         # SCIM active is the suspension switch: both ways go through the lifecycle rules.
-        if was_active and becomes_inactive:
+        if suspends:
             # One event tells the whole write: the suspension and what else changed with it.
             self.directory.on_suspended(
                 conn,
@@ -571,6 +578,7 @@ class ProvisioningService:
                 now,
                 account=_account_of(record),
                 changes=changes,
+                status_written=True,
             )
             saved.status = UserStatus.SUSPENDED
             self.directory.ldap_sync.queue_user_sync(conn, saved.id)
