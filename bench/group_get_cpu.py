@@ -20,9 +20,8 @@ import time
 
 from scim_bench import GROUP_SCHEMA
 from scim_bench import members_patch
-from scim_bench import user_body
 from scim_cpu import _call
-from scim_cpu import _make_app
+from scim_cpu import app_with_users
 
 
 def main() -> None:
@@ -34,13 +33,7 @@ def main() -> None:
     options = parser.parse_args()
     sides = {}
     for name, json_members in (("database JSON", True), ("objects", False)):
-        app, token, _ = _make_app(observed=False)
-        app.extensions["scimbridge"].provisioning.json_members = json_members
-        ids = []
-        for i in range(options.members):
-            status, data = _call(app, "POST", "/scim/v2/Users", token, user_body(i))
-            assert status == 201, data
-            ids.append(json.loads(data)["id"])
+        app, token, ids = app_with_users(options.members, json_members=json_members)
         group = {"schemas": [GROUP_SCHEMA], "displayName": "bench-group"}
         group_id = json.loads(_call(app, "POST", "/scim/v2/Groups", token, group)[1])["id"]
         path = f"/scim/v2/Groups/{group_id}"

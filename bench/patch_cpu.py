@@ -11,16 +11,14 @@ Run ``python bench/patch_cpu.py [--users 1000]``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 from scim_bench import ENTRA_DEACTIVATE
 from scim_bench import PATCH_SCHEMA
-from scim_bench import user_body
 from scim_cpu import _call
-from scim_cpu import _make_app
+from scim_cpu import app_with_users
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
@@ -50,14 +48,7 @@ def main() -> None:
     options = parser.parse_args()
     sides = {}
     for name, fast in (("fast path", True), ("scim2-models", False)):
-        app, token, _ = _make_app(observed=False)
-        app.extensions["scimbridge"].provisioning.fast_patch = fast
-        ids = []
-        for i in range(options.users):
-            status, data = _call(app, "POST", "/scim/v2/Users", token, user_body(i))
-            assert status == 201, data
-            ids.append(json.loads(data)["id"])
-        sides[name] = (app, token, ids)
+        sides[name] = app_with_users(options.users, fast_patch=fast)
     print(f"CPU per PATCH, {options.users} users, blocks of {options.block} (in-process, SQLite)")
     print(f"  {'shape':20s} {'fast path':>10s} {'scim2-models':>13s}  ratio")
     for shape, body in SHAPES.items():

@@ -169,6 +169,24 @@ def _make_app(observed: bool) -> tuple[Wsgi, str, Database]:
     return app, token, database
 
 
+def app_with_users(count: int, **service_flags: Any) -> tuple[Wsgi, str, list[str]]:
+    """Return a plain app on a fresh store, its token and the ids of ``count`` users made there.
+
+    ``service_flags`` set attributes of its provisioning service (``fast_patch=False``…): the
+    A/B scripts build one app per side this way.
+    """
+    app, token, _ = _make_app(observed=False)
+    provisioning = app.extensions["scimbridge"].provisioning
+    for flag, value in service_flags.items():
+        setattr(provisioning, flag, value)
+    ids = []
+    for i in range(count):
+        status, data = _call(app, "POST", "/scim/v2/Users", token, user_body(i))
+        assert status == 201, data
+        ids.append(json.loads(data)["id"])
+    return app, token, ids
+
+
 def _run_phases(
     made: tuple[Wsgi, str, Database], count: int, profile: str | None
 ) -> dict[str, float]:
