@@ -16,6 +16,7 @@ from scimbridge.store.database import Database
 from scimbridge.store.migrations import upgrade
 
 from .conftest import ENTERPRISE_SCHEMA
+from .conftest import PATCH_SCHEMA
 from .conftest import USER_SCHEMA
 from .conftest import ScimClient
 from .conftest import make_settings
@@ -109,3 +110,55 @@ def test_creation_changes_are_the_document_diff_without_secrets(doc: dict[str, A
     """A create's changes: the diff from nothing to the document, stripped of secrets."""
     expected = _stripped({"status": "active", **audit.document_changes({}, doc)})
     assert audit.creation_changes("active", doc) == expected
+
+
+_DOCS = st.dictionaries(
+    st.sampled_from(["schemas", "userName", "password", "emails", "name", "Secret", "x"]),
+    JSON_VALUES,
+    max_size=5,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=_DOCS, after=_DOCS)
+def test_update_changes_are_the_document_diff_without_secrets(
+    before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    """An update's changes, computed before the writer lock: the diff, stripped of secrets."""
+    changes = audit.update_changes(before, after)
+    assert isinstance(changes, audit.SanitizedChanges)
+    assert changes == _stripped(audit.document_changes(before, after))
+
+
+@pytest.mark.parametrize("with_password", [False, True])
+def test_a_scim_suspension_is_audited_with_the_other_changes_of_its_patch(
+    store: tuple[ScimClient, Database], with_password: bool
+) -> None:
+    """One user.suspended event: what else changed, the status, sessions and links; no secret.
+
+    Without a password the PATCH takes the fast path (changes compared before the writer
+    lock); with one, scim2-models' path.
+    """
+    scim, database = store
+    created = scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": "ada", "title": "Eng"})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    value: dict[str, Any] = {"active": False, "title": "Countess"}
+    if with_password:
+        value["password"] = "correct horse battery staple 7!"
+    patched = scim.patch(
+        f"/Users/{created.get_json()['id']}",
+        {"schemas": [PATCH_SCHEMA], "Operations": [{"op": "replace", "value": value}]},
+    )
+    assert patched.status_code == 200, patched.get_data(as_text=True)
+    (event,) = audit_rows(database, "user.suspended")
+    expected: dict[str, Any] = {
+        "active": {"before": True, "after": False},
+        "title": {"before": "Eng", "after": "Countess"},
+        "status": {"before": "active", "after": "suspended"},
+        "sessions_ended": 0,
+        "links_voided": 0,
+    }
+    if with_password:
+        expected["password"] = "set"
+    assert event.changes == expected
+    assert "correct horse" not in str(event.changes)

@@ -173,35 +173,15 @@ def _write_emails(conn: Connection, user_pk: int, emails: list[dict[str, Any]]) 
         )
 
 
-_USER_UPDATE_COLUMNS = (
-    "user_name",
-    "user_name_key",
-    "external_id",
-    "display_name",
-    "display_name_key",
-    "primary_email_key",
-    "active",
-    "last_modified",
-    "version",
-    "doc",
-)
-_UPDATE_USER_STATEMENT = (
-    update(users)
-    .where(users.c.pk == bindparam("at_pk"), users.c.version == bindparam("at_version"))
-    .values({name: bindparam(name) for name in _USER_UPDATE_COLUMNS})
-)
-# By (with a new password hash, with a new lifecycle status): a SCIM ``active=false`` writes
-# the suspension in the version's own UPDATE rather than in a second one of the same row.
-_UPDATE_USER = {
-    (with_password, with_status): PreparedStatement(
-        _UPDATE_USER_STATEMENT.values(
-            **({"password_hash": bindparam("password_hash")} if with_password else {}),
-            **({"status": bindparam("status")} if with_status else {}),
-        )
+# Only the columns a write changes are SET: SQLite rewrites the index entries of every column
+# an UPDATE names, changed or not, and each such entry dirties a page that the commit writes to
+# the log and syncs. Compiled with the names given (``column_keys``), this statement SETs
+# exactly the parameters passed besides ``at_pk`` and ``at_version``.
+_UPDATE_USER = PreparedStatement(
+    update(users).where(
+        users.c.pk == bindparam("at_pk"), users.c.version == bindparam("at_version")
     )
-    for with_password in (False, True)
-    for with_status in (False, True)
-}
+)
 _DELETE_EMAILS = PreparedStatement(
     delete(user_emails).where(user_emails.c.user_pk == bindparam("user_pk"))
 )
@@ -225,25 +205,32 @@ def update_user(
     lose instead of overwriting silently. ``status``, when given, is the user's new lifecycle
     state, written in the same statement (the returned record keeps the one read).
     """
-    values: dict[str, Any] = {
-        "user_name": columns.user_name,
-        "user_name_key": columns.user_name_key,
-        "external_id": columns.external_id,
-        "display_name": columns.display_name,
-        "display_name_key": columns.display_name_key,
-        "primary_email_key": columns.primary_email_key,
-        "active": columns.active,
-        "last_modified": to_db(now),
-        "version": record.version + 1,
-        "doc": doc,
-    }
+    before = record.doc
+    values: dict[str, Any] = {}
+    # Each indexed column follows one attribute of the document (see user_columns): it is
+    # written when that attribute changed.
+    if before.get("userName") != doc.get("userName"):
+        values["user_name"] = columns.user_name
+        values["user_name_key"] = columns.user_name_key
+    if before.get("externalId") != doc.get("externalId"):
+        values["external_id"] = columns.external_id
+    if before.get("displayName") != doc.get("displayName"):
+        values["display_name"] = columns.display_name
+        values["display_name_key"] = columns.display_name_key
+    emails_changed = before.get("emails") != doc.get("emails")
+    if emails_changed:
+        values["primary_email_key"] = columns.primary_email_key
+    if (before.get("active") is not False) != columns.active:
+        values["active"] = columns.active
+    values["last_modified"] = to_db(now)
+    values["version"] = record.version + 1
+    values["doc"] = doc
     if password_hash is not None:
         values["password_hash"] = password_hash
     if status is not None:
         values["status"] = status
-    statement = _UPDATE_USER[password_hash is not None, status is not None]
     try:
-        changed = statement.execute(
+        changed = _UPDATE_USER.execute(
             conn, {**values, "at_pk": record.pk, "at_version": record.version}
         )
     except IntegrityError as exc:
@@ -252,7 +239,7 @@ def update_user(
         raise ConcurrentUpdate(record.id)
     # The email rows only change with the document's emails; most writes (active=false,
     # a new title) leave them alone.
-    if record.doc.get("emails") != doc.get("emails"):
+    if emails_changed:
         _DELETE_EMAILS.execute(conn, {"user_pk": record.pk})
         _write_emails(conn, record.pk, columns.emails)
     return StoredResource(

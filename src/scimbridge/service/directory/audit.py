@@ -81,6 +81,15 @@ def document_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str,
     return changed
 
 
+def update_changes(before: dict[str, Any], after: dict[str, Any]) -> SanitizedChanges:
+    """Return :func:`document_changes` already stripped of secrets, as :func:`record` would.
+
+    Computed before the write transaction opens, the comparison and the stripping stay out
+    of the time the database's one writer is held.
+    """
+    return SanitizedChanges(_without_secrets(document_changes(before, after)))
+
+
 def creation_changes(status: str, doc: dict[str, Any]) -> SanitizedChanges:
     """Return a create's changes, already stripped of secrets: its status and whole document.
 

@@ -645,12 +645,7 @@ class UserDirectory:
             account.user_name,
             request=request,
             now=now,
-            changes={
-                **(changes or {}),
-                "status": {"before": account.status, "after": UserStatus.SUSPENDED.value},
-                "sessions_ended": ended,
-                "links_voided": voided,
-            },
+            changes=_suspension_changes(changes, account.status, ended, voided),
         )
 
     def on_reactivated(
@@ -1146,3 +1141,22 @@ def _apply_profile(user: UserResource, changes: ProfileChanges) -> None:
         extension: Any = user[EnterpriseUser] or EnterpriseUser()
         extension.department = changes.department or None
         user[EnterpriseUser] = extension
+
+
+def _suspension_changes(
+    changes: dict[str, Any] | None, status: str, ended: int, voided: int
+) -> dict[str, Any]:
+    """Return a suspension event's changes: the write's own, then the lifecycle's.
+
+    What the lifecycle adds holds no secret: changes already stripped of them stay marked
+    so, and the event is written without walking them again under the writer lock.
+    """
+    merged = {
+        **(changes or {}),
+        "status": {"before": status, "after": UserStatus.SUSPENDED.value},
+        "sessions_ended": ended,
+        "links_voided": voided,
+    }
+    if changes is None or isinstance(changes, audit.SanitizedChanges):
+        return audit.SanitizedChanges(merged)
+    return merged

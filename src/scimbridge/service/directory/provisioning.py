@@ -487,9 +487,11 @@ class ProvisioningService:
             prepared = self._patched(record, patch, tolerance)
             if prepared is None:
                 return record
+            # The audit diff of the version read, compared before the writer is taken.
+            changes = audit.update_changes(record.doc, prepared.doc)
             try:
                 with self._write(caller) as conn:
-                    saved = self._write_prepared(conn, record, prepared, caller)
+                    saved = self._write_prepared(conn, record, prepared, caller, changes)
             except ConcurrentUpdate:
                 if if_match is not None:
                     raise PreconditionFailedException(detail="the user changed meanwhile") from None
@@ -531,8 +533,13 @@ class ProvisioningService:
         record: StoredResource,
         prepared: _PreparedUser,
         caller: Caller,
+        changes: audit.SanitizedChanges | None = None,
     ) -> StoredResource:
-        """Write the prepared new version of a user; ConcurrentUpdate if ``record`` is stale."""
+        """Write the prepared new version of a user; ConcurrentUpdate if ``record`` is stale.
+
+        ``changes`` are the audit changes from ``record`` to ``prepared`` when the caller
+        computed them before the transaction (see audit.update_changes).
+        """
         user_name = prepared.columns.user_name
         becomes_inactive = prepared.doc.get("active") is False
         now = _now()
@@ -552,7 +559,8 @@ class ProvisioningService:
             )
         except DuplicateKey:
             raise UniquenessException(detail=f"userName {user_name!r} is already taken") from None
-        changes = audit.document_changes(before, saved.doc)
+        if changes is None:
+            changes = audit.update_changes(before, saved.doc)
         if password_hash is not None:
             changes["password"] = "set"
             if prepared.password is not None:
