@@ -5,14 +5,14 @@ counts' ``last_seen``, and with an index on it each such request dirtied one mor
 written to the log and synced at commit. The table holds a row per token and deviation met:
 the one query ordering by ``last_seen`` sorts those few rows faster than any index saves.
 
-Revision ID: 0009_patch4_deviations
+Revision ID: 0009_deviations_last_seen
 Revises: 0008_members_without_rowid
 Create Date: 2026-12-06 20:00:00.000000
 """
 
 from alembic import op
 
-revision = "0009_patch4_deviations"
+revision = "0009_deviations_last_seen"
 down_revision = "0008_members_without_rowid"
 branch_labels = None
 depends_on = None
