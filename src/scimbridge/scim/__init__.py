@@ -91,7 +91,7 @@ def _finish_response(response: Response) -> Response:
     # counted here: after the request (SCIM errors and bulk included), and only when one
     # was met, so ordinary requests write nothing more.
     profile: ClientProfile | None = state.get("client_profile")
-    if profile is None:
+    if profile is None or not profile.has_uncounted():
         return response
     tolerated, refused = profile.uncounted()
     if tolerated or refused:

@@ -149,6 +149,10 @@ class ClientProfile:
     counted: tuple[int, int] = (0, 0)
     """How many of ``seen`` and ``refused`` are counted already (both lists only grow)."""
 
+    def has_uncounted(self) -> bool:
+        """Whether any deviation met is not counted yet (nearly every request: none met)."""
+        return len(self.seen) > self.counted[0] or len(self.refused) > self.counted[1]
+
     def uncounted(self) -> tuple[list[str], list[str]]:
         """Return the names of the deviations met and not yet counted: (tolerated, refused)."""
         return (

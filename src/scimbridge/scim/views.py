@@ -74,8 +74,9 @@ def _single(
     status: int = 200,
     *,
     created: bool = False,
+    base: str | None = None,
 ) -> Response:
-    base = _base_url()
+    base = base or _base_url()
     headers = {"ETag": record.etag}
     if created:
         headers["Location"] = location(base, record.resource_type, record.id)
@@ -183,18 +184,22 @@ def _register(bp: Blueprint, resource_type: str, endpoint: str) -> None:
     def get(resource_id: str) -> Response:
         params = response_parameters(model)
         memberships = wants_attribute(params, _MEMBERSHIP_ATTRIBUTE[resource_type])
-        record = _service().get(
+        # The app's services and the base URL looked up once: each is a proxy lookup.
+        services = current_app.extensions["scimbridge"]
+        base = str(services.settings.scim_base_url)
+        record = services.provisioning.get(
             resource_type,
             resource_id,
             memberships=memberships,
-            member_refs=member_refs(_base_url()),
+            # Only a group's members are written by the database, with their $ref.
+            member_refs=member_refs(base) if resource_type == "Group" else None,
         )
         if_none_match = request.environ.get("HTTP_IF_NONE_MATCH")
         if if_none_match and record.etag.removeprefix("W/") in {
             tag.strip().removeprefix("W/") for tag in if_none_match.split(",")
         }:
             return scim_response(None, 304, {"ETag": record.etag})
-        return _single(record, params)
+        return _single(record, params, base=base)
 
     def replace(resource_id: str) -> Response:
         params = response_parameters(model)

@@ -103,7 +103,20 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """Open a read transaction: every statement in it sees the same snapshot."""
-        with self._connection(write=False) as connection:
+        kept = self._kept.take(False) if self._kept is not None else None
+        if kept is not None:
+            # SQLite, this thread's own read connection: the common case, written out here
+            # rather than through _connection (one context manager, not two, on every read).
+            # Begun on the driver, as below.
+            try:
+                kept.connection.dbapi_connection.execute("BEGIN")  # type: ignore[union-attr]
+                yield kept
+            finally:
+                # Ends the transaction, whether SQLAlchemy joined it or not (see _end).
+                self._kept.give_back(kept, False)  # type: ignore[union-attr]
+            return
+        # PostgreSQL, or a read opened inside another on this thread: a pooled connection.
+        with self.engine.connect() as connection:
             driver: Any = connection.connection.dbapi_connection
             if self._kept is not None:
                 # SQLite's driver runs in autocommit mode here (see _create_engine): begin

@@ -28,13 +28,19 @@ class LocalSlidingWindows:
 
     def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
         """Count one request under ``item`` if it fits; return whether it did."""
-        key = item.key_for(*identifiers)
-        expiry = item.get_expiry()
+        return self.hit_key(item.key_for(*identifiers), item.get_expiry(), item.amount)
+
+    def hit_key(self, key: str, expiry: int, amount: int) -> bool:
+        """Count one request under a limit's key (``item.key_for``) if it fits.
+
+        For callers that keep the key and the limit's figures: building the key anew costs
+        more than the counting.
+        """
         with self._lock:
             now = time.time()
             index, current, previous = self._rolled(key, expiry, now)
             weighted = previous * _previous_ttl(previous, expiry, now) / expiry + current
-            if math.floor(weighted) + 1 > item.amount:
+            if math.floor(weighted) + 1 > amount:
                 return False
             self._windows[key] = (index, current + 1, previous)
             return True

@@ -37,8 +37,13 @@ from .local_windows import LocalSlidingWindows
 SURFACES = ("scim", "api")
 
 _FLUSH_SECONDS = 1.0
+_LOCAL_KEYS_LIMIT = 1024
+"""How many (surface, token) counter keys are kept made; tokens are few, names are bounded."""
 _RECENT = timedelta(minutes=15)
 """How far back the Provisioning page counts refusals (the maintenance task keeps 30 minutes)."""
+
+
+_LocalLimit = tuple[RateLimitItem, str, int, int]
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ class TokenRateLimiter:
             "scim": parse_many(settings.scim_per_token),
             "api": parse_many(settings.api_per_token),
         }
+        # (surface, token name) -> per limit: (item, its key, window seconds, amount)
+        self._local_keys: dict[tuple[str, str], tuple[_LocalLimit, ...]] = {}
         self._lock = threading.Lock()
         self._unwritten: Counter[tuple[str, str, datetime]] = Counter()
         self._last_flush = 0.0
@@ -76,13 +83,36 @@ class TokenRateLimiter:
         """Count one request of a token; return when to retry if it is over a limit."""
         if not self.enabled:
             return None
+        if self._local is not None:
+            return self._hit_local(self._local, surface, token_name)
         for item in self._limits[surface]:
             if self._counted(item, surface, token_name):
                 continue
-            reset = self._reset_time(item, surface, token_name)
-            self._count_refusal(surface, token_name)
-            return Throttled(max(1, math.ceil(reset - time.time())))
+            return self._refused(item, surface, token_name)
         return None
+
+    def _hit_local(
+        self, local: LocalSlidingWindows, surface: str, token_name: str
+    ) -> Throttled | None:
+        """Count a request in this process's counters, with the token's keys made once."""
+        keys = self._local_keys.get((surface, token_name))
+        if keys is None:
+            if len(self._local_keys) >= _LOCAL_KEYS_LIMIT:
+                self._local_keys.clear()  # more names than tokens ever are: start afresh
+            keys = self._local_keys[(surface, token_name)] = tuple(
+                (item, item.key_for(surface, token_name), item.get_expiry(), item.amount)
+                for item in self._limits[surface]
+            )
+        for item, key, expiry, amount in keys:
+            if not local.hit_key(key, expiry, amount):
+                return self._refused(item, surface, token_name)
+        return None
+
+    def _refused(self, item: RateLimitItem, surface: str, token_name: str) -> Throttled:
+        """Count a refusal; return when the limit lets the token through again."""
+        reset = self._reset_time(item, surface, token_name)
+        self._count_refusal(surface, token_name)
+        return Throttled(max(1, math.ceil(reset - time.time())))
 
     def _counted(self, item: RateLimitItem, surface: str, token_name: str) -> bool:
         if self._local is not None:
