@@ -115,8 +115,7 @@ class TokenRateLimiter:
         return Throttled(max(1, math.ceil(reset - time.time())))
 
     def _counted(self, item: RateLimitItem, surface: str, token_name: str) -> bool:
-        if self._local is not None:
-            return self._local.hit(item, surface, token_name)
+        # Only the shared storage's limiter: this process's own counters go by _hit_local.
         assert self._limiter is not None
         return self._limiter.hit(item, surface, token_name)
 
