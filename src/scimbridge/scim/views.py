@@ -184,10 +184,8 @@ def _register(bp: Blueprint, resource_type: str, endpoint: str) -> None:
     def get(resource_id: str) -> Response:
         params = response_parameters(model)
         memberships = wants_attribute(params, _MEMBERSHIP_ATTRIBUTE[resource_type])
-        # The app's services and the base URL looked up once: each is a proxy lookup.
-        services = current_app.extensions["scimbridge"]
-        base = str(services.settings.scim_base_url)
-        record = services.provisioning.get(
+        base = _base_url()  # once: the member $refs and the answer's meta both use it
+        record = _service().get(
             resource_type,
             resource_id,
             memberships=memberships,
