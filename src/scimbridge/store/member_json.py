@@ -11,7 +11,6 @@ response builds from :func:`scimbridge.store.resources.load_members`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy import Integer
@@ -25,29 +24,9 @@ from sqlalchemy import select
 from .dialects import joined_in_order
 from .dialects import json_object_text
 from .prepared import PreparedStatement
+from .resources import member_display
+from .resources import member_user
 from .tables import group_members
-from .tables import groups
-from .tables import users
-
-_member_user = users.alias("member_user")
-
-
-def _display() -> Any:
-    """Return the display name of a member, with the precedence ``load_members`` gives it.
-
-    The name the client sent with the member, else the user's displayName or userName, else
-    the nested group's displayName. The group's name is a correlated subquery rather than a
-    second outer join: COALESCE stops at its first non-NULL argument on both databases, so
-    the groups table is read only for members that are no user.
-    """
-    group_name = (
-        select(groups.c.display_name)
-        .where(groups.c.id == group_members.c.member_id)
-        .scalar_subquery()
-    )
-    return func.coalesce(
-        group_members.c.display, _member_user.c.display_name, _member_user.c.user_name, group_name
-    )
 
 
 def _members_json_statement(dialect_name: str) -> PreparedStatement:
@@ -66,7 +45,7 @@ def _members_json_statement(dialect_name: str) -> PreparedStatement:
         + member_id
     )
     fields = [("value", member_id), ("$ref", ref), ("type", member_type)]
-    display = _display()
+    display = member_display()
     entry = case(
         # An empty name is no name: the entry then has no "display", as when there is none.
         (func.nullif(display, "").is_(None), json_object_text(dialect_name, fields)),
@@ -75,7 +54,7 @@ def _members_json_statement(dialect_name: str) -> PreparedStatement:
     entries = (
         select(entry.label("entry"), member_id.label("member_id"))
         .select_from(group_members)
-        .outerjoin(_member_user, _member_user.c.id == member_id)
+        .outerjoin(member_user, member_user.c.id == member_id)
         .where(group_members.c.group_pk == bindparam("group_pk", type_=Integer()))
     )
     if dialect_name == "sqlite":

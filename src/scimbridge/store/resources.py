@@ -673,25 +673,37 @@ def members_matching(conn: Connection, group_pk: int, predicate: ColumnElement[b
     return list(conn.execute(query).scalars())
 
 
-_member_user = users.alias("member_user")
+member_user = users.alias("member_user")
+"""The users table as a group's member rows join it (``member_user.c.id == member_id``)."""
 _member_group = groups.alias("member_group")
+
+
+def member_display() -> Any:
+    """Return the display name of a member row joined to :data:`member_user`.
+
+    The name the client sent with the member, else the user's displayName or userName, else
+    the nested group's displayName. The group's name is a correlated subquery rather than a
+    second outer join: COALESCE stops at its first non-NULL argument on both databases, so
+    the groups table is read only for members that are no user.
+    """
+    group_name = (
+        select(_member_group.c.display_name)
+        .where(_member_group.c.id == group_members.c.member_id)
+        .scalar_subquery()
+    )
+    return func.coalesce(
+        group_members.c.display, member_user.c.display_name, member_user.c.user_name, group_name
+    )
+
+
 _MEMBERS_OF = (
     select(
         group_members.c.group_pk,
         group_members.c.member_id,
         group_members.c.member_type,
-        func.coalesce(
-            group_members.c.display,
-            _member_user.c.display_name,
-            _member_user.c.user_name,
-            # A subquery, not a second outer join: COALESCE stops at the first name found,
-            # so the groups table is only read for members that are not users.
-            select(_member_group.c.display_name)
-            .where(_member_group.c.id == group_members.c.member_id)
-            .scalar_subquery(),
-        ).label("display"),
+        member_display().label("display"),
     )
-    .outerjoin(_member_user, _member_user.c.id == group_members.c.member_id)
+    .outerjoin(member_user, member_user.c.id == group_members.c.member_id)
     .where(group_members.c.group_pk.in_(bindparam("group_pks", expanding=True)))
     .order_by(group_members.c.group_pk, group_members.c.member_id)
 )
